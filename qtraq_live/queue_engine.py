@@ -1,0 +1,506 @@
+"""The live queue state in Redis.
+
+Every mutation is one call of ``lua/engine.lua``: it checks the transition, changes the
+hashes and sorted sets, bumps the clinic's version by one and appends the event to the
+clinic's stream, all atomically. This module holds the pure rules (statuses, transitions,
+labels, ordering, ETA, what a patient may see) and a thin async layer that calls the script.
+It imports nothing from the web layer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from . import redis_keys as keys
+from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
+
+Json = dict[str, Any]
+
+
+class TicketStatus(StrEnum):
+    WAITING = "waiting"
+    CALLED = "called"
+    SERVING = "serving"
+    DONE = "done"
+    SKIPPED = "skipped"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+S = TicketStatus
+# action -> statuses it may start from (the Lua script reads this table; one source of truth)
+TRANSITIONS: dict[str, tuple[TicketStatus, ...]] = {
+    "serve": (S.CALLED,),
+    "recall": (S.CALLED, S.SERVING),
+    "skip": (S.CALLED,),
+    "no_show": (S.CALLED, S.SKIPPED),
+    "done": (S.CALLED, S.SERVING),
+    "cancel": (S.WAITING, S.CALLED, S.SERVING, S.SKIPPED),
+    "requeue": (S.CALLED, S.SKIPPED, S.NO_SHOW),
+    "transfer": (S.WAITING, S.CALLED, S.SERVING, S.SKIPPED),
+}
+ACTIONS = tuple(TRANSITIONS)
+# The status each action leaves the ticket in (recall keeps the status it had).
+RESULT_STATUS: dict[str, TicketStatus | None] = {
+    "serve": S.SERVING,
+    "recall": None,
+    "skip": S.SKIPPED,
+    "no_show": S.NO_SHOW,
+    "done": S.DONE,
+    "cancel": S.CANCELLED,
+    "requeue": S.WAITING,
+    "transfer": S.WAITING,
+}
+ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
+NORMAL_OFFSET = 4_000_000_000_000_000
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+PREFIX = re.compile(r"^[A-Z]{1,3}$")
+COUNTER_MAX = 32
+NAME_MAX = 80
+
+
+def format_label(prefix: str, n: int) -> str:
+    """``A-012``: three digits at least, more when a busy day needs them."""
+    return f"{prefix}-{n:03d}"
+
+
+def order_score(priority: int, arrival_us: int) -> int:
+    """Urgent before normal, then arrival. The Lua script computes the same number."""
+    return arrival_us + (0 if priority else NORMAL_OFFSET)
+
+
+def eta_seconds(ahead: int, avg_s: float, counters: int) -> int:
+    """Expected wait before being called: the people ahead plus half a service in progress,
+    shared among the open counters."""
+    return int(round((ahead + 0.5) * max(avg_s, 1.0) / max(counters, 1)))
+
+
+def mask_name(name: str | None) -> str | None:
+    """``Ramesh Kumar`` → ``R. K.``: enough for a patient to recognise, not to identify."""
+    if not name:
+        return None
+    return " ".join(f"{part[0]}." for part in name.split() if part)
+
+
+def iso(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -> Json:
+    """The API's ticket from a ticket state, its rank in the waiting set and its queue state."""
+    waiting = state["status"] == S.WAITING and rank >= 0
+    ahead = rank if waiting else None
+    return {
+        "id": int(state["id"]),
+        "clinic": state["clinic"],
+        "queue": state["queue"],
+        "label": state["label"],
+        "status": state["status"],
+        "priority": int(state["priority"]),
+        "position": rank + 1 if waiting else None,
+        "ahead": ahead,
+        "eta_s": eta_seconds(rank, queue["ema_s"], queue["counters_open"]) if waiting else None,
+        "name": state.get("name"),
+        "notify": bool(state.get("notify")),
+        "lang": state.get("lang"),
+        "counter": state.get("counter"),
+        "recalls": int(state.get("recalls") or 0),
+        "created_at": iso(state.get("created_at")),
+        "called_at": iso(state.get("called_at")),
+        "served_at": iso(state.get("served_at")),
+        "done_at": iso(state.get("done_at")),
+        "appointment_id": state.get("appointment_id"),
+    }
+
+
+PUBLIC_FIELDS = ("label", "status", "position", "ahead", "eta_s", "counter")
+
+
+def public_ticket(ticket: Mapping[str, Any], queue_name: str, clinic_name: str, version: int) -> Json:
+    """What a token holder may see (``GET /t/{token}``): no name, no id, no token."""
+    out = {k: ticket.get(k) for k in PUBLIC_FIELDS}
+    out["queue"] = {"name": queue_name}
+    out["clinic"] = {"name": clinic_name}
+    out["version"] = version
+    return out
+
+
+def parse_event(raw: str) -> Json:
+    """An event from its stream JSON; Lua's cjson writes empty lists as ``{}``."""
+    ev: Json = json.loads(raw)
+    ev["tickets"] = list(ev.get("tickets") or [])
+    ev["queues"] = list(ev.get("queues") or [])
+    return ev
+
+
+def clinic_day(tz_name: str, now: float) -> str:
+    """The calendar day in the clinic's timezone: labels restart when it changes."""
+    return datetime.fromtimestamp(now, tz=ZoneInfo(tz_name)).strftime("%Y%m%d")
+
+
+def new_token() -> str:
+    """A ticket token: 192 random bits, URL-safe base64 (32 chars)."""
+    return secrets.token_urlsafe(24)
+
+
+def _load_script() -> str:
+    text = resources.files("qtraq_live").joinpath("lua/engine.lua").read_text()
+    table = {action: [str(s) for s in src] for action, src in TRANSITIONS.items()}
+    return text.replace("__TRANSITIONS__", "'" + json.dumps(table) + "'", 1)
+
+
+_ERRORS: dict[str, Callable[[str, str], QtraqError]] = {
+    "not_found": lambda field, msg: NotFound(msg),
+    "conflict": lambda field, msg: Conflict(msg, code="already_exists"),
+    "illegal_transition": lambda field, msg: Conflict(msg, code="illegal_transition"),
+    "queue_paused": lambda field, msg: Conflict(msg, code="queue_paused"),
+    "invalid_field": lambda field, msg: Invalid(field, msg),
+}
+
+
+class QueueEngine:
+    """Async access to the live queue state. The Redis client must decode responses."""
+
+    def __init__(self, redis: aioredis.Redis, *, clock: Callable[[], float] = time.time,
+                 stream_maxlen: int = 50_000) -> None:
+        self.redis = redis
+        self.clock = clock
+        self.stream_maxlen = stream_maxlen
+        self._script = redis.register_script(_load_script())
+        self._tz: dict[str, str] = {}  # queue id -> clinic timezone (definitions change rarely)
+
+    async def load_scripts(self) -> None:
+        """Load the script once at start so the first press needs no round trip more."""
+        await self._call_redis(self.redis.script_load(self._script.script))
+
+    async def _call_redis(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise Unavailable(f"live queue store unreachable: {exc.__class__.__name__}") from exc
+
+    async def _run(self, op: str, args: Mapping[str, Any]) -> Json:
+        now_ms = int(self.clock() * 1000)
+        present = {k: v for k, v in args.items() if v is not None}  # Lua sees null as userdata
+        raw = await self._call_redis(
+            self._script(args=[op, json.dumps(present), now_ms, self.stream_maxlen])
+        )
+        out: Json = json.loads(raw)
+        if "error" in out:
+            raise _ERRORS[out["error"]](out.get("field") or op, out["message"])
+        return out
+
+    # -- definitions -----------------------------------------------------------------
+
+    async def create_clinic(self, clinic_id: str, name: str, timezone: str = "Asia/Kolkata",
+                            mask_names: bool = False, lang: str = "en", actor: str | None = None) -> Json:
+        _check_slug("id", clinic_id)
+        _check_text("name", name)
+        _check_timezone(timezone)
+        out = await self._run("create_clinic", {"id": clinic_id, "name": name, "timezone": timezone,
+                                                "mask_names": bool(mask_names), "lang": lang, "actor": actor})
+        return out["clinic"]
+
+    async def update_clinic(self, clinic_id: str, actor: str | None = None, **fields: Any) -> Json:
+        allowed = {"name", "timezone", "mask_names", "lang"}
+        for k, v in fields.items():
+            if k not in allowed:
+                raise Invalid(k, "cannot be changed")
+        if "name" in fields:
+            _check_text("name", fields["name"])
+        if "timezone" in fields:
+            _check_timezone(fields["timezone"])
+        out = await self._run("update_clinic", {"id": clinic_id, "fields": fields, "actor": actor})
+        self._tz.clear()
+        return out["clinic"]
+
+    async def create_queue(self, clinic_id: str, queue_id: str, name: str, prefix: str,
+                           avg_service_s: int = 300, self_checkin: bool = False,
+                           notify_ahead: int = 3, actor: str | None = None) -> Json:
+        _check_slug("id", queue_id)
+        _check_text("name", name)
+        if not PREFIX.match(prefix):
+            raise Invalid("prefix", "must be 1 to 3 capital letters")
+        _check_int("avg_service_s", avg_service_s, 10, 4 * 3600)
+        _check_int("notify_ahead", notify_ahead, 0, 50)
+        out = await self._run("create_queue", {
+            "clinic": clinic_id, "id": queue_id, "name": name, "prefix": prefix,
+            "avg_service_s": avg_service_s, "self_checkin": bool(self_checkin),
+            "notify_ahead": notify_ahead, "actor": actor})
+        return out["queue"]
+
+    async def update_queue(self, queue_id: str, actor: str | None = None, **fields: Any) -> Json:
+        allowed = {"name", "prefix", "avg_service_s", "self_checkin", "notify_ahead"}
+        for k in fields:
+            if k not in allowed:
+                raise Invalid(k, "cannot be changed")
+        if "name" in fields:
+            _check_text("name", fields["name"])
+        if "prefix" in fields and not PREFIX.match(str(fields["prefix"])):
+            raise Invalid("prefix", "must be 1 to 3 capital letters")
+        if "avg_service_s" in fields:
+            _check_int("avg_service_s", fields["avg_service_s"], 10, 4 * 3600)
+        if "notify_ahead" in fields:
+            _check_int("notify_ahead", fields["notify_ahead"], 0, 50)
+        out = await self._run("update_queue", {"id": queue_id, "fields": fields, "actor": actor})
+        return out["queue"]
+
+    async def get_clinic(self, clinic_id: str) -> Json | None:
+        try:
+            snap = await self._run("clinic_snapshot", {"clinic": clinic_id})
+        except NotFound:
+            return None
+        clinic: Json = snap["clinic"]
+        clinic["queues"] = [_queue_def(q) for q in _list(snap["queues"])]
+        clinic["version"] = snap["v"]
+        return clinic
+
+    async def get_queue(self, queue_id: str) -> Json | None:
+        h = await self._call_redis(self.redis.hgetall(keys.queue(queue_id)))
+        if not h:
+            return None
+        return {
+            "id": h["id"], "clinic": h["clinic"], "name": h["name"], "prefix": h["prefix"],
+            "paused": h["paused"] == "1", "avg_service_s": int(h["avg_service_s"]),
+            "ema_s": int(float(h["ema_s"])), "self_checkin": h["self_checkin"] == "1",
+            "notify_ahead": int(h["notify_ahead"]),
+        }
+
+    async def clinic_ids(self) -> list[str]:
+        return sorted(await self._call_redis(self.redis.smembers(keys.CLINICS)))
+
+    # -- tickets ---------------------------------------------------------------------
+
+    async def allocate_ticket_id(self) -> int:
+        return int(await self._call_redis(self.redis.incr(keys.TICKET_SEQ)))
+
+    async def _day(self, queue_id: str) -> str:
+        tz = self._tz.get(queue_id)
+        if tz is None:
+            clinic = await self._call_redis(self.redis.hget(keys.queue(queue_id), "clinic"))
+            if clinic is None:
+                raise NotFound(f"unknown queue {queue_id}")
+            tz = await self._call_redis(self.redis.hget(keys.clinic(clinic), "timezone")) or "UTC"
+            self._tz[queue_id] = tz
+        return clinic_day(tz, self.clock())
+
+    async def issue(self, queue_id: str, *, name: str | None = None, priority: int = 0,
+                    notify: bool = False, lang: str | None = None, ticket_id: int | None = None,
+                    appointment_id: str | int | None = None, arrival_ms: int | None = None,
+                    actor: str | None = None) -> Json:
+        """A new waiting ticket. ``arrival_ms`` places it as if it had arrived then
+        (appointments checked in by slot time); otherwise it joins at the back of its priority."""
+        if name is not None:
+            _check_text("name", name)
+        if priority not in (0, 1) or isinstance(priority, bool):
+            raise Invalid("priority", "must be 0 (normal) or 1 (urgent)")
+        if lang is not None and lang not in ("en", "hi"):
+            raise Invalid("lang", "must be en or hi")
+        day = await self._day(queue_id)
+        if ticket_id is None:
+            ticket_id = await self.allocate_ticket_id()
+        token = new_token()
+        out = await self._run("issue", {
+            "queue": queue_id, "id": str(ticket_id), "name": name, "priority": priority,
+            "notify": bool(notify), "lang": lang, "day": day, "token": token,
+            "appointment_id": None if appointment_id is None else str(appointment_id),
+            "arrival_ms": arrival_ms, "actor": actor})
+        ticket = _ticket(out)
+        ticket["token"] = token
+        return ticket
+
+    async def next(self, queue_id: str, counter: str = "1", *, idempotency_key: str | None = None,
+                   actor: str | None = None) -> Json | None:
+        """Finish what this counter was serving and call the next patient, atomically."""
+        _check_counter(counter)
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
+            raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
+        out = await self._run("next", {"queue": queue_id, "counter": counter,
+                                       "idempotency_key": idempotency_key, "actor": actor})
+        return _ticket(out) if out.get("ticket") else None
+
+    async def _act(self, op: str, ticket_id: int | str, actor: str | None) -> Json:
+        return _ticket(await self._run(op, {"ticket": str(_ticket_id(ticket_id)), "actor": actor}))
+
+    async def recall(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("recall", ticket_id, actor)
+
+    async def serve(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("serve", ticket_id, actor)
+
+    async def skip(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("skip", ticket_id, actor)
+
+    async def no_show(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("no_show", ticket_id, actor)
+
+    async def done(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("done", ticket_id, actor)
+
+    async def cancel(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("cancel", ticket_id, actor)
+
+    async def requeue(self, ticket_id: int | str, actor: str | None = None) -> Json:
+        return await self._act("requeue", ticket_id, actor)
+
+    async def act(self, action: str, ticket_id: int | str, actor: str | None = None) -> Json:
+        """Any single-ticket action by name (``recall``, ``no_show``…)."""
+        if action not in TRANSITIONS or action == "transfer":
+            raise Invalid("action", f"unknown action {action}")
+        return await self._act(action, ticket_id, actor)
+
+    async def transfer(self, ticket_id: int | str, to_queue_id: str, actor: str | None = None) -> Json:
+        if not isinstance(to_queue_id, str) or not SLUG.match(to_queue_id):
+            raise Invalid("queue", "must be a queue id")
+        return _ticket(await self._run("transfer", {"ticket": str(_ticket_id(ticket_id)),
+                                                    "to_queue": to_queue_id, "actor": actor}))
+
+    async def cancel_by_token(self, token: str) -> Json:
+        found = await self._run("ticket", {"token": _check_token(token)})
+        return await self._act("cancel", found["ticket"]["id"], "patient")
+
+    async def pause(self, queue_id: str, actor: str | None = None) -> Json:
+        return (await self._run("pause", {"queue": queue_id, "actor": actor}))["queue"]
+
+    async def resume(self, queue_id: str, actor: str | None = None) -> Json:
+        return (await self._run("resume", {"queue": queue_id, "actor": actor}))["queue"]
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def ticket(self, ticket_id: int | str) -> Json | None:
+        try:
+            out = await self._run("ticket", {"ticket": str(_ticket_id(ticket_id))})
+        except NotFound:
+            return None
+        return _ticket(out)
+
+    async def ticket_token(self, ticket_id: int | str) -> str | None:
+        """The tracking token of a ticket, for staff reprinting it."""
+        return await self._call_redis(self.redis.hget(keys.ticket(_ticket_id(ticket_id)), "token"))
+
+    async def ticket_by_token(self, token: str) -> Json | None:
+        """The ticket a token opens, with ``version``, ``queue_name`` and ``clinic_name`` added."""
+        try:
+            out = await self._run("ticket", {"token": _check_token(token)})
+        except (NotFound, Invalid):
+            return None
+        ticket = _ticket(out)
+        ticket["version"] = out["v"]
+        ticket["queue_name"] = out["queue"]["name"]
+        ticket["clinic_name"] = await self._call_redis(self.redis.hget(keys.clinic(ticket["clinic"]), "name"))
+        return ticket
+
+    async def queue_snapshot(self, queue_id: str) -> Json:
+        out = await self._run("queue_snapshot", {"queue": queue_id})
+        q = out["queue"]
+        return {"version": out["v"], "paused": q["paused"], **_queue_tickets(q)}
+
+    async def clinic_snapshot(self, clinic_id: str) -> Json:
+        out = await self._run("clinic_snapshot", {"clinic": clinic_id})
+        queues = [{**_queue_def(q), **_queue_tickets(q)} for q in _list(out["queues"])]
+        return {"version": out["v"], "clinic": out["clinic"], "queues": queues, "recent": _list(out["recent"])}
+
+    async def version(self, clinic_id: str) -> int:
+        return int(await self._call_redis(self.redis.get(keys.version(clinic_id))) or 0)
+
+    async def events_since(self, clinic_id: str, since: int, limit: int | None = None) -> list[Json] | None:
+        """Events after version ``since`` in order, or None when the stream no longer holds
+        them all (trimmed, or ``since`` is not a version this clinic has had)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.version(clinic_id))
+            pipe.xrange(keys.events(clinic_id), min=f"{since + 1}-0", max="+", count=limit)
+            current, entries = await self._call_redis(pipe.execute())
+        current = int(current or 0)
+        if since > current or since < 0:
+            return None
+        if since == current:
+            return []
+        if not entries or entries[0][0] != f"{since + 1}-0":
+            return None
+        return [parse_event(fields["e"]) for _, fields in entries]
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value or [])
+
+
+def _queue_def(q: Mapping[str, Any]) -> Json:
+    return {k: q[k] for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
+                              "counters_open", "self_checkin", "notify_ahead")}
+
+
+def _queue_tickets(q: Mapping[str, Any]) -> Json:
+    waiting = [ticket_view(t, rank, q) for rank, t in enumerate(_list(q["waiting"]))]
+    serving = sorted(_list(q["now_serving"]), key=lambda t: t["called_at"])
+    return {"now_serving": [ticket_view(t, -1, q) for t in serving], "waiting": waiting}
+
+
+def _ticket(out: Mapping[str, Any]) -> Json:
+    return ticket_view(out["ticket"], out.get("rank", -1), out["queue"])
+
+
+def _ticket_id(value: int | str) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise NotFound(f"unknown ticket {value!r}") from None
+    if isinstance(value, bool) or n <= 0 or n > 2**53:
+        raise NotFound(f"unknown ticket {value!r}")
+    return n
+
+
+def _check_token(token: str) -> str:
+    if not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9_-]{22,128}", token):
+        raise Invalid("token", "not a ticket token")
+    return token
+
+
+def _check_slug(field: str, value: Any) -> None:
+    if not isinstance(value, str) or not SLUG.match(value):
+        raise Invalid(field, "must be 1-40 lowercase letters, digits or '-', starting with a letter or digit")
+
+
+def _check_text(field: str, value: Any, max_len: int = NAME_MAX) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise Invalid(field, f"must be 1 to {max_len} characters")
+    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise Invalid(field, "must not contain control characters")
+
+
+def _check_int(field: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise Invalid(field, f"must be an integer from {lo} to {hi}")
+
+
+def _check_counter(counter: Any) -> None:
+    _check_text("counter", counter, COUNTER_MAX)
+
+
+def _check_timezone(tz: Any) -> None:
+    try:
+        if not isinstance(tz, str) or not tz:
+            raise ValueError
+        ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise Invalid("timezone", "must be an IANA timezone such as Asia/Kolkata") from None
+
+
+__all__ = [
+    "ACTIONS", "ACTIVE", "QueueEngine", "TicketStatus", "TRANSITIONS", "RESULT_STATUS",
+    "clinic_day", "eta_seconds", "format_label", "mask_name", "order_score",
+    "parse_event", "public_ticket", "ticket_view",
+]

@@ -1,0 +1,126 @@
+"""Every Redis key qtraq-live uses, named in one place.
+
+Live queue state (written only by the engine's Lua script):
+
+    qt:clinics                 set     clinic ids
+    qt:c:{c}                   hash    clinic definition (id, name, timezone, mask_names, lang)
+    qt:c:{c}:v                 string  the clinic's version (one sequence for all its queues)
+    qt:c:{c}:events            stream  one entry per version, entry id "{version}-0", field "e" = event JSON
+    qt:c:{c}:queues            zset    queue ids of the clinic, scored by creation order
+    qt:c:{c}:recent            list    last calls, newest first, JSON {label, counter, queue, at}
+    qt:c:{c}:arrival           string  last arrival stamp (µs), keeps arrival strictly increasing
+    qt:q:{q}                   hash    queue definition + live fields (paused, ema_s)
+    qt:q:{q}:waiting           zset    waiting ticket ids scored by (priority, arrival)
+    qt:q:{q}:counters          hash    counter -> ticket id now called/serving there
+    qt:q:{q}:seen              hash    counter -> last time (ms) it pressed "next" (open counters)
+    qt:q:{q}:labels:{day}      string  label sequence of that day (clinic timezone), expires
+    qt:t:{id}                  hash    ticket state (no contact details: those live in SQLite)
+    qt:tok:{token}             string  ticket token -> ticket id
+    qt:seq:ticket              string  global ticket id sequence (ids never repeat)
+    qt:idem:{q}:{key}          string  result of a "next" press with that Idempotency-Key (EX 600)
+
+Access (written by the primary, read by every hub):
+
+    qt:dk:{sha256}             string  display key hash -> clinic id
+    qt:dkeys:{c}               set     display key hashes of a clinic (for revocation)
+    qt:apitok:{sha256}         string  API token hash -> staff user id
+    qt:user:{id}               hash    staff user (username, role, queues JSON, disabled)
+    qt:sess:{sha256}           hash    login session (kind staff|account, uid, csrf, ip, ua, created)
+    qt:rl:{scope}:{who}        string  rate-limit counters
+
+Other layers add their own prefixes here (notices use ``qt:notice:``, RQ its own ``rq:``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIX = "qt:"
+
+CLINICS = "qt:clinics"
+TICKET_SEQ = "qt:seq:ticket"
+
+
+def clinic(c: str) -> str:
+    return f"qt:c:{c}"
+
+
+def version(c: str) -> str:
+    return f"qt:c:{c}:v"
+
+
+def events(c: str) -> str:
+    return f"qt:c:{c}:events"
+
+
+def clinic_queues(c: str) -> str:
+    return f"qt:c:{c}:queues"
+
+
+def recent(c: str) -> str:
+    return f"qt:c:{c}:recent"
+
+
+def arrival(c: str) -> str:
+    return f"qt:c:{c}:arrival"
+
+
+def queue(q: str) -> str:
+    return f"qt:q:{q}"
+
+
+def waiting(q: str) -> str:
+    return f"qt:q:{q}:waiting"
+
+
+def counters(q: str) -> str:
+    return f"qt:q:{q}:counters"
+
+
+def counters_seen(q: str) -> str:
+    return f"qt:q:{q}:seen"
+
+
+def labels(q: str, day: str) -> str:
+    return f"qt:q:{q}:labels:{day}"
+
+
+def ticket(ticket_id: int | str) -> str:
+    return f"qt:t:{ticket_id}"
+
+
+def token(tok: str) -> str:
+    return f"qt:tok:{tok}"
+
+
+def idempotency(q: str, key: str) -> str:
+    return f"qt:idem:{q}:{key}"
+
+
+def secret_hash(secret: str) -> str:
+    """Hash a display key, API token or session id for storage: only verification is needed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def display_key(secret: str) -> str:
+    return f"qt:dk:{secret_hash(secret)}"
+
+
+def display_keys_of(c: str) -> str:
+    return f"qt:dkeys:{c}"
+
+
+def api_token(secret: str) -> str:
+    return f"qt:apitok:{secret_hash(secret)}"
+
+
+def user(user_id: int | str) -> str:
+    return f"qt:user:{user_id}"
+
+
+def session(sid: str) -> str:
+    return f"qt:sess:{secret_hash(sid)}"
+
+
+def rate_limit(scope: str, who: str) -> str:
+    return f"qt:rl:{scope}:{who}"

