@@ -19,6 +19,7 @@ from .api import health as api_health
 from .api import tickets as api_tickets
 from .config import Settings
 from .hub import Hub
+from .hub import routes as hub_routes
 from .queue_engine import QueueEngine
 from .store import Store
 from .web import errors as web_errors
@@ -57,7 +58,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
     routes: list[BaseRoute] = [
         *api_health.routes,
         Mount("/api/v1", routes=API_ROUTES),
-        *Hub.routes(),
+        *hub_routes,
     ]
     return Starlette(
         routes=routes,
