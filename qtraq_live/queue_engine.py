@@ -410,9 +410,19 @@ class QueueEngine:
         return {"version": out["v"], "paused": q["paused"], **_queue_tickets(q)}
 
     async def clinic_snapshot(self, clinic_id: str) -> Json:
+        out = await self.clinic_state(clinic_id)
+        queues = [{**_queue_def(q), **_queue_tickets(q)} for q in out["queues"]]
+        return {"version": out["v"], "clinic": out["clinic"], "queues": queues, "recent": out["recent"]}
+
+    async def clinic_state(self, clinic_id: str) -> Json:
+        """The raw snapshot (event-format ``TicketState``s with ``score``) a hub mirror starts
+        from: ``{"v", "clinic": ClinicState, "queues": [QueueState + waiting + now_serving],
+        "recent"}``."""
         out = await self._run("clinic_snapshot", {"clinic": clinic_id})
-        queues = [{**_queue_def(q), **_queue_tickets(q)} for q in _list(out["queues"])]
-        return {"version": out["v"], "clinic": out["clinic"], "queues": queues, "recent": _list(out["recent"])}
+        for q in _list(out["queues"]):
+            q["waiting"], q["now_serving"] = _list(q["waiting"]), _list(q["now_serving"])
+        out["queues"], out["recent"] = _list(out["queues"]), _list(out["recent"])
+        return out
 
     async def version(self, clinic_id: str) -> int:
         return int(await self._call_redis(self.redis.get(keys.version(clinic_id))) or 0)

@@ -28,7 +28,14 @@ Access (written by the primary, read by every hub):
     qt:sess:{sha256}           hash    login session (kind staff|account, uid, csrf, ip, ua, created)
     qt:rl:{scope}:{who}        string  rate-limit counters
 
-Other layers add their own prefixes here (notices use ``qt:notice:``, RQ its own ``rq:``).
+Notices (the notifier and RQ workers; RQ keeps its own ``rq:`` keys):
+
+    qt:notice:{key}            hash    one notice: state, attempts, payload until sent (see workers/ledger.py)
+    qt:notice:log              stream  delivery outcomes, copied into SQLite by the primary
+    qt:notify:optout           set     consent subjects ("account:7", "ticket:12") that want no notices
+    qt:notify:ch:{c}           hash    a clinic's channel URLs (email/sms/whatsapp) overriding the config
+
+Other layers add their own prefixes here.
 """
 
 from __future__ import annotations
@@ -106,12 +113,22 @@ def display_key(secret: str) -> str:
     return f"qt:dk:{secret_hash(secret)}"
 
 
+def display_key_by_hash(digest: str) -> str:
+    """The display key's mirror key from its stored hash (revocation, rebuild)."""
+    return f"qt:dk:{digest}"
+
+
 def display_keys_of(c: str) -> str:
     return f"qt:dkeys:{c}"
 
 
 def api_token(secret: str) -> str:
     return f"qt:apitok:{secret_hash(secret)}"
+
+
+def api_token_by_hash(digest: str) -> str:
+    """The API token's mirror key from its stored hash (rebuild)."""
+    return f"qt:apitok:{digest}"
 
 
 def user(user_id: int | str) -> str:
@@ -124,3 +141,15 @@ def session(sid: str) -> str:
 
 def rate_limit(scope: str, who: str) -> str:
     return f"qt:rl:{scope}:{who}"
+
+
+NOTICE_LOG = "qt:notice:log"
+NOTIFY_OPTOUT = "qt:notify:optout"
+
+
+def notice(key: str) -> str:
+    return f"qt:notice:{key}"
+
+
+def notify_channels(c: str) -> str:
+    return f"qt:notify:ch:{c}"
