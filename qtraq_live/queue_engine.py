@@ -311,11 +311,9 @@ class QueueEngine:
         if lang is not None and lang not in ("en", "hi"):
             raise Invalid("lang", "must be en or hi")
         day = await self._day(queue_id)
-        if ticket_id is None:
-            ticket_id = await self.allocate_ticket_id()
         token = new_token()
         out = await self._run("issue", {
-            "queue": queue_id, "id": str(ticket_id), "name": name, "priority": priority,
+            "queue": queue_id, "id": None if ticket_id is None else str(ticket_id), "name": name, "priority": priority,
             "notify": bool(notify), "lang": lang, "day": day, "token": token,
             "appointment_id": None if appointment_id is None else str(appointment_id),
             "arrival_ms": arrival_ms, "actor": actor})

@@ -222,8 +222,12 @@ function ops.resume() return set_paused(false, 'resumed') end
 function ops.issue()
   local q = hgetall(K.queue(A.queue))
   if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
-  local id = tostring(A.id)
-  if redis.call('EXISTS', K.ticket(id)) == 1 then return fail('conflict', 'ticket ' .. id .. ' exists', 'id') end
+  local id = A.id
+  if id then
+    if redis.call('EXISTS', K.ticket(id)) == 1 then return fail('conflict', 'ticket ' .. id .. ' exists', 'id') end
+  else
+    id = tostring(redis.call('INCR', 'qt:seq:ticket'))
+  end
   local n = redis.call('INCR', K.labels(A.queue, A.day))
   redis.call('EXPIRE', K.labels(A.queue, A.day), 3 * 86400)
   local label = q.prefix .. '-' .. string.format('%03d', n)

@@ -1,0 +1,218 @@
+"""Engine and HTTP "next" throughput on one machine.
+
+    python benchmarks/engine.py [--ops 20000] [--http-seconds 10] [--clients 50] [--skip-http]
+
+Part 1 (engine): a redis-server pinned to core 0, this process on core 1; prints ops/s of
+``issue`` and ``next`` through the Lua script, awaited one by one, with 50 in flight, and
+pipelined (EVALSHA batches of 100).
+Part 2 (HTTP): ``qtraq-live serve`` pinned to core 0 (it starts the embedded Redis there too),
+50 keep-alive clients on core 1 pressing ``POST /api/v1/queues/{q}/next`` with a bearer token;
+prints requests/s and p50/p99/max latency. Targets on the 2-core machine: engine >= 5,000 ops/s;
+HTTP next >= 1,500 req/s with p99 <= 20 ms at 50 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
+from qtraq_live.queue_engine import QueueEngine  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pin(pid: int, core: int) -> None:
+    """Keep the server and the load generator on separate cores when taskset exists."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(pid)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def row(name: str, n: int, seconds: float, lat_ms: list[float] | None = None) -> None:
+    line = f"{name:<34} {n:>8} ops {n / seconds:>10,.0f} ops/s"
+    if lat_ms:
+        line += f"   p50 {pct(lat_ms, .5):6.2f} ms  p99 {pct(lat_ms, .99):6.2f} ms  max {max(lat_ms):7.2f} ms"
+    print(line, flush=True)
+
+
+async def engine_part(ops: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis")
+        server.start()
+        assert server.process is not None
+        pin(server.process.pid, 0)
+        pin(os.getpid(), 1)
+        r = aioredis.from_url(server.url, decode_responses=True, max_connections=64)
+        eng = QueueEngine(r)
+        await eng.load_scripts()
+        await eng.create_clinic("bench", "Bench")
+        for q in range(10):
+            await eng.create_queue("bench", f"q{q}", f"Q{q}", "A")
+        print(f"engine: redis {(await r.info('server'))['redis_version']}, {ops} ops per row", flush=True)
+
+        t0 = time.perf_counter()
+        lat: list[float] = []
+        for i in range(ops):
+            s = time.perf_counter()
+            await eng.issue(f"q{i % 10}")
+            lat.append((time.perf_counter() - s) * 1000)
+        row("issue, awaited one by one", ops, time.perf_counter() - t0, lat)
+
+        t0 = time.perf_counter()
+        lat = []
+        for i in range(ops):
+            s = time.perf_counter()
+            await eng.next(f"q{i % 10}", "1")
+            lat.append((time.perf_counter() - s) * 1000)
+        row("next, awaited one by one", ops, time.perf_counter() - t0, lat)
+
+        async def worker(op: str, n: int, offset: int) -> None:
+            for i in range(n):
+                if op == "issue":
+                    await eng.issue(f"q{(i + offset) % 10}")
+                else:
+                    await eng.next(f"q{(i + offset) % 10}", str(offset))
+
+        for op in ("issue", "next"):
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(op, ops // 50, w) for w in range(50)))
+            row(f"{op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
+
+        # Pipelined: the script itself, EVALSHA in batches of 100 (what a bulk import would do).
+        day = time.strftime("%Y%m%d")
+        t0 = time.perf_counter()
+        base = await r.incrby("qt:seq:ticket", ops)
+        for start in range(0, ops, 100):
+            async with r.pipeline(transaction=False) as pipe:
+                for i in range(start, min(ops, start + 100)):
+                    args = {"queue": f"q{i % 10}", "id": str(base - ops + 1 + i), "priority": 0,
+                            "day": day, "token": f"benchtoken{i:022d}"}
+                    pipe.evalsha(eng._script.sha, 0, "issue", json.dumps(args), int(time.time() * 1000), 50000)
+                await pipe.execute()
+        row("issue, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
+        await r.aclose()
+        server.stop()
+
+
+REQUEST = (
+    "POST /api/v1/queues/{queue}/next HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+    "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}"
+)
+
+
+async def http_client(port: int, token: str, queue: str, counter: str, stop_at: float,
+                      lat: list[float], errors: list[int]) -> None:
+    """A minimal keep-alive HTTP/1.1 client: the load generator must not be the bottleneck."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps({"counter": counter})
+    req = REQUEST.format(queue=queue, token=token, length=len(body), body=body).encode()
+    while time.perf_counter() < stop_at:
+        s = time.perf_counter()
+        writer.write(req)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        lat.append((time.perf_counter() - s) * 1000)
+        if status != 200:
+            errors.append(status)
+    writer.close()
+
+
+def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "QTRAQ_DATA_DIR": data_dir}
+    out = subprocess.run([sys.executable, "-m", "qtraq_live.cli", *args], env=env, input=stdin,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+async def http_part(seconds: float, clients: int) -> None:
+    import httpx
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        cli(data_dir, "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password-123\n")
+        token = cli(data_dir, "token", "create", "bench")
+        env = {**os.environ, "QTRAQ_DATA_DIR": data_dir, "QTRAQ_PORT": "0"}
+        server = subprocess.Popen([sys.executable, "-m", "qtraq_live.cli", "serve", "--port", "0"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            serve_json = Path(data_dir) / "serve.json"
+            deadline = time.monotonic() + 60
+            while not serve_json.exists():
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("qtraq-live serve did not start")
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            port = json.loads(serve_json.read_text())["port"]
+            for child in [server.pid, *map(int, subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True,
+                                                                   text=True).stdout.split())]:
+                pin(child, 0)
+            pin(os.getpid(), 1)
+            base = f"http://127.0.0.1:{port}/api/v1"
+            h = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(headers=h, timeout=30) as c:
+                (await c.post(f"{base}/clinics", json={"id": "bench", "name": "Bench"})).raise_for_status()
+                for q in range(clients):
+                    (await c.post(f"{base}/clinics/bench/queues",
+                                  json={"id": f"q{q}", "name": f"Q{q}", "prefix": "A"})).raise_for_status()
+            # Enough waiting patients that every press calls someone: issue them through the engine.
+            r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
+            eng = QueueEngine(r)
+            per_queue = int(seconds * 4000 / clients) + 50
+            await asyncio.gather(*(eng.issue(f"q{q}") for q in range(clients) for _ in range(per_queue)))
+            await r.aclose()
+            lat: list[float] = []
+            errors: list[int] = []
+            warm = time.perf_counter() + 1
+            await asyncio.gather(*(http_client(port, token, f"q{q}", "1", warm, [], errors) for q in range(clients)))
+            t0 = time.perf_counter()
+            await asyncio.gather(*(http_client(port, token, f"q{q}", "1", t0 + seconds, lat, errors)
+                                   for q in range(clients)))
+            elapsed = time.perf_counter() - t0
+            print(f"http: qtraq-live serve (1 process, embedded Redis) on core 0, {clients} keep-alive clients on core 1",
+                  flush=True)
+            row(f"POST /queues/q/next x{clients} clients", len(lat), elapsed, lat)
+            print(f"non-200 answers: {len(errors)}   (mean {statistics.mean(lat):.2f} ms)", flush=True)
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait(30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ops", type=int, default=20000)
+    ap.add_argument("--http-seconds", type=float, default=10)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--skip-engine", action="store_true")
+    a = ap.parse_args()
+    if not a.skip_engine:
+        asyncio.run(engine_part(a.ops))
+    if not a.skip_http:
+        asyncio.run(http_part(a.http_seconds, a.clients))
+
+
+if __name__ == "__main__":
+    main()
