@@ -81,10 +81,11 @@ def order_score(priority: int, arrival_us: int) -> int:
     return arrival_us + (0 if priority else NORMAL_OFFSET)
 
 
-def eta_seconds(ahead: int, avg_s: float, counters: int) -> int:
+def eta_seconds(ahead: int, avg_s: float, counters: int, pause_left_s: float = 0) -> int:
     """Expected wait before being called: the people ahead plus half a service in progress,
-    shared among the open counters."""
-    return int(round((ahead + 0.5) * max(avg_s, 1.0) / max(counters, 1)))
+    shared among the open counters, plus what is left of a pause in progress.
+    ``benchmarks/eta.py`` measures it against the naive constant."""
+    return int(round((ahead + 0.5) * max(avg_s, 1.0) / max(counters, 1) + pause_left_s))
 
 
 def mask_name(name: str | None) -> str | None:
@@ -113,7 +114,8 @@ def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -
         "priority": int(state["priority"]),
         "position": rank + 1 if waiting else None,
         "ahead": ahead,
-        "eta_s": eta_seconds(rank, queue["ema_s"], queue["counters_open"]) if waiting else None,
+        "eta_s": eta_seconds(rank, queue["ema_s"], queue["counters_open"], queue.get("pause_left_s", 0))
+        if waiting else None,
         "name": state.get("name"),
         "notify": bool(state.get("notify")),
         "lang": state.get("lang"),

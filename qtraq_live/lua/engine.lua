@@ -8,7 +8,8 @@
 
 local TRANSITIONS = cjson.decode(__TRANSITIONS__)
 local EMA_ALPHA = 0.3
-local COUNTER_OPEN_MS = 30 * 60 * 1000
+local COUNTER_OPEN_MS = 5 * 60 * 1000
+local DEFAULT_PAUSE_S = 600
 local NORMAL_OFFSET = 4000000000000000  -- urgent (priority 1) tickets sort before all normal ones
 
 local op = ARGV[1]
@@ -48,14 +49,30 @@ local function num(s) return tonumber(s) or 0 end
 local function flag(s) return s == '1' end
 local function str_or_null(s) if s == nil or s == '' then return cjson.null end return s end
 
-local function counters_open(q)
-  local flat = redis.call('HGETALL', K.seen(q))
+-- Counters serving this queue now: those holding a patient, and those that pressed "next"
+-- within two average services (a doctor who left stops counting soon after).
+local function counters_open(q, ema_s)
+  local busy = {}
   local n = 0
-  for i = 2, #flat, 2 do
-    if NOW - num(flat[i]) <= COUNTER_OPEN_MS then n = n + 1 end
+  local held = redis.call('HGETALL', K.counters(q))
+  for i = 1, #held, 2 do busy[held[i]] = true; n = n + 1 end
+  local window = math.max(2 * ema_s * 1000, COUNTER_OPEN_MS)
+  local flat = redis.call('HGETALL', K.seen(q))
+  for i = 1, #flat, 2 do
+    if not busy[flat[i]] and NOW - num(flat[i + 1]) <= window then n = n + 1 end
   end
   if n < 1 then n = 1 end
   return n
+end
+
+-- While paused, the wait grows by what is left of a typical pause (moving average of past ones).
+local function pause_left_s(h)
+  if not flag(h.paused) then return 0 end
+  local typical = num(h.pause_ema_s)
+  if typical == 0 then typical = DEFAULT_PAUSE_S end
+  local left = typical - (NOW - num(h.paused_at)) / 1000
+  if left < 0 then return 0 end
+  return math.floor(left + 0.5)
 end
 
 local function queue_state(q)
@@ -63,7 +80,8 @@ local function queue_state(q)
   return {
     id = h.id, clinic = h.clinic, name = h.name, prefix = h.prefix,
     paused = flag(h.paused), avg_service_s = num(h.avg_service_s), ema_s = num(h.ema_s),
-    counters_open = counters_open(q), self_checkin = flag(h.self_checkin),
+    pause_left_s = pause_left_s(h),
+    counters_open = counters_open(q, num(h.ema_s)), self_checkin = flag(h.self_checkin),
     notify_ahead = num(h.notify_ahead),
   }
 end
@@ -211,7 +229,14 @@ local function set_paused(paused, etype)
   if flag(q.paused) == paused then
     return cjson.encode({ok = true, v = num(redis.call('GET', K.version(q.clinic))), queue = queue_state(A.queue)})
   end
-  redis.call('HSET', K.queue(A.queue), 'paused', paused and '1' or '0')
+  if paused then
+    redis.call('HSET', K.queue(A.queue), 'paused', '1', 'paused_at', NOW)
+  else
+    local took = (NOW - num(q.paused_at)) / 1000
+    local typical = num(q.pause_ema_s)
+    if typical == 0 then typical = took else typical = EMA_ALPHA * took + (1 - EMA_ALPHA) * typical end
+    redis.call('HSET', K.queue(A.queue), 'paused', '0', 'pause_ema_s', math.floor(typical + 0.5))
+  end
   local v = emit(q.clinic, etype, A.queue, {}, {queue_state(A.queue)})
   return cjson.encode({ok = true, v = v, queue = queue_state(A.queue)})
 end
