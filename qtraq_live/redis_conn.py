@@ -1,16 +1,26 @@
 """Redis clients from settings: the embedded server's unix socket, or ``QTRAQ_REDIS_URL``.
 
+``QTRAQ_REDIS_URL`` takes ``redis://``, ``rediss://`` and ``unix://`` URLs, and a Sentinel set
+as ``redis+sentinel://[:password@]host:26379[,host2:26379]/mymaster[/db]``: clients then ask
+the sentinels for the current master on every reconnect, so a failover needs no restart.
 The connection is always passed in explicitly (never a hidden global), as RQ does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.sentinel import Sentinel
 
 from .config import Settings
+from .errors import ConfigError
+
+SENTINEL_SCHEME = "redis+sentinel"
 
 
 def embedded_socket_path(data_dir: Path) -> Path:
@@ -24,9 +34,53 @@ def redis_url(settings: Settings) -> str:
     return f"unix://{embedded_socket_path(settings.data_dir).resolve()}"
 
 
+@dataclass(frozen=True)
+class SentinelTarget:
+    hosts: list[tuple[str, int]]
+    master: str
+    db: int
+    password: str | None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """``redis+sentinel://[:pw@]h1:26379,h2:26379/master[/db]`` → its parts (ConfigError if bad)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    password = None
+    if "@" in netloc:
+        creds, netloc = netloc.rsplit("@", 1)
+        password = unquote(creds.split(":", 1)[-1]) or None
+    hosts = []
+    for item in netloc.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError("redis_url", f"sentinel address {item!r} must be host:port")
+        hosts.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ConfigError("redis_url", "sentinel URL must end with /MASTER_NAME or /MASTER_NAME/DB")
+    return SentinelTarget(hosts, path[0], int(path[1]) if len(path) == 2 else 0, password)
+
+
+def _is_sentinel(url: str) -> bool:
+    return url.startswith(f"{SENTINEL_SCHEME}://")
+
+
 def async_client(settings: Settings, *, decode: bool = True) -> aioredis.Redis:
-    return aioredis.from_url(redis_url(settings), decode_responses=decode, health_check_interval=30)
+    url = redis_url(settings)
+    if _is_sentinel(url):
+        t = parse_sentinel_url(url)
+        sentinel = AsyncSentinel(t.hosts, socket_timeout=5, sentinel_kwargs={"password": t.password})
+        return sentinel.master_for(t.master, db=t.db, password=t.password, decode_responses=decode,
+                                   health_check_interval=30)
+    return aioredis.from_url(url, decode_responses=decode, health_check_interval=30)
 
 
 def sync_client(settings: Settings, *, decode: bool = True) -> redis.Redis:
-    return redis.from_url(redis_url(settings), decode_responses=decode, health_check_interval=30)
+    url = redis_url(settings)
+    if _is_sentinel(url):
+        t = parse_sentinel_url(url)
+        sentinel = Sentinel(t.hosts, socket_timeout=5, sentinel_kwargs={"password": t.password})
+        return sentinel.master_for(t.master, db=t.db, password=t.password, decode_responses=decode,
+                                   health_check_interval=30)
+    return redis.from_url(url, decode_responses=decode, health_check_interval=30)
