@@ -1,0 +1,440 @@
+"""Clinic event streams → the SQLite record (consumer group ``persist``).
+
+Each batch read from the streams is applied in one SQLite transaction and acknowledged
+(XACK) only after the commit, so a crash at any point loses nothing: un-acknowledged entries
+stay pending and are claimed and replayed at the next start. Applying is idempotent (events
+are keyed by ``(clinic, version)``, rows keep the state of the newest version), so a replay
+is harmless. A bad event is logged by its id, left pending and skipped; a Redis or disk
+outage is logged once and retried with backoff.
+
+A few things the live state holds are in no event and are read from Redis with the batch:
+the ticket token (``qt:t:{id}`` field ``token``), the clinic's arrival stamp and, for each
+queue the batch touched, when each of its counters last pressed "next" and the queue hash
+fields no event carries (pause timing). They are read after the events, so they may be a
+little newer than the last persisted event, never older. After the commit, tickets in a final
+state get a TTL of :data:`FINAL_TTL_MS` on their Redis keys (the record keeps them); rebuild
+restores the same window with the same deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from . import redis_keys as keys
+from .errors import Unavailable
+from .queue_engine import parse_event
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+GROUP = "persist"
+FINAL = frozenset({"done", "no_show", "cancelled"})
+FINAL_TTL_MS = 2 * 86_400_000  # final tickets stay live this long after their last change
+TICKET_FIELDS = ("id", "clinic", "queue", "label", "status", "prev_status", "priority", "score",
+                 "name", "notify", "lang", "counter", "recalls", "created_at", "called_at",
+                 "served_at", "done_at", "day", "appointment_id")
+QUEUE_COLUMNS = frozenset({"id", "clinic", "name", "prefix", "avg_service_s", "ema_s", "paused",
+                           "self_checkin", "notify_ahead", "created_at"})
+TIMES = frozenset({"created_at", "called_at", "served_at", "done_at"})
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+Json = dict[str, Any]
+
+
+Rows = dict[str, list[tuple[Any, ...]]]  # table -> rows one event writes
+
+
+@dataclass
+class Entry:
+    clinic: str
+    entry_id: str
+    event: Json | None = None  # None: trimmed away or unreadable
+    rows: Rows | None = None
+    trimmed: bool = False
+
+
+@dataclass
+class Live:
+    """What a batch needs from Redis besides the events."""
+
+    tokens: dict[int, str] = field(default_factory=dict)
+    arrival: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, dict[str, str]] = field(default_factory=dict)
+    queue_extra: dict[str, dict[str, str]] = field(default_factory=dict)  # hash fields events lack
+
+
+@dataclass
+class TtlPlan:
+    """Redis keys of final tickets to expire (deadline in epoch ms), and of revived ones to keep."""
+
+    expire: list[tuple[str, int]] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+
+
+class Persister:
+    """One consumer of group ``persist`` on every clinic stream; one per primary."""
+
+    def __init__(self, redis: aioredis.Redis, store: Store, consumer: str | None = None, *,
+                 batch: int = 500, block_ms: int = 1000) -> None:
+        self.redis = redis
+        self.store = store
+        self.consumer = consumer or f"persister-{os.getpid()}"
+        self.batch = batch
+        self.block_ms = block_ms
+        self._groups: set[str] = set()       # clinics whose group this process has checked
+        self._pending: dict[str, str] = {}   # clinic -> cursor in our pending entries still to replay
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Persist until ``stop`` is set. Outages are logged once and retried with backoff."""
+        backoff, down = 0.5, False
+        while not stop.is_set():
+            try:
+                await self._refresh()
+                await self._step(self.block_ms)
+            except redis.exceptions.ResponseError as exc:
+                if self._forget(exc):
+                    continue
+                down = await self._pause(stop, exc, down, backoff)
+            except (*REDIS_DOWN, Unavailable) as exc:
+                down = await self._pause(stop, exc, down, backoff)
+            except Exception as exc:  # a bug must not stop the record: log it, retry later
+                log.error("persister step failed", exc_info=True)
+                down = await self._pause(stop, exc, down, backoff)
+            else:
+                if down:
+                    log.info("persister resumed")
+                backoff, down = 0.5, False
+                continue
+            backoff = min(backoff * 2, 10.0)
+
+    async def _pause(self, stop: asyncio.Event, exc: BaseException, down: bool, backoff: float) -> bool:
+        if not down:
+            log.warning("persister paused: %s; retrying", _describe(exc))
+        self._replay_pending()
+        await _wait(stop, backoff)
+        return True
+
+    async def drain(self) -> int:
+        """Persist everything the streams hold now (pending entries included); the count."""
+        total = 0
+        while True:
+            await self._refresh()
+            try:
+                read, acked = await self._step(None)
+            except redis.exceptions.ResponseError as exc:
+                if self._forget(exc):
+                    continue
+                raise
+            total += acked
+            if not read and not self._pending:
+                return total
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _refresh(self) -> None:
+        """Pick up new clinics: make their group, take over what a dead persister left."""
+        for clinic in sorted(await self.redis.smembers(keys.CLINICS)):
+            if clinic in self._groups:
+                continue
+            stream = keys.events(clinic)
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            await self._claim(stream)
+            self._groups.add(clinic)
+            self._pending[clinic] = "0"
+
+    async def _claim(self, stream: str) -> None:
+        start = "0-0"
+        while ids := await self.redis.xautoclaim(stream, GROUP, self.consumer, 0, start,
+                                                 count=self.batch, justid=True):
+            ms, seq = ids[-1].split("-")
+            start = f"{ms}-{int(seq) + 1}"
+
+    def _forget(self, exc: redis.exceptions.ResponseError) -> bool:
+        """A stream or group vanished (Redis wiped or rebuilt): check every group again."""
+        if "NOGROUP" not in str(exc):
+            return False
+        log.warning("persister group or stream vanished (Redis wiped?); recreating")
+        self._groups.clear()
+        self._pending.clear()
+        return True
+
+    def _replay_pending(self) -> None:
+        """After a failed batch its entries are pending (not acked): read them again first."""
+        self._pending = {c: "0" for c in self._groups}
+
+    async def _step(self, block_ms: int | None) -> tuple[int, int]:
+        """Read one batch (our pending entries first) and persist it: (read, acked)."""
+        if self._pending:
+            streams = {keys.events(c): cursor for c, cursor in self._pending.items()}
+            entries = await self._read(streams, None)
+            for clinic in list(self._pending):
+                mine = [e.entry_id for e in entries if e.clinic == clinic]
+                if mine:
+                    self._pending[clinic] = mine[-1]
+                else:
+                    del self._pending[clinic]
+            if entries:
+                return len(entries), await self._persist(entries)
+        if not self._groups:
+            if block_ms:
+                await asyncio.sleep(block_ms / 1000)  # nothing to watch yet; look for clinics again
+            return 0, 0
+        entries = await self._read({keys.events(c): ">" for c in self._groups}, block_ms)
+        return len(entries), await self._persist(entries) if entries else 0
+
+    async def _read(self, streams: dict[str, str], block_ms: int | None) -> list[Entry]:
+        reply = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=self.batch, block=block_ms)
+        out: list[Entry] = []
+        for stream, items in reply or []:
+            clinic = stream[len("qt:c:"):-len(":events")]
+            for entry_id, fields in items:
+                out.append(_entry(clinic, entry_id, fields))
+        return out
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def _persist(self, entries: list[Entry]) -> int:
+        """One transaction for the batch, then XACK, then TTLs on final tickets."""
+        good = [e for e in entries if e.rows is not None]
+        try:
+            live = await self._live([e.event for e in good if e.event])
+            async with self.store.transaction() as db:
+                try:
+                    async with db.transaction():
+                        await write_rows(db, [e.rows for e in good if e.rows], live.tokens)
+                    done = good
+                except Unavailable:
+                    raise
+                except Exception:  # some event cannot be stored: find it, one at a time
+                    done = [e for e in good if await _write_one(db, e, live)]
+                await _apply_live(db, live)
+                ttl = await _ttl_plan(db, [e.event for e in done if e.event])
+        except BaseException:
+            self._replay_pending()
+            raise
+        trimmed = [e for e in entries if e.trimmed]
+        if trimmed:
+            log.error("%d stream entries were trimmed before they were persisted (first %s of clinic %s)",
+                      len(trimmed), trimmed[0].entry_id, trimmed[0].clinic)
+        await self._ack(done + trimmed)
+        await self._expire(ttl)
+        return len(done) + len(trimmed)
+
+    async def _live(self, events: list[Json]) -> Live:
+        live = Live()
+        issued = [int(t["id"]) for ev in events if ev["type"] == "issued" for t in ev["tickets"]]
+        clinics = sorted({ev["clinic"] for ev in events if ev["type"] == "issued"})
+        queues = sorted({q["id"] for ev in events for q in ev["queues"]})
+        if not (issued or clinics or queues):
+            return live
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tid in issued:
+                pipe.hget(keys.ticket(tid), "token")
+            for c in clinics:
+                pipe.get(keys.arrival(c))
+            for q in queues:
+                pipe.hgetall(keys.counters_seen(q))
+                pipe.hgetall(keys.queue(q))
+            replies = await pipe.execute()
+        live.tokens = {tid: tok for tid, tok in zip(issued, replies) if tok}
+        rest = replies[len(issued):]
+        live.arrival = {c: int(v) for c, v in zip(clinics, rest) if v}
+        rest = rest[len(clinics):]
+        for i, q in enumerate(queues):
+            live.seen[q] = rest[2 * i]
+            if rest[2 * i + 1]:
+                live.queue_extra[q] = {k: v for k, v in rest[2 * i + 1].items() if k not in QUEUE_COLUMNS}
+        return live
+
+    async def _ack(self, entries: Iterable[Entry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for e in entries:
+            by_stream.setdefault(keys.events(e.clinic), []).append(e.entry_id)
+        if not by_stream:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, GROUP, *ids)
+            await pipe.execute()
+
+    async def _expire(self, plan: TtlPlan) -> None:
+        if not (plan.expire or plan.keep):
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, deadline in plan.expire:
+                pipe.pexpireat(key, deadline)
+            for key in plan.keep:
+                pipe.persist(key)
+            await pipe.execute()
+
+
+def _entry(clinic: str, entry_id: str, fields: dict[str, str] | None) -> Entry:
+    """A stream entry, its event and the rows it writes; unreadable ones are logged by id."""
+    if not fields:
+        return Entry(clinic, entry_id, trimmed=True)  # trimmed while pending: can never be persisted
+    try:
+        ev = parse_event(fields["e"])
+        if ev["clinic"] != clinic or f"{int(ev['v'])}-0" != entry_id:
+            raise ValueError("event does not match its stream entry")
+        return Entry(clinic, entry_id, ev, event_rows(ev))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        log.error("unreadable event %s in clinic %s (%s); left pending", entry_id, clinic, type(exc).__name__)
+        return Entry(clinic, entry_id)
+
+
+async def _write_one(db: Store, e: Entry, live: Live) -> bool:
+    """Write one event inside the batch transaction; a bad event is rolled back alone."""
+    try:
+        async with db.transaction():
+            await write_rows(db, [e.rows] if e.rows else [], live.tokens)
+        return True
+    except Unavailable:
+        raise
+    except Exception as exc:
+        log.error("event %s of clinic %s not persisted (%s); left pending", e.entry_id, e.clinic,
+                  type(exc).__name__)
+        return False
+
+
+# Upserts: an older state never overwrites a newer one (redelivery in any order is harmless).
+SQL = {
+    "events": "INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "clinics": "INSERT INTO clinics (id, name, timezone, mask_names, lang, created_at, updated_version) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+               "timezone = excluded.timezone, mask_names = excluded.mask_names, lang = excluded.lang, "
+               "updated_version = excluded.updated_version WHERE excluded.updated_version > clinics.updated_version",
+    "queues": "INSERT INTO queues (id, clinic, name, prefix, avg_service_s, ema_s, self_checkin, notify_ahead, "
+              "paused, created_at, created_version, updated_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT (id) DO UPDATE SET name = excluded.name, prefix = excluded.prefix, "
+              "avg_service_s = excluded.avg_service_s, ema_s = excluded.ema_s, self_checkin = excluded.self_checkin, "
+              "notify_ahead = excluded.notify_ahead, paused = excluded.paused, "
+              "updated_version = excluded.updated_version WHERE excluded.updated_version > queues.updated_version",
+    "tickets": f"INSERT INTO tickets ({', '.join(TICKET_FIELDS)}, issued_queue, updated_version, updated_at, token) "
+               f"VALUES ({', '.join('?' * (len(TICKET_FIELDS) + 4))}) ON CONFLICT (id) DO UPDATE SET "
+               + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS[1:])
+               + ", token = coalesce(tickets.token, excluded.token), updated_version = excluded.updated_version, "
+               "updated_at = excluded.updated_at WHERE excluded.updated_version > tickets.updated_version",
+    "clinic_versions": "INSERT INTO clinic_versions (clinic, version) VALUES (?, ?) "
+                       "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)",
+}
+
+
+def event_rows(ev: Json) -> Rows:
+    """The rows one event writes (ticket rows without their token, which Redis supplies).
+    Raises on a malformed event, before anything is written."""
+    v, at, clinic = int(ev["v"]), int(ev["at"]), str(ev["clinic"])
+    tickets = list(ev["tickets"])
+    body = dict(ev, tickets=[{k: val for k, val in t.items() if k != "name"} for t in tickets])
+    rows: Rows = {table: [] for table in SQL}
+    rows["events"].append((clinic, v, str(ev["type"]), at, ev.get("queue"),
+                           json.dumps([int(t["id"]) for t in tickets]), json.dumps(body, separators=(",", ":"))))
+    state = ev.get("clinic_state")
+    if state:
+        rows["clinics"].append((state["id"], state["name"], state["timezone"], int(bool(state["mask_names"])),
+                                state["lang"], at, v))
+    for q in ev["queues"]:
+        rows["queues"].append((q["id"], q["clinic"], q["name"], q["prefix"], int(q["avg_service_s"]),
+                               int(q["ema_s"]), int(bool(q["self_checkin"])), int(q["notify_ahead"]),
+                               int(bool(q["paused"])), at, v, v))
+    for t in tickets:
+        issued_queue = t["queue"] if ev["type"] == "issued" else None
+        rows["tickets"].append((*_ticket_row(t), issued_queue, v, at))
+    rows["clinic_versions"].append((clinic, v))
+    return rows
+
+
+async def write_rows(db: Store, batch: list[Rows], tokens: dict[int, str]) -> None:
+    """Write the rows of a batch of events, table by table, in event order."""
+    for table, sql in SQL.items():
+        rows = [row for rows in batch for row in rows[table]]
+        if table == "tickets":
+            rows = [(*row, tokens.get(int(row[0]))) for row in rows]
+        if rows:
+            await db.executemany(sql, rows)
+
+
+def _ticket_row(t: Json) -> tuple[Any, ...]:
+    row: list[Any] = []
+    for k in TICKET_FIELDS:
+        val = t.get(k)
+        if k in TIMES:
+            val = int(val) if val else None
+        elif k == "notify":
+            val = int(bool(val))
+        elif k in ("id", "priority", "recalls"):
+            val = int(val or 0)
+        elif k == "score":
+            val = str(val)
+        row.append(val)
+    return tuple(row)
+
+
+async def _apply_live(db: Store, live: Live) -> None:
+    for clinic, arrival in live.arrival.items():
+        await db.execute("UPDATE clinic_versions SET arrival = max(coalesce(arrival, 0), ?) WHERE clinic = ?",
+                         (arrival, clinic))
+    for queue, counters in live.seen.items():
+        await db.executemany(
+            "INSERT INTO counters_seen (queue, counter, seen_at) VALUES (?, ?, ?) ON CONFLICT (queue, counter) "
+            "DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",
+            [(queue, counter, int(float(at))) for counter, at in counters.items()])
+    for queue, extra in live.queue_extra.items():
+        await db.execute("UPDATE queues SET extra = ? WHERE id = ?", (json.dumps(extra, sort_keys=True), queue))
+
+
+async def _ttl_plan(db: Store, events: list[Json]) -> TtlPlan:
+    """Keys to expire (final tickets: last change + FINAL_TTL_MS) or to keep again (a no-show
+    requeued: back from a final state)."""
+    latest: dict[int, tuple[str, int]] = {}
+    revived: set[int] = set()
+    for ev in events:
+        for t in ev["tickets"]:
+            latest[int(t["id"])] = (t["status"], int(ev["at"]))
+            if t.get("prev_status") in FINAL and t["status"] not in FINAL:
+                revived.add(int(t["id"]))
+    plan = TtlPlan()
+    ids = sorted(tid for tid, (status, _) in latest.items() if status in FINAL or tid in revived)
+    if not ids:
+        return plan
+    rows = await db.fetchall(f"SELECT id, token FROM tickets WHERE id IN ({', '.join('?' * len(ids))})", ids)
+    token_of = {r["id"]: r["token"] for r in rows}
+    for tid in ids:
+        status, at = latest[tid]
+        ticket_keys = [keys.ticket(tid)] + ([keys.token(token_of[tid])] if token_of.get(tid) else [])
+        if status in FINAL:
+            plan.expire += [(k, at + FINAL_TTL_MS) for k in ticket_keys]
+        else:
+            plan.keep += ticket_keys
+    return plan
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+def _describe(exc: BaseException) -> str:
+    """An outage in words, without data: Unavailable messages are ours, others by class."""
+    if isinstance(exc, Unavailable):
+        return exc.message
+    if isinstance(exc, REDIS_DOWN):
+        return f"Redis unreachable ({type(exc).__name__})"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        return f"Redis refused a command ({str(exc).split(' ', 1)[0]})"
+    return f"unexpected {type(exc).__name__}"

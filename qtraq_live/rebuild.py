@@ -1,0 +1,192 @@
+"""SQLite record → live Redis state (``qtraq-live rebuild``, and at start when Redis is empty).
+
+With the server stopped, the live queue state (the ``qt:`` keys in :data:`REPLACED`) is
+replaced, in one MULTI/EXEC, by the state the record holds: clinics, queues (creation order, ``ema_s``, paused), live tickets (waiting,
+called, serving, skipped) and final ones changed within :data:`~qtraq_live.persister.FINAL_TTL_MS`
+(with the TTL the persister would have given them), waiting sets with their exact scores,
+counters, open-counter times, today's label sequences, tokens, the ticket id sequence, each
+clinic's version and arrival stamp and its recent calls. RQ's ``rq:`` keys are left alone.
+The event streams start empty: a client resuming from an older version gets a snapshot.
+
+If Redis still answers, the persister first drains the streams so nothing persisted late is
+lost; then the access mirrors (users, API tokens, display keys) are rewritten by
+``qtraq_live.access.mirror_access`` when that module is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from . import redis_keys as keys
+from .persister import FINAL, FINAL_TTL_MS, TICKET_FIELDS, Persister
+from .store import Row, Store
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("waiting", "called", "serving", "skipped")
+LABEL_TTL_MS = 3 * 86_400_000  # as the engine's EXPIRE on a label sequence
+RECENT = 20                    # as the engine's LTRIM of the recent calls
+DELETE_CHUNK = 500
+# What a rebuild replaces: the live queue state and the access mirrors (restored by
+# access.mirror_access). Other layers' keys (sessions, rate limits, notice ledger, opt-outs,
+# channel overrides) are theirs to keep or restore; RQ's `rq:` keys are never touched.
+REPLACED = ("qt:clinics", "qt:c:*", "qt:q:*", "qt:t:*", "qt:tok:*", "qt:seq:*", "qt:idem:*",
+            "qt:user:*", "qt:apitok:*", "qt:dk:*", "qt:dkeys:*")
+
+
+async def redis_is_empty(redis: aioredis.Redis) -> bool:
+    """No clinic and no ticket sequence: the live state is gone (new install or lost data)."""
+    return int(await redis.exists(keys.CLINICS, keys.TICKET_SEQ)) == 0
+
+
+async def record_has_clinics(store: Store) -> bool:
+    return await store.fetchone("SELECT 1 AS one FROM clinics LIMIT 1") is not None
+
+
+async def rebuild(store: Store, redis: aioredis.Redis, *, drain: bool = True,
+                  now_ms: int | None = None) -> dict[str, int]:
+    """Replace the live state with the record's; returns counts of what was restored."""
+    if drain and not await redis_is_empty(redis):
+        drained = await Persister(redis, store, consumer="rebuild").drain()
+        log.info("rebuild: persisted %d pending events first", drained)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    state = await _read_record(store, now)
+    old_keys = sorted({k for pattern in REPLACED async for k in redis.scan_iter(match=pattern, count=1000)})
+    seq = max(state["max_id"], int(await redis.get(keys.TICKET_SEQ) or 0))
+
+    async with redis.pipeline(transaction=True) as pipe:
+        for i in range(0, len(old_keys), DELETE_CHUNK):
+            pipe.delete(*old_keys[i:i + DELETE_CHUNK])
+        _write_definitions(pipe, state)
+        counts = _write_tickets(pipe, state["tickets"])
+        _write_labels(pipe, state["labels"])
+        if seq:
+            pipe.set(keys.TICKET_SEQ, seq)
+        await pipe.execute()
+
+    access = _access_module()
+    if access is not None:
+        await access.mirror_access(store, redis)
+    counts.update(clinics=len(state["clinics"]), queues=len(state["queues"]), keys_replaced=len(old_keys))
+    log.info("rebuild done: %s", counts)
+    return counts
+
+
+async def _read_record(store: Store, now: int) -> dict[str, Any]:
+    clinics = await store.fetchall(
+        "SELECT c.*, v.version, v.arrival FROM clinics c LEFT JOIN clinic_versions v ON v.clinic = c.id ORDER BY c.id")
+    queues = await store.fetchall("SELECT * FROM queues ORDER BY clinic, created_version, id")
+    seen = await store.fetchall("SELECT queue, counter, seen_at FROM counters_seen")
+    tickets = await store.fetchall(
+        f"SELECT * FROM tickets WHERE status IN ({', '.join('?' * len(ACTIVE))}) "
+        f"UNION SELECT * FROM tickets WHERE status IN ({', '.join('?' * len(FINAL))}) AND updated_at > ? "
+        "ORDER BY id", (*ACTIVE, *sorted(FINAL), now - FINAL_TTL_MS))
+    labels = await store.fetchall(
+        "SELECT coalesce(issued_queue, queue) AS queue, day, "
+        "max(CAST(substr(label, instr(label, '-') + 1) AS INTEGER)) AS n, max(created_at) AS last "
+        "FROM tickets WHERE created_at > ? GROUP BY 1, 2", (now - LABEL_TTL_MS,))
+    max_id = await store.fetchone(
+        "SELECT max(coalesce((SELECT max(id) FROM tickets), 0), "
+        "coalesce((SELECT max(ticket_id) FROM ticket_contacts), 0)) AS n")
+    recent = {c["id"]: await _recent_calls(store, c["id"]) for c in clinics}
+    return {"clinics": clinics, "queues": queues, "seen": seen, "tickets": tickets, "labels": labels,
+            "max_id": int(max_id["n"] if max_id else 0), "recent": recent}
+
+
+async def _recent_calls(store: Store, clinic: str) -> list[str]:
+    """The clinic's last calls and recalls, newest first, as the engine's `recent` entries."""
+    rows = await store.fetchall(
+        "SELECT at, body FROM events WHERE clinic = ? AND type IN ('called', 'recalled') "
+        "ORDER BY version DESC LIMIT ?", (clinic, RECENT))
+    out = []
+    for row in rows:
+        called = json.loads(row["body"])["tickets"][-1]
+        out.append(json.dumps({"label": called["label"], "counter": called["counter"],
+                               "queue": called["queue"], "at": row["at"]}))
+    return out
+
+
+def _write_definitions(pipe: Any, state: dict[str, Any]) -> None:
+    for c in state["clinics"]:
+        cid = c["id"]
+        pipe.hset(keys.clinic(cid), mapping={
+            "id": cid, "name": c["name"], "timezone": c["timezone"], "mask_names": _flag(c["mask_names"]),
+            "lang": c["lang"], "created_at": c["created_at"] or 0})
+        pipe.sadd(keys.CLINICS, cid)
+        if c["version"]:
+            pipe.set(keys.version(cid), c["version"])
+        if c["arrival"]:
+            pipe.set(keys.arrival(cid), c["arrival"])
+        if state["recent"][cid]:
+            pipe.rpush(keys.recent(cid), *state["recent"][cid])
+    order: dict[str, int] = defaultdict(int)
+    for q in state["queues"]:
+        pipe.hset(keys.queue(q["id"]), mapping={
+            **json.loads(q["extra"] or "{}"), "id": q["id"], "clinic": q["clinic"], "name": q["name"], "prefix": q["prefix"],
+            "avg_service_s": q["avg_service_s"], "ema_s": q["ema_s"], "paused": _flag(q["paused"]),
+            "self_checkin": _flag(q["self_checkin"]), "notify_ahead": q["notify_ahead"],
+            "created_at": q["created_at"] or 0})
+        pipe.zadd(keys.clinic_queues(q["clinic"]), {q["id"]: order[q["clinic"]]})
+        order[q["clinic"]] += 1
+    for s in state["seen"]:
+        pipe.hset(keys.counters_seen(s["queue"]), s["counter"], s["seen_at"])
+
+
+def _write_tickets(pipe: Any, tickets: list[Row]) -> dict[str, int]:
+    counts = {"tickets": 0, "waiting": 0, "tokens": 0}
+    for t in tickets:
+        tid = t["id"]
+        fields = {k: _hash_value(k, t[k]) for k in TICKET_FIELDS}
+        fields["token"] = t["token"] or ""
+        pipe.hset(keys.ticket(tid), mapping=fields)
+        counts["tickets"] += 1
+        if t["status"] == "waiting":
+            pipe.zadd(keys.waiting(t["queue"]), {str(tid): t["score"]})
+            counts["waiting"] += 1
+        elif t["status"] in ("called", "serving") and t["counter"]:
+            pipe.hset(keys.counters(t["queue"]), t["counter"], tid)
+        if t["token"]:
+            pipe.set(keys.token(t["token"]), tid)
+            counts["tokens"] += 1
+        if t["status"] in FINAL:
+            deadline = int(t["updated_at"]) + FINAL_TTL_MS
+            pipe.pexpireat(keys.ticket(tid), deadline)
+            if t["token"]:
+                pipe.pexpireat(keys.token(t["token"]), deadline)
+    return counts
+
+
+def _write_labels(pipe: Any, labels: list[Row]) -> None:
+    for row in labels:
+        key = keys.labels(row["queue"], row["day"])
+        pipe.set(key, row["n"])
+        pipe.pexpireat(key, int(row["last"]) + LABEL_TTL_MS)
+
+
+def _hash_value(field: str, value: Any) -> str:
+    """A ticket column as the engine keeps it in the hash ('' or '0' when unset)."""
+    if value is None:
+        return "0" if field.endswith("_at") else ""
+    return str(value)
+
+
+def _flag(value: Any) -> str:
+    return "1" if value else "0"
+
+
+def _access_module() -> Any:
+    """``qtraq_live.access`` if the web layer is installed (it restores users, tokens, keys)."""
+    try:
+        module = importlib.import_module("qtraq_live.access")
+    except ModuleNotFoundError as exc:
+        if exc.name != "qtraq_live.access":
+            raise
+        return None
+    return module if hasattr(module, "mirror_access") else None
