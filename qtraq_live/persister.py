@@ -31,7 +31,7 @@ import redis.exceptions
 
 from . import redis_keys as keys
 from .errors import Unavailable
-from .queue_engine import parse_event
+from .queue_engine import eta_seconds, parse_event
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ FINAL = frozenset({"done", "no_show", "cancelled"})
 FINAL_TTL_MS = 2 * 86_400_000  # final tickets stay live this long after their last change
 TICKET_FIELDS = ("id", "clinic", "queue", "label", "status", "prev_status", "priority", "score",
                  "name", "notify", "lang", "counter", "recalls", "created_at", "called_at",
-                 "served_at", "done_at", "day", "appointment_id")
+                 "served_at", "done_at", "day", "appointment_id", "issue_ahead")
 QUEUE_COLUMNS = frozenset({"id", "clinic", "name", "prefix", "avg_service_s", "ema_s", "paused",
                            "self_checkin", "notify_ahead", "created_at"})
 TIMES = frozenset({"created_at", "called_at", "served_at", "done_at"})
@@ -328,6 +328,7 @@ SQL = {
                + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS[1:])
                + ", token = coalesce(tickets.token, excluded.token), updated_version = excluded.updated_version, "
                "updated_at = excluded.updated_at WHERE excluded.updated_version > tickets.updated_version",
+    "ticket_eta": "UPDATE tickets SET eta_issue_s = ? WHERE id = ?",
     "clinic_versions": "INSERT INTO clinic_versions (clinic, version) VALUES (?, ?) "
                        "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)",
 }
@@ -353,6 +354,12 @@ def event_rows(ev: Json) -> Rows:
     for t in tickets:
         issued_queue = t["queue"] if ev["type"] == "issued" else None
         rows["tickets"].append((*_ticket_row(t), issued_queue, v, at))
+    if ev["type"] == "issued" and tickets and ev["queues"]:
+        # The ETA the patient was shown, kept beside the real wait (called_at - created_at).
+        q = ev["queues"][0]
+        eta = eta_seconds(int(tickets[0].get("issue_ahead") or 0), q["ema_s"], q["counters_open"],
+                          q.get("pause_left_s", 0))
+        rows["ticket_eta"].append((eta, int(tickets[0]["id"])))
     rows["clinic_versions"].append((clinic, v))
     return rows
 
@@ -375,7 +382,7 @@ def _ticket_row(t: Json) -> tuple[Any, ...]:
             val = int(val) if val else None
         elif k == "notify":
             val = int(bool(val))
-        elif k in ("id", "priority", "recalls"):
+        elif k in ("id", "priority", "recalls", "issue_ahead"):
             val = int(val or 0)
         elif k == "score":
             val = str(val)

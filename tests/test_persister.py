@@ -264,3 +264,17 @@ async def test_a_killed_persister_process_loses_nothing(
 
 async def _all_in(store: Store, total: int) -> bool:
     return await store.fetchval("SELECT count(*) FROM events") == total
+
+
+async def test_the_eta_shown_at_issue_is_kept_beside_the_real_wait(engine: QueueEngine, aredis: aioredis.Redis,
+                                                                    store: Store) -> None:
+    """ETA quality needs, for every served ticket, what it was told and what happened."""
+    await engine.create_clinic("e1", "ETA clinic")
+    await engine.create_queue("e1", "eq", "Q", "E", avg_service_s=240)
+    shown = [await engine.issue("eq") for _ in range(3)]
+    await engine.next("eq", "1")
+    await Persister(aredis, store).drain()
+    rows = await store.fetchall("SELECT id, issue_ahead, eta_issue_s, created_at, called_at FROM tickets "
+                                "WHERE queue = 'eq' ORDER BY id")
+    assert [(r["issue_ahead"], r["eta_issue_s"]) for r in rows] == [(t["ahead"], t["eta_s"]) for t in shown]
+    assert rows[0]["called_at"] >= rows[0]["created_at"] and rows[1]["called_at"] is None

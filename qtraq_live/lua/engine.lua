@@ -98,7 +98,7 @@ local function ticket_state(t)
     name = str_or_null(t.name), notify = flag(t.notify), lang = str_or_null(t.lang),
     counter = str_or_null(t.counter), recalls = num(t.recalls), created_at = num(t.created_at),
     called_at = num(t.called_at), served_at = num(t.served_at), done_at = num(t.done_at),
-    day = t.day, appointment_id = str_or_null(t.appointment_id),
+    day = t.day, appointment_id = str_or_null(t.appointment_id), issue_ahead = num(t.issue_ahead),
   }
 end
 
@@ -275,8 +275,9 @@ function ops.issue()
     created_at = tostring(NOW), called_at = '0', served_at = '0', done_at = '0', day = A.day,
     appointment_id = A.appointment_id or '', token = A.token,
   }
-  set_ticket({id = id}, t)
   redis.call('ZADD', K.waiting(A.queue), t.score, id)
+  t.issue_ahead = tostring(redis.call('ZRANK', K.waiting(A.queue), id))  -- for ETA quality (predicted vs real)
+  set_ticket({id = id}, t)
   redis.call('SET', K.token(A.token), id)
   local v = emit(q.clinic, 'issued', A.queue, {ticket_state(t)}, {queue_state(A.queue)})
   return result(v, t)
