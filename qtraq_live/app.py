@@ -8,39 +8,69 @@ Resources are created here and reached through ``request.app.state``:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
 from . import redis_conn
+from .accounts import api as accounts_api
+from .accounts import api_appointments as accounts_appointments
+from .accounts import page as accounts_page
+from .api import admin as api_admin
+from .api import auth_routes as api_auth
 from .api import clinics as api_clinics
 from .api import health as api_health
+from .api import notifications as api_notifications
+from .api import public as api_public
+from .api import queues as api_queues
 from .api import tickets as api_tickets
 from .config import Settings
+from .display import pages as display_pages
+from .errors import Unavailable
 from .hub import Hub
 from .hub import routes as hub_routes
 from .queue_engine import QueueEngine
 from .store import Store
 from .web import errors as web_errors
 from .web import middleware as web_middleware
+from .web import request as web_request
 
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "hub")
+
+# Everything under /api/v1, one line per resource module. Add yours here.
 API_ROUTES: list[BaseRoute] = [
+    *api_auth.routes,
     *api_clinics.routes,
+    *api_queues.routes,
     *api_tickets.routes,
+    *api_public.routes,
+    *api_admin.routes,
+    *api_notifications.routes,
+    *accounts_api.routes,
+    *accounts_appointments.routes,
 ]
 
 
 def create_app(settings: Settings, role: str = "all") -> Starlette:
     """Build the app for one process. ``role="hub"`` answers writes with 421 and opens no SQLite."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    web_request.trusted_networks(settings)  # a bad proxy entry fails at start, not per request
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.role = role
         app.state.redis = redis_conn.async_client(settings)
         app.state.engine = QueueEngine(app.state.redis, stream_maxlen=settings["engine.stream_maxlen"])
-        await app.state.engine.load_scripts()
+        try:
+            await app.state.engine.load_scripts()
+        except Unavailable:
+            # Start anyway: /readyz says 503 until Redis answers, and the script loads on first use.
+            log.warning("Redis unreachable at start; serving, not ready")
         app.state.store = None
         if role == "all":
             app.state.store = Store(settings.data_dir / "qtraq.db")
@@ -59,10 +89,16 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         *api_health.routes,
         Mount("/api/v1", routes=API_ROUTES),
         *hub_routes,
+        *display_pages.routes,
+        *accounts_page.routes,
+        Mount("/static", app=StaticFiles(packages=[("qtraq_live.display", "static")]), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=web_errors.exception_handlers(),
-        middleware=web_middleware.stack(settings),
+        middleware=web_middleware.stack(settings, role),
     )
+    app.state.settings = settings
+    app.state.role = role
+    return app

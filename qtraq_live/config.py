@@ -8,8 +8,11 @@ A bad value raises :class:`ConfigError` naming the key.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import sys
+import textwrap
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,14 +76,18 @@ SETTINGS: list[Setting] = [
     Setting("redis_url", "", "Redis/Valkey URL (redis://, rediss://, unix://, redis+sentinel://host:26379/master). Empty: start the embedded Redis.", env="QTRAQ_REDIS_URL"),
     Setting("secret_key", "", "Signs sessions. Empty: generated once and kept in DATA_DIR/secret_key (refused in production).", env="QTRAQ_SECRET_KEY"),
     Setting("env", "development", "development or production (production: Secure cookies, no generated secret, no default passwords).", _choice("development", "production"), env="QTRAQ_ENV"),
+    Setting("log_level", "info", "Log level of every process: debug, info, warning or error.", _choice("debug", "info", "warning", "error"), env="QTRAQ_LOG_LEVEL"),
     Setting("server.host", "127.0.0.1", "Address `serve` listens on.", env="QTRAQ_HOST"),
     Setting("server.port", 8000, "Port `serve` listens on (0 picks a free one; see DATA_DIR/serve.json).", _as_int, env="QTRAQ_PORT", minimum=0),
     Setting("server.workers", 1, "HTTP/WebSocket processes sharing the port.", _as_int, env="QTRAQ_WORKERS", minimum=1),
     Setting("server.public_url", "", "Base URL patients reach (for links in notices and QR codes). Empty: derived from the request.", env="QTRAQ_PUBLIC_URL"),
+    Setting("server.access_log", False, "Log every HTTP request (uvicorn's access log).", _as_bool, env="QTRAQ_ACCESS_LOG"),
     Setting("server.max_body_bytes", 65536, "Largest accepted request body.", _as_int, minimum=1024),
     Setting("security.allowed_origins", [], "Origins allowed to open browser WebSockets and send cookie writes. Empty: same host only.", _as_list, env="QTRAQ_ALLOWED_ORIGINS"),
     Setting("security.trusted_proxies", [], "Proxy addresses whose X-Forwarded-For is believed (client IPs in logs and rate limits).", _as_list, env="QTRAQ_TRUSTED_PROXIES"),
     Setting("security.session_hours", 12, "Lifetime of a login session.", _as_int, minimum=1),
+    Setting("security.join_rate_limit", 20, "Self check-ins one address may make per 10 minutes (clinic Wi-Fi shares one address: keep it generous).", _as_int, minimum=1),
+    Setting("security.track_rate_limit", 120, "Ticket-page reads (GET /api/v1/t/{token}) one address may make per minute.", _as_int, minimum=1),
     Setting("hub.ping_interval_s", 20, "WebSocket keepalive ping interval; a socket with no pong for as long again is closed.", _as_int, minimum=1),
     Setting("hub.send_queue", 64, "Messages buffered per socket before it is resynced with a fresh snapshot.", _as_int, minimum=1),
     Setting("engine.stream_maxlen", 50000, "Events kept per clinic stream (resume window).", _as_int, minimum=100),
@@ -90,8 +97,16 @@ SETTINGS: list[Setting] = [
     Setting("notify.workers", 2, "RQ worker processes `serve` runs itself in embedded mode.", _as_int, minimum=0),
     Setting("notify.max_attempts", 5, "Send attempts before a notice goes to the dead-letter list.", _as_int, minimum=1),
     Setting("notify.default_lang", "en", "Language of notices when a ticket or account names none (en, hi).", _choice("en", "hi")),
+    Setting("notify.retry_base_ms", 10000, "First retry delay after a provider failure; it doubles each attempt, with ±25% jitter.", _as_int, env="QTRAQ_NOTIFY_RETRY_BASE_MS", minimum=0),
+    Setting("notify.job_timeout_s", 30, "Longest one send may take; a job whose worker died is retried twice this long after it started.", _as_int, env="QTRAQ_NOTIFY_JOB_TIMEOUT_S", minimum=1),
+    Setting("notify.pause_notice_min", 15, "Minutes a queue must stay paused before its waiting patients are told.", _as_int, minimum=1),
+    Setting("webhooks.urls", [], "Receivers of signed ticket-event webhooks (docs/integrations.md).", _as_list, env="QTRAQ_WEBHOOK_URLS"),
+    Setting("webhooks.secret", "", "HMAC-SHA256 key that signs webhooks; set it in the environment, never in the file.", env="QTRAQ_WEBHOOK_SECRET"),
+    Setting("webhooks.max_attempts", 8, "Delivery attempts per webhook before it stays in RQ's failed registry.", _as_int, minimum=1),
+    Setting("webhooks.retry_base_s", 5, "First retry delay of a webhook; doubles each attempt, with jitter.", _as_int, env="QTRAQ_WEBHOOK_RETRY_BASE_S", minimum=1),
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
+    Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -157,6 +172,36 @@ def _parse(setting: Setting, raw: Any) -> Any:
 
 
 SEED_TABLES = ("clinics", "staff")
+# Keys each seed table accepts (True: required). Values are checked where they are applied.
+_SEED_KEYS: dict[str, dict[str, bool]] = {
+    "clinics": {"id": True, "name": True, "timezone": False, "mask_names": False, "lang": False,
+                "queues": False},
+    "clinics.queues": {"id": True, "name": True, "prefix": True, "avg_service_s": False,
+                       "self_checkin": False, "notify_ahead": False},
+    "staff": {"username": True, "role": True, "queues": False, "password_env": True},
+}
+
+
+def _check_tables(name: str, kind: str, tables: Any) -> None:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(name, "expected an array of tables ([[...]])")
+    allowed = _SEED_KEYS[kind]
+    for i, table in enumerate(tables):
+        for key in table:
+            if key not in allowed:
+                raise ConfigError(f"{name}[{i}].{key}", "unknown key (see config/qtraq.example.toml)")
+        for key, required in allowed.items():
+            if required and key not in table:
+                raise ConfigError(f"{name}[{i}].{key}", "is required")
+
+
+def _check_seed(seed: Mapping[str, Any]) -> None:
+    """Shape of ``[[clinics]]`` (with ``[[clinics.queues]]``) and ``[[staff]]``; passwords
+    come only from the environment variable that ``password_env`` names."""
+    _check_tables("clinics", "clinics", seed.get("clinics", []))
+    for i, clinic in enumerate(seed.get("clinics", [])):
+        _check_tables(f"clinics[{i}].queues", "clinics.queues", clinic.get("queues", []))
+    _check_tables("staff", "staff", seed.get("staff", []))
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, resolve_secret: bool = True) -> Settings:
@@ -174,6 +219,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, resolve_secret: b
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("QTRAQ_CONFIG", f"not valid TOML: {exc}") from None
         seed = {k: doc.pop(k) for k in SEED_TABLES if k in doc}
+        _check_seed(seed)
         file_values = _flatten(doc)
         unknown = sorted(set(file_values) - set(_BY_KEY))
         if unknown:
@@ -209,3 +255,81 @@ def resolve_secret_key(settings: Settings) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+EXAMPLE_HEADER = """\
+# qtraq-live configuration. Point QTRAQ_CONFIG at a copy of this file.
+#
+# Every setting is listed with its default. Precedence: environment variable > this file >
+# default. A bad value stops the server with a message naming the key; an unknown key is
+# refused (so a typo never goes unnoticed). This file is generated from qtraq_live/config.py:
+#   python -m qtraq_live.config > config/qtraq.example.toml
+
+"""
+
+EXAMPLE_SEED = """\
+# ---------------------------------------------------------------------------------------------
+# Seeding (optional). Applied at every start of `serve` (role all) and idempotent: a clinic,
+# queue or staff user that already exists is left alone, so edits made in /admin win.
+# Uncomment and adapt. These tables must come after every setting above.
+#
+# A clinic with its queues. Optional keys show their defaults.
+#
+# [[clinics]]
+# id = "main"                      # slug used in URLs: /display/main, /api/v1/clinics/main
+# name = "Main Street Clinic"
+# timezone = "Asia/Kolkata"        # labels restart at midnight here
+# mask_names = false               # true: displays show "R. S." instead of names
+# lang = "en"                      # en or hi
+#
+#   [[clinics.queues]]
+#   id = "gp"                      # queue ids are unique across clinics
+#   name = "Dr. Rao"
+#   prefix = "A"                   # tickets read A-001, A-002, ...
+#   avg_service_s = 300            # ETA estimate until real durations are measured
+#   self_checkin = true            # patients may join from the QR page /join/gp
+#   notify_ahead = 3               # "you are next but N" notice threshold
+#
+#   [[clinics.queues]]
+#   id = "lab"
+#   name = "Laboratory"
+#   prefix = "L"
+#
+# A staff user. The password is never written here: `password_env` names the environment
+# variable that holds it; an entry whose variable is unset is skipped with a warning.
+#
+# [[staff]]
+# username = "admin"
+# role = "admin"                   # admin, reception or doctor
+# queues = []                      # doctors: the queues they may call
+# password_env = "QTRAQ_ADMIN_PASSWORD"
+"""
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value)  # strings and lists of strings are valid TOML as JSON
+
+
+def example_toml() -> str:
+    """The text of ``config/qtraq.example.toml``: every setting with its help and default."""
+    tables: dict[str, list[Setting]] = {}
+    for s in SETTINGS:  # top-level keys first, then one [table] each, in declaration order
+        tables.setdefault(s.key.rpartition(".")[0], []).append(s)
+    out = [EXAMPLE_HEADER]
+    for table, settings in sorted(tables.items(), key=lambda item: item[0] != ""):
+        if table:
+            out.append(f"[{table}]\n\n")
+        for s in settings:
+            doc = s.help + (f" Env: {s.env}." if s.env else "")
+            out.extend(f"# {line}\n" for line in textwrap.wrap(doc, 94))
+            out.append(f"{s.key.rpartition('.')[2]} = {_toml_value(s.default)}\n\n")
+    out.append(EXAMPLE_SEED)
+    return "".join(out)
+
+
+if __name__ == "__main__":  # python -m qtraq_live.config > config/qtraq.example.toml
+    sys.stdout.write(example_toml())

@@ -32,8 +32,13 @@ Notices (the notifier and RQ workers; RQ keeps its own ``rq:`` keys):
 
     qt:notice:{key}            hash    one notice: state, attempts, payload until sent (see workers/ledger.py)
     qt:notice:log              stream  delivery outcomes, copied into SQLite by the primary
+    qt:notice:requests         stream  account notices and admin retries for the notifier (deleted once handled)
     qt:notify:optout           set     consent subjects ("account:7", "ticket:12") that want no notices
     qt:notify:ch:{c}           hash    a clinic's channel URLs (email/sms/whatsapp) overriding the config
+
+Hub (each process's own, deleted when it stops):
+
+    qt:hub:{id}:wake           stream  an XADD here wakes that hub's blocking XREAD (clinic set changed)
 
 Other layers add their own prefixes here.
 """
@@ -139,11 +144,15 @@ def session(sid: str) -> str:
     return f"qt:sess:{secret_hash(sid)}"
 
 
+SESSIONS_PATTERN = "qt:sess:*"  # SCAN match for every session (erasing an account's sessions)
+
+
 def rate_limit(scope: str, who: str) -> str:
     return f"qt:rl:{scope}:{who}"
 
 
 NOTICE_LOG = "qt:notice:log"
+NOTICE_REQUESTS = "qt:notice:requests"
 NOTIFY_OPTOUT = "qt:notify:optout"
 
 
@@ -153,3 +162,15 @@ def notice(key: str) -> str:
 
 def notify_channels(c: str) -> str:
     return f"qt:notify:ch:{c}"
+
+
+def hub_wake(hub_id: str) -> str:
+    return f"qt:hub:{hub_id}:wake"
+
+
+WEBHOOKS_ENABLED = "qt:webhooks:enabled"
+
+
+def webhook_sent(url_id: str, delivery: str) -> str:
+    """Set once a webhook job for (URL, event) is enqueued: a replayed batch adds nothing."""
+    return f"qt:hook:{url_id}:{delivery}"

@@ -1,0 +1,101 @@
+"""Admin endpoints for notices: the delivery log / dead-letter list, retry, clinic channels.
+
+    GET  /notifications?status=failed&limit=100    notices, newest first (no text, masked recipient)
+    POST /notifications/{id}/retry                 a failed notice back in line -> 202
+    GET  /clinics/{clinic}/notify-channels         which channels the clinic overrides
+    PUT  /clinics/{clinic}/notify-channels         {email?, sms?, whatsapp?}: URL to set, null to clear
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..auth import require_staff
+from ..errors import Conflict, Invalid, NotFound, Unavailable
+from ..store import Store
+from ..validation import Field, Schema
+from ..web.request import read_json
+from ..workers import delivery_log, overrides
+from ..workers.channels import CHANNELS
+from ..workers.ledger import STATES
+from ..workers.notices import request_retry
+from .common import audit, engine_of
+
+MAX_LIMIT = 500
+UNCHANGED = ""  # an absent field; an empty string itself is refused (min_length)
+URL = Field("string", nullable=True, default=UNCHANGED, min_length=4, max_length=2000,
+            description="Apprise URL, {to} = recipient; null clears, absent leaves as is")
+CHANNEL_CHANGES = Schema({c: URL for c in CHANNELS})
+
+
+def _store(request: Request) -> Store:
+    store: Store | None = request.app.state.store
+    if store is None:
+        raise Unavailable("this process holds no record; ask the primary")
+    return store
+
+
+def _query(request: Request) -> tuple[str | None, int]:
+    unknown = set(request.query_params) - {"status", "limit"}
+    if unknown:
+        raise Invalid(sorted(unknown)[0], "unknown query parameter")
+    status = request.query_params.get("status")
+    if status is not None and status not in STATES:
+        raise Invalid("status", f"must be one of {', '.join(STATES)}")
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise Invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    return status, int(raw)
+
+
+async def list_notifications(request: Request) -> Response:
+    await require_staff(request, "admin")
+    status, limit = _query(request)
+    return JSONResponse({"notifications": await delivery_log.list_notices(_store(request), status, limit)})
+
+
+async def retry_notification(request: Request) -> Response:
+    admin = await require_staff(request, "admin")
+    row = await delivery_log.get_notice(_store(request), request.path_params["id"])
+    if row is None:
+        raise NotFound("unknown notification")
+    if not await request_retry(request.app.state.redis, row["key"]):
+        raise Conflict("only a failed notification that has not expired can be retried", code="not_retryable")
+    await audit(request, admin.actor, "notification.retry", f"notification:{row['id']}")
+    view = delivery_log.view({**row, "status": "queued", "reason": None})
+    return JSONResponse({"notification": view}, status_code=202)
+
+
+async def _clinic_id(request: Request) -> str:
+    clinic: dict[str, Any] | None = await engine_of(request).get_clinic(request.path_params["clinic"])
+    if clinic is None:
+        raise NotFound("unknown clinic")
+    return str(clinic["id"])
+
+
+async def get_channels(request: Request) -> Response:
+    await require_staff(request, "admin")
+    current = await overrides.clinic_channels(_store(request), await _clinic_id(request))
+    return JSONResponse({"overrides": {c: c in current for c in CHANNELS}})
+
+
+async def put_channels(request: Request) -> Response:
+    admin = await require_staff(request, "admin")
+    clinic = await _clinic_id(request)
+    raw = await read_json(request, CHANNEL_CHANGES)
+    changes = {c: v for c, v in raw.items() if v != UNCHANGED}
+    current = await overrides.set_clinic_channels(_store(request), request.app.state.redis, clinic, changes)
+    await audit(request, admin.actor, "clinic.notify_channels", f"clinic:{clinic}")
+    return JSONResponse({"overrides": {c: c in current for c in CHANNELS}})
+
+
+routes: list[BaseRoute] = [
+    Route("/notifications", list_notifications, methods=["GET"]),
+    Route("/notifications/{id:int}/retry", retry_notification, methods=["POST"]),
+    Route("/clinics/{clinic}/notify-channels", get_channels, methods=["GET"]),
+    Route("/clinics/{clinic}/notify-channels", put_channels, methods=["PUT"]),
+]

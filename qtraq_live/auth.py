@@ -1,0 +1,265 @@
+"""Who is asking: login sessions in Redis, bearer API tokens, CSRF, staff roles.
+
+Everything a request needs to authenticate lives in Redis (sessions, the user mirror, token
+hashes), so a ``--role hub`` process checks credentials without SQLite. Sessions are
+``qt:sess:{sha256(sid)}`` hashes ``{kind, uid, csrf, ip, ua, created}``: the cookie holds
+the only copy of the session id. Staff roles nest: admin ⊃ reception ⊃ doctor; a doctor
+acts only on the queues named for them, and only to call and finish patients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import access
+from . import redis_keys as keys
+from .errors import Forbidden, RateLimited, Unauthorized
+from .web.request import client_ip
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "qtraq_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RANK = {role: i for i, role in enumerate(access.ROLES)}
+DOCTOR_ACTIONS = frozenset({"next", "recall", "skip", "done", "no_show", "serve"})
+
+# Failed logins: a few are free, then a lockout of 30 s that doubles with each further failure
+# (up to 15 min) while failures keep coming within the window.
+FAIL_WINDOW_S = 900
+FREE_FAILS = {"user": 5, "ip": 20}
+FIRST_LOCK_S = 30
+MAX_LOCK_S = 900
+
+
+@dataclass(frozen=True)
+class Staff:
+    id: int
+    username: str
+    role: str
+    queues: tuple[str, ...]
+    via: str  # "session" or "token"
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.id}"
+
+    def at_least(self, role: str) -> bool:
+        return RANK[self.role] >= RANK[role]
+
+    def may(self, action: str, queue_id: str) -> bool:
+        """May this user do ``action`` (``next``, ``issue``, ``no_show``…) on that queue?"""
+        if self.at_least("reception"):
+            return True
+        return action in DOCTOR_ACTIONS and queue_id in self.queues
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username, "role": self.role, "queues": list(self.queues)}
+
+
+# -- sessions (staff and account) ---------------------------------------------------------
+
+
+async def start_session(request: Request, kind: str, uid: int | str) -> tuple[str, str]:
+    """A new session for ``uid``; returns ``(sid, csrf_token)``. Set the cookie with
+    :func:`set_session_cookie`. A fresh id each login, so a planted cookie never gains rights."""
+    settings = request.app.state.settings
+    sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    key = keys.session(sid)
+    async with request.app.state.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={"kind": kind, "uid": str(uid), "csrf": csrf, "ip": client_ip(request),
+                                "ua": request.headers.get("user-agent", "")[:256], "created": str(int(time.time()))})
+        pipe.expire(key, settings["security.session_hours"] * 3600)
+        await pipe.execute()
+    return sid, csrf
+
+
+def set_session_cookie(response: Response, request: Request, sid: str) -> None:
+    settings = request.app.state.settings
+    response.set_cookie(SESSION_COOKIE, sid, max_age=settings["security.session_hours"] * 3600, path="/",
+                        httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https" or settings.production)
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+
+
+async def load_session(redis: aioredis.Redis, sid: str | None) -> dict[str, str] | None:
+    if not sid or len(sid) > 128:
+        return None
+    found = cast(dict[str, str], await redis.hgetall(keys.session(sid)))
+    return found or None
+
+
+async def end_session(redis: aioredis.Redis, sid: str | None) -> None:
+    if sid:
+        await redis.delete(keys.session(sid))
+
+
+async def current_session(request: Request) -> dict[str, str] | None:
+    """The session of the request's cookie (any kind), or None."""
+    return await load_session(request.app.state.redis, request.cookies.get(SESSION_COOKIE))
+
+
+def check_csrf(request: Request, session: dict[str, str]) -> None:
+    """Cookie-authenticated writes must come from our pages: same origin and the session's
+    CSRF token in ``X-CSRF-Token`` (compared in constant time)."""
+    if request.method in SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and not origin_allowed(request, origin):
+        raise Forbidden("origin not allowed", code="origin_not_allowed")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
+        raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
+
+
+def origin_allowed(request: Request, origin: str) -> bool:
+    """Same host as the request, or listed in ``security.allowed_origins``."""
+    if origin in request.app.state.settings["security.allowed_origins"]:
+        return True
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
+# -- staff ----------------------------------------------------------------------------------
+
+
+async def staff_user(redis: aioredis.Redis, uid: str | int, via: str) -> Staff | None:
+    """The staff user from the Redis mirror, or None when unknown or disabled."""
+    u = cast(dict[str, str], await redis.hgetall(keys.user(uid)))
+    if not u or u.get("disabled") == "1" or u.get("role") not in RANK:
+        return None
+    return Staff(int(u["id"]), u["username"], u["role"], tuple(json.loads(u.get("queues") or "[]")), via)
+
+
+async def session_from_cookie(redis: aioredis.Redis, cookie_value: str | None) -> dict[str, Any] | None:
+    """The staff user ``{id, username, role, queues}`` of a session cookie, or None
+    (used by the hub to authenticate the reception WebSocket)."""
+    session = await load_session(redis, cookie_value)
+    if session is None or session.get("kind") != "staff":
+        return None
+    user = await staff_user(redis, session["uid"], "session")
+    return None if user is None else user.public()
+
+
+async def authenticate_staff(request: Request) -> Staff:
+    """The staff caller, by bearer token or by session cookie (with CSRF on writes)."""
+    cached = request.scope.get("state", {}).get("staff")
+    if isinstance(cached, Staff):
+        return cached
+    redis = request.app.state.redis
+    authorization = request.headers.get("authorization")
+    user: Staff | None = None
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization must be 'Bearer <API token>'", code="invalid_token")
+        uid = await redis.get(keys.api_token(token.strip()))
+        user = await staff_user(redis, uid, "token") if uid else None
+        if user is None:
+            raise Unauthorized("invalid API token", code="invalid_token")
+    else:
+        session = await current_session(request)
+        if session is None or session.get("kind") != "staff":
+            raise Unauthorized("log in first", code="not_authenticated")
+        user = await staff_user(redis, session["uid"], "session")
+        if user is None:
+            raise Unauthorized("log in first", code="not_authenticated")
+        check_csrf(request, session)
+    request.scope.setdefault("state", {})["staff"] = user
+    return user
+
+
+async def require_staff(request: Request, role: str = "doctor") -> Staff:
+    user = await authenticate_staff(request)
+    if not user.at_least(role):
+        raise Forbidden(f"needs the {role} role", code="forbidden")
+    return user
+
+
+async def require_queue_action(request: Request, action: str, queue_id: str) -> Staff:
+    """A staff user allowed to do ``action`` on ``queue_id`` (403 otherwise)."""
+    user = await authenticate_staff(request)
+    if not user.may(action, queue_id):
+        raise Forbidden(f"not allowed to {action.replace('_', '-')} on this queue", code="forbidden")
+    return user
+
+
+# -- login ----------------------------------------------------------------------------------
+
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to verify against for unknown usernames, so they take as long as known ones."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = access.hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return access.hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _limit_keys(username: str, ip: str) -> dict[str, str]:
+    """Who a failed login counts against: the username and the address (hashed in key names)."""
+    return {"user": keys.secret_hash(username.lower())[:32], "ip": keys.secret_hash(ip)[:32]}
+
+
+async def _check_lockout(redis: aioredis.Redis, who: dict[str, str]) -> None:
+    for scope, ident in who.items():
+        ttl = await redis.ttl(keys.rate_limit(f"login-lock-{scope}", ident))
+        if ttl > 0:
+            raise RateLimited(f"too many failed logins; retry in {ttl} s", retry_after=ttl)
+
+
+async def _record_failure(redis: aioredis.Redis, who: dict[str, str]) -> None:
+    for scope, ident in who.items():
+        fails_key = keys.rate_limit(f"login-fail-{scope}", ident)
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(fails_key, 0, ex=FAIL_WINDOW_S, nx=True)
+            pipe.incr(fails_key)
+            _, fails = await pipe.execute()
+        over = int(fails) - FREE_FAILS[scope]
+        if over >= 0:
+            lock_s = min(FIRST_LOCK_S * 2 ** min(over, 10), MAX_LOCK_S)
+            await redis.set(keys.rate_limit(f"login-lock-{scope}", ident), "1", ex=lock_s)
+
+
+async def login_staff(request: Request, username: str, password: str) -> Staff:
+    """Check a staff login (locked out after repeated failures: 429 with Retry-After)."""
+    redis, store = request.app.state.redis, request.app.state.store
+    who = _limit_keys(username, client_ip(request))
+    await _check_lockout(redis, who)
+    record = await access.login_record(store, username)
+    password_hash = record["password_hash"] if record else await asyncio.to_thread(_dummy)
+    ok = await asyncio.to_thread(_verify, password_hash, password)
+    user = await staff_user(redis, record["id"], "session") if ok and record and not record["disabled"] else None
+    if user is None and ok and record and not record["disabled"]:
+        log.warning("user id=%s has no Redis mirror: run `qtraq-live rebuild`", record["id"])
+    if user is None:
+        await _record_failure(redis, who)
+        raise Unauthorized("wrong username or password", code="invalid_credentials")
+    await redis.delete(keys.rate_limit("login-fail-user", who["user"]))
+    if access.hasher.check_needs_rehash(password_hash):
+        await access.update_password_hash(store, user.id, await asyncio.to_thread(access.hasher.hash, password))
+    log.info("staff login user id=%s", user.id)
+    return user

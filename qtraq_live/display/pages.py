@@ -1,0 +1,238 @@
+"""The page routes: TV display, patient ticket, self check-in and its QR poster, the
+printable slip, the reception console and the admin page.
+
+Pages are thin: they check who may see them, gather what the first paint needs from the
+engine, and hand the rest to the page script (live data comes over the WebSockets, writes
+go to the REST API with the session's CSRF token, which the page embeds for its script).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import segno
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from .. import auth
+from .. import redis_keys as keys
+from ..api.issue import track_url
+from ..queue_engine import QueueEngine, public_ticket
+from . import charts, i18n
+from .render import error_page, page, request_lang
+
+logger = logging.getLogger(__name__)
+
+LEAVABLE = ("waiting", "called", "serving", "skipped")
+PRINT_WIDTHS = ("58", "80")
+
+
+def _engine(request: Request) -> QueueEngine:
+    engine: QueueEngine = request.app.state.engine
+    return engine
+
+
+def _base_url(request: Request) -> str:
+    return str(request.app.state.settings["server.public_url"] or request.base_url).rstrip("/")
+
+
+def _qr_svg(url: str, title: str) -> str:
+    """A QR code as inline SVG (no script, no style attribute: the page CSP allows it)."""
+    qr = segno.make(url, error="m")
+    svg: str = qr.svg_inline(scale=4, border=2, title=title, dark="#000", light="#fff")
+    return svg
+
+
+async def _staff(request: Request) -> tuple[auth.Staff | None, str | None]:
+    """The signed-in staff user of the session cookie and the session's CSRF token."""
+    session = await auth.current_session(request)
+    if session is None or session.get("kind") != "staff":
+        return None, None
+    user = await auth.staff_user(request.app.state.redis, session["uid"], "session")
+    return user, (session.get("csrf") if user else None)
+
+
+async def _clinics_for(engine: QueueEngine, user: auth.Staff) -> list[dict[str, Any]]:
+    """Clinics with the queues this user may work on (a doctor sees only their own)."""
+    out = []
+    for cid in await engine.clinic_ids():
+        clinic = await engine.get_clinic(cid)
+        if clinic is None:
+            continue
+        queues = [q for q in clinic["queues"] if user.at_least("reception") or q["id"] in user.queues]
+        if queues or user.at_least("admin"):  # an admin adds the first queue of a new clinic
+            out.append({**{k: clinic[k] for k in ("id", "name", "timezone", "lang", "mask_names")},
+                        "queues": [{k: q[k] for k in ("id", "name", "prefix", "self_checkin", "paused",
+                                                       "avg_service_s")} for q in queues]})
+    return out
+
+
+def _local_time(iso_utc: str | None, tz: str, lang: str) -> str:
+    if not iso_utc:
+        return ""
+    at = datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone(ZoneInfo(tz))
+    return at.strftime("%d-%m-%Y %H:%M") if lang == "hi" else at.strftime("%d %b %Y, %H:%M")
+
+
+async def display_page(request: Request) -> Response:
+    clinic_id = request.path_params["clinic"]
+    key = request.query_params.get("key", "")
+    clinic = await _engine(request).get_clinic(clinic_id)
+    if clinic is None:
+        return error_page(request, 404, "error.no_clinic")
+    lang = request_lang(request, clinic.get("lang"))
+    if not key or await request.app.state.redis.get(keys.display_key(key)) != clinic_id:
+        logger.info("display page refused for clinic %s: missing or invalid key", clinic_id)
+        return error_page(request, 401, "error.display_key", lang=lang)
+    data = {
+        "ws_path": f"/ws/display/{clinic_id}?key={key}", "timezone": clinic["timezone"],
+        "speech_lang": i18n.SPEECH_TAGS[lang], "next_count": 4, "recent_count": 5, "call_ms": 8000,
+    }
+    return page(request, "display.html", lang=lang, data=data, clinic=clinic)
+
+
+async def ticket_page(request: Request) -> Response:
+    token = request.path_params["token"]
+    ticket = await _engine(request).ticket_by_token(token)
+    if ticket is None:
+        return error_page(request, 404, "error.no_ticket")
+    lang = request_lang(request, ticket.get("lang"))
+    t = i18n.translator(lang)
+    view = public_ticket(ticket, ticket["queue_name"], ticket["clinic_name"], ticket["version"])
+    status_text = t(f"js.status_{view['status']}")
+    if view["status"] == "called" and view["counter"]:
+        status_text += " " + t("js.go_to", where=_where(t, view["counter"]))
+    data = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}", "leavable": LEAVABLE}
+    return page(request, "ticket.html", lang=lang, data=data, ticket=view, status_text=status_text,
+                eta_text=_minutes(t, view["eta_s"]), leavable=LEAVABLE)
+
+
+def _where(t: i18n.Translator, counter: str) -> str:
+    return t("js.counter_n", n=counter) if counter.isdigit() else counter
+
+
+def _minutes(t: i18n.Translator, seconds: int | None) -> str:
+    if seconds is None:
+        return "–"
+    m = round(seconds / 60)
+    return t("js.under_minute") if m < 1 else t("js.minutes", n=m)
+
+
+async def _self_checkin_queue(request: Request) -> tuple[dict[str, Any], str] | None:
+    """The queue of a /join page and its clinic's name, or None unless it takes self check-in."""
+    engine = _engine(request)
+    queue = await engine.get_queue(request.path_params["queue"])
+    if queue is None or not queue["self_checkin"]:
+        return None
+    clinic = await engine.get_clinic(queue["clinic"])
+    return queue, (clinic["name"] if clinic else "")
+
+
+async def join_page(request: Request) -> Response:
+    found = await _self_checkin_queue(request)
+    if found is None:
+        return error_page(request, 404, "error.no_join")
+    queue, clinic_name = found
+    waiting = len((await _engine(request).queue_snapshot(queue["id"]))["waiting"])
+    data = {"api_path": f"/api/v1/public/queues/{queue['id']}/join"}
+    return page(request, "join.html", lang=request_lang(request), data=data, queue=queue,
+                clinic_name=clinic_name, waiting=waiting)
+
+
+async def join_qr_page(request: Request) -> Response:
+    found = await _self_checkin_queue(request)
+    if found is None:
+        return error_page(request, 404, "error.no_join")
+    queue, clinic_name = found
+    lang = request_lang(request)
+    url = f"{_base_url(request)}/join/{queue['id']}"
+    qr = _qr_svg(url, i18n.translator(lang)("join.poster_title", queue=queue["name"]))
+    return page(request, "join_qr.html", lang=lang, queue=queue, clinic_name=clinic_name, qr_svg=qr, join_url=url)
+
+
+async def print_page(request: Request) -> Response:
+    user, _ = await _staff(request)
+    if user is None or not user.at_least("reception"):
+        return error_page(request, 401 if user is None else 403, "error.staff_only")
+    engine = _engine(request)
+    ticket_id = request.path_params["ticket_id"]
+    ticket = await engine.ticket(ticket_id)
+    token = await engine.ticket_token(ticket_id) if ticket else None
+    if ticket is None or token is None:
+        return error_page(request, 404, "error.no_ticket")
+    clinic = await engine.get_clinic(ticket["clinic"])
+    queue = await engine.get_queue(ticket["queue"])
+    lang = request_lang(request, clinic["lang"] if clinic else None)
+    tz = clinic["timezone"] if clinic else "UTC"
+    width = request.query_params.get("width", "80")
+    width = width if width in PRINT_WIDTHS else "80"
+    auto = "&autoprint=1" if request.query_params.get("autoprint") == "1" else ""
+    url = track_url(request, token)
+    return page(request, "print.html", lang=lang, frameable=True, ticket=ticket, width=width, auto_q=auto,
+                clinic_name=clinic["name"] if clinic else "", queue_name=queue["name"] if queue else "",
+                issued_text=_local_time(ticket["created_at"], tz, lang), qr_svg=_qr_svg(url, ticket["label"]))
+
+
+async def reception_page(request: Request) -> Response:
+    user, csrf = await _staff(request)
+    lang = request_lang(request)
+    if user is None:
+        return page(request, "reception.html", lang=lang, user=None)
+    clinics = await _clinics_for(_engine(request), user)
+    preselect = {k: request.query_params.get(k, "")[:40] for k in ("queue", "counter")}
+    data = {"csrf": csrf, "clinics": clinics, "preselect": preselect, "print_width": 80}
+    return page(request, "reception.html", lang=lang, data=data, user=user)
+
+
+async def admin_page(request: Request) -> Response:
+    user, csrf = await _staff(request)
+    lang = request_lang(request)
+    if user is None:
+        return page(request, "admin.html", lang=lang, user=None)
+    if not user.at_least("admin"):
+        return error_page(request, 403, "error.admin_only", lang=lang)
+    settings = request.app.state.settings
+    clinics = await _clinics_for(_engine(request), user)
+    channels = {name: bool(settings[f"notify.{name}"]) for name in ("email", "sms", "whatsapp")}
+    data = {"csrf": csrf, "clinics": clinics, "base_url": _base_url(request),
+            "notices": _api_has(request, "/notifications"), "test_send": _api_has(request, "/notifications/test"),
+            "channel_overrides": _api_has(request, "/clinics/{clinic}/notify-channels")}
+    return page(request, "admin.html", lang=lang, data=data, user=user, clinics=clinics, channels=channels,
+                chart_names=charts.CHARTS)
+
+
+def _api_has(request: Request, path: str) -> bool:
+    """Whether this server routes ``/api/v1{path}`` (sections for optional areas show only then)."""
+    for route in request.app.routes:
+        if isinstance(route, Mount) and route.path == "/api/v1":
+            return any(getattr(r, "path", None) == path for r in route.routes)
+    return False
+
+
+async def chart_svg(request: Request) -> Response:
+    user, _ = await _staff(request)
+    if user is None or not user.at_least("admin"):
+        return Response(status_code=401 if user is None else 403)
+    name = request.path_params["name"]
+    if name not in charts.CHARTS or request.app.state.store is None:
+        return Response(status_code=404)
+    svg = await charts.render(request.app.state.store, request.path_params["clinic"], name,
+                              i18n.translator(request_lang(request)), int(time.time() * 1000))
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+routes: list[BaseRoute] = [
+    Route("/display/{clinic}", display_page, name="display"),
+    Route("/t/{token}", ticket_page, name="ticket"),
+    Route("/join/{queue}", join_page, name="join"),
+    Route("/join/{queue}/qr", join_qr_page, name="join_qr"),
+    Route("/tickets/{ticket_id:int}/print", print_page, name="ticket_print"),
+    Route("/reception", reception_page, name="reception"),
+    Route("/admin", admin_page, name="admin"),
+    Route("/admin/charts/{clinic}/{name}.svg", chart_svg, name="admin_chart"),
+]

@@ -1,0 +1,71 @@
+"""Rendering pages: one Jinja2 environment, the page security headers, the error page.
+
+Every page gets a strict Content-Security-Policy: scripts only from ``/static`` (no inline
+script, no inline handlers), so page data travels in a ``<script type="application/json">``
+block that the browser never executes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from . import i18n
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; media-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors {frame}"
+)
+
+
+def _headers(frameable: bool) -> dict[str, str]:
+    """Only the printable ticket may be framed (the reception console prints it from a hidden frame)."""
+    return {
+        "Content-Security-Policy": CSP.format(frame="'self'" if frameable else "'none'"),
+        "X-Frame-Options": "SAMEORIGIN" if frameable else "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("qtraq_live.display", "templates"),
+    autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _json_block(data: Any) -> str:
+    """JSON safe to place inside ``<script type="application/json">`` (no ``</script>`` break-out)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_env.filters["json_block"] = _json_block
+
+
+def request_lang(request: Request, preferred: str | None = None) -> str:
+    return i18n.pick_lang(request.query_params, request.cookies, request.headers.get("accept-language", ""), preferred)
+
+
+def page(request: Request, template: str, *, lang: str, status: int = 200, data: dict[str, Any] | None = None,
+         frameable: bool = False, **context: Any) -> HTMLResponse:
+    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block."""
+    t = i18n.translator(lang)
+    payload = {"lang": lang, "t": i18n.js_strings(lang), **(data or {})}
+    lang_links = {code: str(request.url.include_query_params(lang=code)) for code in i18n.LANGS}
+    html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, data=payload, **context)
+    return HTMLResponse(html, status_code=status, headers=_headers(frameable))
+
+
+def error_page(request: Request, status: int, message_key: str, *, lang: str | None = None) -> HTMLResponse:
+    """The friendly page for 404 and friends, in the visitor's language."""
+    lang = lang or request_lang(request)
+    return page(request, "error.html", lang=lang, status=status, status_code=status, message_key=message_key)

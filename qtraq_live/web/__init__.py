@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every endpoint: error rendering, middleware, request helpers."""

@@ -1,0 +1,76 @@
+"""Request helpers: the JSON body through its schema, the client's address."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from ..config import Settings
+from ..errors import BadRequest, ConfigError
+from ..validation import Schema
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
+    """The body checked against ``schema``; an empty body counts as ``{}`` (all optional).
+
+    Malformed JSON is a 400 ``bad_json``; anything that parses but does not fit is a 422.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        data: Any = {}
+    else:
+        try:
+            data = json.loads(raw, parse_constant=_no_constants)
+        except (ValueError, RecursionError):  # bad UTF-8 or JSON, huge integers, deep nesting
+            raise BadRequest("request body is not valid JSON", code="bad_json") from None
+    return schema.validate(data)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address. ``X-Forwarded-For`` is believed only from a trusted proxy
+    (addresses or networks in ``security.trusted_proxies``), and then read from the right,
+    skipping the proxies themselves."""
+    peer = request.client.host if request.client else ""
+    trusted = trusted_networks(request.app.state.settings)
+    if not _within(peer, trusted):
+        return peer or "unknown"
+    forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",") if p.strip()]
+    for hop in reversed(forwarded):
+        if not _within(hop, trusted):
+            return hop if _address(hop) else peer
+    return peer
+
+
+def trusted_networks(settings: Settings) -> tuple[IPNetwork, ...]:
+    """``security.trusted_proxies`` as networks; a bad entry is a ConfigError at start."""
+    try:
+        return _networks(tuple(settings["security.trusted_proxies"]))
+    except ValueError as exc:
+        raise ConfigError("security.trusted_proxies", str(exc)) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _within(text: str, networks: tuple[IPNetwork, ...]) -> bool:
+    addr = _address(text)
+    return addr is not None and any(addr in net for net in networks)
