@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -66,21 +67,22 @@ def _is_sentinel(url: str) -> bool:
     return url.startswith(f"{SENTINEL_SCHEME}://")
 
 
+def _sentinel_master(url: str, sentinel_cls: Any, decode: bool) -> Any:
+    t = parse_sentinel_url(url)
+    sentinel = sentinel_cls(t.hosts, socket_timeout=5, sentinel_kwargs={"password": t.password})
+    return sentinel.master_for(t.master, db=t.db, password=t.password, decode_responses=decode,
+                               health_check_interval=30)
+
+
 def async_client(settings: Settings, *, decode: bool = True) -> aioredis.Redis:
     url = redis_url(settings)
     if _is_sentinel(url):
-        t = parse_sentinel_url(url)
-        sentinel = AsyncSentinel(t.hosts, socket_timeout=5, sentinel_kwargs={"password": t.password})
-        return sentinel.master_for(t.master, db=t.db, password=t.password, decode_responses=decode,
-                                   health_check_interval=30)
+        return _sentinel_master(url, AsyncSentinel, decode)  # type: ignore[no-any-return]
     return aioredis.from_url(url, decode_responses=decode, health_check_interval=30)
 
 
 def sync_client(settings: Settings, *, decode: bool = True) -> redis.Redis:
     url = redis_url(settings)
     if _is_sentinel(url):
-        t = parse_sentinel_url(url)
-        sentinel = Sentinel(t.hosts, socket_timeout=5, sentinel_kwargs={"password": t.password})
-        return sentinel.master_for(t.master, db=t.db, password=t.password, decode_responses=decode,
-                                   health_check_interval=30)
+        return _sentinel_master(url, Sentinel, decode)  # type: ignore[no-any-return]
     return redis.from_url(url, decode_responses=decode, health_check_interval=30)

@@ -174,6 +174,17 @@ local function result(v, t, extra)
   return cjson.encode(out)
 end
 
+-- Definition changes: booleans are kept as '1'/'0' like everywhere in the hashes.
+local function hset_fields(key, fields)
+  local flat = {}
+  for k, v in pairs(fields) do
+    if type(v) == 'boolean' then v = v and '1' or '0' end
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
+end
+
 local ops = {}
 
 function ops.create_clinic()
@@ -187,13 +198,7 @@ end
 
 function ops.update_clinic()
   if redis.call('EXISTS', K.clinic(A.id)) == 0 then return fail('not_found', 'unknown clinic ' .. A.id, 'clinic') end
-  local flat = {}
-  for k, v in pairs(A.fields) do
-    if type(v) == 'boolean' then v = v and '1' or '0' end
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  if #flat > 0 then redis.call('HSET', K.clinic(A.id), unpack(flat)) end
+  hset_fields(K.clinic(A.id), A.fields)
   local v = emit(A.id, 'clinic_updated', nil, {}, {}, {clinic_state = clinic_state(A.id)})
   return cjson.encode({ok = true, v = v, clinic = clinic_state(A.id)})
 end
@@ -212,13 +217,7 @@ end
 function ops.update_queue()
   local q = hgetall(K.queue(A.id))
   if not q then return fail('not_found', 'unknown queue ' .. A.id, 'queue') end
-  local flat = {}
-  for k, v in pairs(A.fields) do
-    if type(v) == 'boolean' then v = v and '1' or '0' end
-    flat[#flat + 1] = k
-    flat[#flat + 1] = v
-  end
-  if #flat > 0 then redis.call('HSET', K.queue(A.id), unpack(flat)) end
+  hset_fields(K.queue(A.id), A.fields)
   local v = emit(q.clinic, 'queue_updated', A.id, {}, {queue_state(A.id)})
   return cjson.encode({ok = true, v = v, queue = queue_state(A.id)})
 end
