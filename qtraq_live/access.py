@@ -172,9 +172,3 @@ async def mirror_access(store: Store, redis: aioredis.Redis) -> None:
         await pipe.execute()
     log.info("mirrored access: %d users, %d API tokens, %d display keys", len(users), len(tokens), len(dkeys))
 
-
-async def write_audit(store: Store, actor: str, action: str, target: str = "", ip: str = "") -> None:
-    """One audit row. Callers pass ids ("user:3", "ticket:42"), never personal data."""
-    async with store.transaction() as db:
-        await db.execute("INSERT INTO audit_log (at, actor, action, target, ip) VALUES (?, ?, ?, ?, ?)",
-                         (utc_now(), actor, action, target, ip))

@@ -174,3 +174,6 @@ WEBHOOKS_ENABLED = "qt:webhooks:enabled"
 def webhook_sent(url_id: str, delivery: str) -> str:
     """Set once a webhook job for (URL, event) is enqueued: a replayed batch adds nothing."""
     return f"qt:hook:{url_id}:{delivery}"
+
+
+AUDIT = "qt:audit"  # staff audit entries on their way to SQLite (audit.py)

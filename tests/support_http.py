@@ -27,7 +27,7 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 
-from qtraq_live import access
+from qtraq_live import access, audit
 from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.queue_engine import QueueEngine
@@ -59,7 +59,10 @@ class LiveServer:
         return engine
 
     def db(self) -> sqlite3.Connection:
-        """A separate read connection to the server's SQLite record."""
+        """A separate read connection to the server's SQLite record, with the staff audit
+        entries copied in first (the primary's duties process does that in production)."""
+        if self.app.state.store is not None:
+            self.run(audit.copy(self.app.state.redis, self.app.state.store))
         conn = sqlite3.connect(self.settings.data_dir / "qtraq.db")
         conn.row_factory = sqlite3.Row
         return conn

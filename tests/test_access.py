@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 
-from qtraq_live import access
+from qtraq_live import access, audit
 from qtraq_live import redis_keys as keys
 from qtraq_live.config import Settings
 from qtraq_live.errors import Conflict, Invalid, NotFound
@@ -115,7 +115,12 @@ async def test_mirror_access_rewrites_redis_from_sqlite(store: Store, aredis: ai
     assert await aredis.hget(keys.user(uid), "username") == "asha"
 
 
-async def test_audit_rows(store: Store) -> None:
-    await access.write_audit(store, "user:3", "queue.next", "queue:gp", "10.0.0.7")
-    row = await store.fetchone("SELECT actor, action, target, ip FROM audit_log")
-    assert row == {"actor": "user:3", "action": "queue.next", "target": "queue:gp", "ip": "10.0.0.7"}
+async def test_audit_entries_reach_sqlite_once_and_leave_redis(store: Store, aredis: aioredis.Redis) -> None:
+    await audit.record(aredis, "user:3", "queue.next", "queue:gp", "10.0.0.7")
+    await audit.record(aredis, "user:3", "queue.pause", "queue:gp", "10.0.0.7")
+    assert await audit.copy(aredis, store) == 2
+    assert await audit.copy(aredis, store) == 0
+    rows = await store.fetchall("SELECT actor, action, target, ip FROM audit_log ORDER BY id")
+    assert rows == [{"actor": "user:3", "action": "queue.next", "target": "queue:gp", "ip": "10.0.0.7"},
+                    {"actor": "user:3", "action": "queue.pause", "target": "queue:gp", "ip": "10.0.0.7"}]
+    assert await aredis.xlen(keys.AUDIT) == 0  # IPs are not kept in Redis once recorded

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from .. import access
+from .. import audit as audit_log
 from ..errors import QtraqError
 from ..queue_engine import QueueEngine
 from ..web.request import client_ip
@@ -21,12 +21,12 @@ def engine_of(request: Request) -> QueueEngine:
 
 
 async def audit(request: Request, actor: str, action: str, target: str = "") -> None:
-    """Record a staff write (ids only). The change itself has happened by now, so a failing
-    audit write is logged rather than turned into an error the caller would retry."""
-    store = request.app.state.store
-    if store is None:
+    """Record a staff action (ids only) on its way to the audit log. The change itself has
+    happened by now, so a failing record is logged rather than turned into an error the
+    caller would retry."""
+    if request.app.state.role != "all":
         return
     try:
-        await access.write_audit(store, actor, action, target, client_ip(request))
-    except (QtraqError, sqlite3.Error):
-        log.warning("audit write failed for %s %s", action, target, exc_info=True)
+        await audit_log.record(request.app.state.redis, actor, action, target, client_ip(request))
+    except (QtraqError, RedisError):
+        log.warning("audit record failed for %s %s", action, target, exc_info=True)

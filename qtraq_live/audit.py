@@ -1,0 +1,80 @@
+"""The staff audit log: who did what, when, from where (ids only, never personal data).
+
+A request appends its entry to the Redis stream ``qt:audit`` (one XADD: durable with the AOF,
+and no SQLite lock on the request path — a "next" press must not wait for the persister's
+transaction). The primary's duties process copies entries into the ``audit_log`` table in
+the consumer group ``audit``, acknowledging and deleting them only after the commit, so an
+entry is neither lost nor kept in Redis longer than needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timezone
+from typing import Protocol
+
+import redis
+import redis.asyncio as aioredis
+
+from . import redis_keys as keys
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+GROUP = "audit"
+BATCH = 500
+STREAM_MAXLEN = 1_000_000  # a safety cap only: the copier deletes what it has written
+
+
+class Context(Protocol):
+    redis: aioredis.Redis
+    store: Store
+
+
+async def record(client: aioredis.Redis, actor: str, action: str, target: str = "", ip: str = "") -> None:
+    """Append one entry. Callers pass ids ("user:3", "ticket:42"), never names or contacts."""
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    await client.xadd(keys.AUDIT, {"at": at, "actor": actor, "action": action, "target": target, "ip": ip},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+
+
+async def _ensure_group(client: aioredis.Redis) -> None:
+    try:
+        await client.xgroup_create(keys.AUDIT, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def copy(client: aioredis.Redis, store: Store, *, block_ms: int | None = None) -> int:
+    """Copy what is waiting (first entries read before a crash, then new ones) into SQLite."""
+    await _ensure_group(client)
+    copied = 0
+    for start in ("0", ">"):
+        while True:
+            resp = await client.xreadgroup(GROUP, "primary", {keys.AUDIT: start}, count=BATCH,
+                                           block=block_ms if start == ">" else None)
+            entries = resp[0][1] if resp else []
+            if not entries:
+                break
+            async with store.transaction() as db:
+                await db.executemany(
+                    "INSERT INTO audit_log (at, actor, action, target, ip) VALUES (?, ?, ?, ?, ?)",
+                    [(f["at"], f["actor"], f["action"], f["target"], f["ip"]) for _, f in entries])
+            ids = [entry_id for entry_id, _ in entries]
+            await client.xack(keys.AUDIT, GROUP, *ids)
+            await client.xdel(keys.AUDIT, *ids)  # IP addresses: not kept in Redis once recorded
+            copied += len(entries)
+            if block_ms is not None:
+                return copied
+    return copied
+
+
+async def copy_loop(ctx: Context, stop: asyncio.Event) -> None:
+    """The duty: copy as entries arrive until ``stop``."""
+    while not stop.is_set():
+        await copy(ctx.redis, ctx.store, block_ms=1000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.05)
