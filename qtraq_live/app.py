@@ -22,6 +22,7 @@ from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import auth_routes as api_auth
 from .api import clinics as api_clinics
+from .api import docs as api_docs
 from .api import health as api_health
 from .api import notifications as api_notifications
 from .api import public as api_public
@@ -53,6 +54,7 @@ API_ROUTES: list[BaseRoute] = [
     *api_notifications.routes,
     *accounts_api.routes,
     *accounts_appointments.routes,
+    *api_docs.routes,
 ]
 
 
@@ -88,6 +90,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
     routes: list[BaseRoute] = [
         *api_health.routes,
         Mount("/api/v1", routes=API_ROUTES),
+        *api_docs.page_routes,
         *hub_routes,
         *display_pages.routes,
         *accounts_page.routes,

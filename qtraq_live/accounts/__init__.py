@@ -1,0 +1,1 @@
+"""Patient accounts: registration, linked patients, appointments, consent and privacy rights."""

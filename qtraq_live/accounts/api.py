@@ -1,0 +1,270 @@
+"""Patient-account endpoints: register, verify, log in, profile, consent, sessions, patients.
+
+An account authenticates with a session of kind ``account`` (the same Redis sessions and
+CSRF rule as staff, see ``auth.py``). Every body goes through its schema; a PATCH changes
+only the fields it sends. The record is SQLite, so a ``--role hub`` process answers 421.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import date, datetime, timezone
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .. import auth
+from ..errors import Invalid, MisdirectedWrite, NotFound, Unauthorized
+from ..store import Store
+from ..validation import Field, Schema
+from ..web import ratelimit
+from ..web.request import client_ip, read_json
+from . import codes, consent, notices, passwords, privacy, records, useragent
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+VERIFY = Schema({"channel": Field("string", required=True, enum=codes.CHANNELS),
+                 "code": Field("string", required=True, pattern=r"\d{6}", description="the 6-digit code")})
+RESEND = Schema({"channel": Field("string", required=True, enum=codes.CHANNELS)})
+LOGIN = Schema({"email": records.EMAIL_FIELD, "mobile": records.MOBILE_FIELD,
+                "password": Field("string", required=True, max_length=passwords.MAX_LENGTH)})
+CONSENT_PUT = Schema({k: Field("boolean", required=True) for k in consent.KINDS})
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def store_of(request: Request) -> Store:
+    store: Store | None = request.app.state.store
+    if store is None:
+        raise MisdirectedWrite("accounts live on the primary; this server only relays queues")
+    return store
+
+
+async def require_account(request: Request) -> int:
+    """The account id of the request's session (with the CSRF check on writes)."""
+    session = await auth.current_session(request)
+    if session is None or session.get("kind") != "account":
+        raise Unauthorized("log in to your account first", code="not_authenticated")
+    auth.check_csrf(request, session)
+    return int(session["uid"])
+
+
+async def sent_fields(request: Request, schema: Schema) -> Json:
+    """A PATCH body: validated, and only the fields the caller actually sent."""
+    body = await read_json(request, schema)
+    raw = await request.body()
+    return {k: body[k] for k in (json.loads(raw) if raw.strip() else {})}
+
+
+async def _login_response(request: Request, account_id: int, status: int = 200) -> Response:
+    """Open an account session, log it (time, IP, OS, browser) and answer with the CSRF token."""
+    sid, csrf = await auth.start_session(request, "account", account_id)
+    os_name, browser = useragent.parse(request.headers.get("user-agent"))
+    store = store_of(request)
+    await records.log_session(store, account_id, client_ip(request), os_name, browser, now_ms())
+    response = JSONResponse({"csrf_token": csrf, "account": await _account(store, account_id)}, status_code=status)
+    auth.set_session_cookie(response, request, sid)
+    return response
+
+
+async def _account(store: Store, account_id: int) -> Json:
+    return records.account_view(await records.get_account_row(store, account_id),
+                                await consent.current(store, account_id))
+
+
+async def _send_code(request: Request, account_id: int, channel: str) -> None:
+    store, settings = store_of(request), request.app.state.settings
+    sent_ms = now_ms()
+    code = await codes.issue(store, settings.secret_key, account_id, channel, sent_ms)
+    await notices.send_code(request.app.state.redis, store, settings, account_id, channel, code, sent_ms)
+
+
+# -- registration and login -------------------------------------------------------------
+
+async def register(request: Request) -> Response:
+    redis = request.app.state.redis
+    await ratelimit.hit(redis, "register", client_ip(request), 30, 3600)
+    body = await read_json(request, records.REGISTER)
+    store = store_of(request)
+    account_id = await records.create_account(store, body, now_ms(), today())
+    await notices.consent_changed(redis, account_id, (await consent.current(store, account_id))["notifications"])
+    await notices.send_welcome(redis, store, request.app.state.settings, account_id)
+    for channel in codes.CHANNELS:
+        if body.get(channel):
+            await _send_code(request, account_id, channel)
+    return await _login_response(request, account_id, status=201)
+
+
+async def verify(request: Request) -> Response:
+    account_id = await require_account(request)
+    redis = request.app.state.redis
+    # Guessing codes is bounded per code in SQLite; these bound it per address and per account.
+    await ratelimit.hit(redis, "verify-ip", client_ip(request), 30, 900)
+    await ratelimit.hit(redis, "verify-account", str(account_id), 10, 900)
+    body = await read_json(request, VERIFY)
+    store = store_of(request)
+    await codes.verify(store, request.app.state.settings.secret_key, account_id, body["channel"], body["code"],
+                       now_ms())
+    return JSONResponse(await _account(store, account_id))
+
+
+async def resend(request: Request) -> Response:
+    account_id = await require_account(request)
+    body = await read_json(request, RESEND)
+    row = await records.get_account_row(store_of(request), account_id)
+    if not row[body["channel"]] or row[f"{body['channel']}_verified"]:
+        raise Invalid("channel", f"this account has no unverified {body['channel']}", code="nothing_to_verify")
+    await _send_code(request, account_id, body["channel"])
+    return JSONResponse({"sent": body["channel"]})
+
+
+async def login(request: Request) -> Response:
+    body = await read_json(request, LOGIN)
+    if bool(body["email"]) == bool(body["mobile"]):
+        raise Invalid("email", "give either email or mobile", code="missing_field")
+    redis = request.app.state.redis
+    await ratelimit.hit(redis, "account-login-ip", client_ip(request), 30, 900)
+    await ratelimit.hit(redis, "account-login-id", (body["email"] or body["mobile"]).lower(), 10, 900)
+    found = await records.find_login(store_of(request), body["email"], body["mobile"])
+    ok = await asyncio.to_thread(passwords.verify_password, found["password_hash"] if found else None, body["password"])
+    if not ok or found is None:
+        raise Unauthorized("wrong email/mobile or password", code="invalid_credentials")
+    log.info("account %d logged in", found["id"])
+    return await _login_response(request, found["id"])
+
+
+async def logout(request: Request) -> Response:
+    await require_account(request)
+    await auth.end_session(request.app.state.redis, request.cookies.get(auth.SESSION_COOKIE))
+    response = JSONResponse({"logged_out": True})
+    auth.clear_session_cookie(response)
+    return response
+
+
+# -- profile, consent, sessions, export, erasure ---------------------------------------------
+
+async def me(request: Request) -> Response:
+    account_id = await require_account(request)
+    return JSONResponse(await _account(store_of(request), account_id))
+
+
+async def patch_me(request: Request) -> Response:
+    account_id = await require_account(request)
+    changes = await sent_fields(request, records.ACCOUNT_PATCH)
+    store = store_of(request)
+    for channel in await records.update_account(store, account_id, changes, now_ms(), today()):
+        await _send_code(request, account_id, channel)
+    return JSONResponse(await _account(store, account_id))
+
+
+async def delete_me(request: Request) -> Response:
+    account_id = await require_account(request)
+    await privacy.erase_account(store_of(request), request.app.state.redis, request.app.state.engine, account_id)
+    response = Response(status_code=204)
+    auth.clear_session_cookie(response)
+    return response
+
+
+async def export(request: Request) -> Response:
+    account_id = await require_account(request)
+    data = await privacy.export_account(store_of(request), request.app.state.engine, account_id, now_ms(), today())
+    return JSONResponse(data, headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
+
+
+async def get_consent(request: Request) -> Response:
+    account_id = await require_account(request)
+    store = store_of(request)
+    return JSONResponse({"current": await consent.current(store, account_id),
+                         "history": await consent.history(store, account_id)})
+
+
+async def put_consent(request: Request) -> Response:
+    account_id = await require_account(request)
+    body = await read_json(request, CONSENT_PUT)
+    store = store_of(request)
+    before, after = await consent.record(store, account_id, body, now_ms(), today())
+    if before["notifications"] != after["notifications"]:
+        await notices.consent_changed(request.app.state.redis, account_id, after["notifications"])
+    return JSONResponse({"current": after, "history": await consent.history(store, account_id)})
+
+
+async def sessions(request: Request) -> Response:
+    account_id = await require_account(request)
+    return JSONResponse({"sessions": await records.list_sessions(store_of(request), account_id)})
+
+
+# -- patients ---------------------------------------------------------------------------------
+
+def _patient_id(request: Request) -> int:
+    try:
+        return int(request.path_params["patient"])
+    except ValueError:
+        raise NotFound("unknown patient") from None
+
+
+async def list_patients(request: Request) -> Response:
+    account_id = await require_account(request)
+    rows = await records.list_patients(store_of(request), account_id)
+    return JSONResponse({"patients": [records.patient_view(r, today()) for r in rows]})
+
+
+async def add_patient(request: Request) -> Response:
+    account_id = await require_account(request)
+    body = await read_json(request, records.PATIENT_NEW)
+    patient = await records.add_patient(store_of(request), account_id, body, now_ms(), today())
+    return JSONResponse(patient, status_code=201)
+
+
+async def patch_patient(request: Request) -> Response:
+    account_id = await require_account(request)
+    changes = await sent_fields(request, records.PATIENT_PATCH)
+    patient = await records.update_patient(store_of(request), account_id, _patient_id(request), changes,
+                                           now_ms(), today())
+    return JSONResponse(patient)
+
+
+async def delete_patient(request: Request) -> Response:
+    account_id = await require_account(request)
+    await records.delete_patient(store_of(request), account_id, _patient_id(request), now_ms())
+    return Response(status_code=204)
+
+
+async def privacy_info(request: Request) -> Response:
+    """Public: whom to contact with a grievance, and how long walk-in contacts are kept."""
+    settings = request.app.state.settings
+    return JSONResponse({"grievance_contact": settings["privacy.grievance_contact"],
+                         "walkin_contact_days": settings["privacy.walkin_contact_days"]})
+
+
+routes: list[BaseRoute] = [
+    Route("/accounts", register, methods=["POST"]),
+    Route("/accounts/verify", verify, methods=["POST"]),
+    Route("/accounts/verify/resend", resend, methods=["POST"]),
+    Route("/auth/account-login", login, methods=["POST"]),
+    Route("/auth/account-logout", logout, methods=["POST"]),
+    Route("/me", me, methods=["GET"]),
+    Route("/me", patch_me, methods=["PATCH"]),
+    Route("/me", delete_me, methods=["DELETE"]),
+    Route("/me/export", export, methods=["GET"]),
+    Route("/me/consent", get_consent, methods=["GET"]),
+    Route("/me/consent", put_consent, methods=["PUT"]),
+    Route("/me/sessions", sessions, methods=["GET"]),
+    Route("/me/patients", list_patients, methods=["GET"]),
+    Route("/me/patients", add_patient, methods=["POST"]),
+    Route("/me/patients/{patient}", patch_patient, methods=["PATCH"]),
+    Route("/me/patients/{patient}", delete_patient, methods=["DELETE"]),
+    Route("/privacy", privacy_info, methods=["GET"]),
+]

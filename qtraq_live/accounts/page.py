@@ -1,0 +1,48 @@
+"""The patient portal page ``/account`` and the public privacy page ``/privacy``.
+
+The portal is one page: signed out it offers registration and login; signed in, the page
+script drives the REST API (``/api/v1/me…``) with the session's CSRF token embedded here, and
+follows each checked-in appointment's ticket live over ``/ws/t/{token}``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .. import auth
+from ..display.render import page, request_lang
+
+CHECKIN_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+async def account_page(request: Request) -> Response:
+    settings = request.app.state.settings
+    session = await auth.current_session(request)
+    signed_in = session is not None and session.get("kind") == "account"
+    code = request.query_params.get("checkin", "")
+    data = {
+        "csrf": session["csrf"] if signed_in and session else None,
+        "signed_in": signed_in,
+        "checkin_code": code if CHECKIN_CODE.match(code) else None,
+        "grievance_contact": settings["privacy.grievance_contact"],
+    }
+    return page(request, "account.html", lang=request_lang(request), data=data, signed_in=signed_in,
+                grievance_contact=settings["privacy.grievance_contact"])
+
+
+async def privacy_page(request: Request) -> Response:
+    settings = request.app.state.settings
+    return page(request, "privacy.html", lang=request_lang(request),
+                grievance_contact=settings["privacy.grievance_contact"],
+                walkin_contact_days=settings["privacy.walkin_contact_days"],
+                session_log_days=settings["privacy.session_log_days"])
+
+
+routes: list[BaseRoute] = [
+    Route("/account", account_page, methods=["GET"]),
+    Route("/privacy", privacy_page, methods=["GET"]),
+]

@@ -1,0 +1,236 @@
+"""The ``qtraq-live`` console script: one explicit table of commands.
+
+Each :class:`Command` names its words (``"user add"``), help, an ``arguments(parser)`` function
+and ``run(args, settings) -> exit status``. An area adds its command with one line in
+:data:`COMMANDS`. Commands that need Redis while the server is stopped use :func:`run_offline`,
+which starts the embedded Redis for the command's duration when nothing answers on its socket.
+
+Exit status: 0 done, 1 failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from . import logs, server
+from .accounts import commands as accounts_cli
+from .config import Settings, load_settings
+from .duties import Context, open_context
+from .errors import ConfigError, Invalid, QtraqError, Unavailable
+
+T = TypeVar("T")
+ROLES = ("admin", "reception", "doctor")
+
+
+@contextlib.asynccontextmanager
+async def offline_context(settings: Settings) -> AsyncIterator[Context]:
+    """Redis, engine and SQLite for a one-shot command, whether or not the server runs."""
+    with contextlib.ExitStack() as stack:
+        if settings.embedded_redis:
+            redis_server = server.embedded_redis(settings)
+            if not redis_server.is_running():
+                redis_server.start()
+                stack.callback(redis_server.stop)
+        async with open_context(settings) as ctx:
+            yield ctx
+
+
+def run_offline(settings: Settings, action: Callable[[Context], Awaitable[T]]) -> T:
+    """Run ``await action(ctx)`` inside :func:`offline_context`."""
+    async def main() -> T:
+        async with offline_context(settings) as ctx:
+            return await action(ctx)
+
+    return asyncio.run(main())
+
+
+# -- serve, worker, demo, rebuild -------------------------------------------------------------
+
+def serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: server.port, 8000; 0 picks a free one)")
+    p.add_argument("--workers", type=int, help="HTTP/WebSocket processes (default: server.workers, 1)")
+    p.add_argument("--role", choices=server.ROLES, default="all",
+                   help="all: the primary (default); hub: sockets and reads only, needs QTRAQ_REDIS_URL")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    return server.serve(settings, role=args.role, host=args.host, port=args.port, workers=args.workers)
+
+
+def worker_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from .workers.worker import run_worker  # imports RQ only in worker processes
+
+    run_worker(settings, burst=args.burst)  # returns whether it did any work: not a failure
+    return 0
+
+
+def cmd_duties(args: argparse.Namespace, settings: Settings) -> int:
+    from .duties import run_duties
+
+    asyncio.run(run_duties(settings))
+    return 0
+
+
+def demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, help="port (default: server.port, 8000; 0 picks a free one)")
+    p.add_argument("--simulate", action="store_true",
+                   help="keep issuing tickets and calling them so the screens move")
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from . import demo
+
+    return demo.run(settings, port=args.port, simulate=args.simulate)
+
+
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    if (pid := server.running_pid(settings)) is not None:
+        raise Unavailable(f"stop the server first (pid {pid} serves {settings.data_dir})")
+    from .rebuild import rebuild
+
+    async def action(ctx: Context) -> None:
+        await rebuild(ctx.store, ctx.redis)
+
+    run_offline(settings, action)
+    print("live state rebuilt from the SQLite record")
+    return 0
+
+
+# -- access: users, API tokens, display keys --------------------------------------------------
+
+def user_add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--queue", action="append", default=[], metavar="Q",
+                   help="a queue this doctor acts on (repeat for several)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise Invalid("password", "the two entries differ")
+    else:
+        raise Invalid("password", "no terminal to prompt on; pipe it with --password-stdin")
+    if not password:
+        raise Invalid("password", "must not be empty")
+    return password
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    from . import access
+
+    if args.queue and args.role != "doctor":
+        raise Invalid("queue", "only a doctor is bound to queues")
+    password = read_password(args.password_stdin)
+    user_id = run_offline(settings, lambda ctx: access.create_user(
+        ctx.store, ctx.redis, args.username, password, args.role, tuple(args.queue)))
+    print(f"created {args.role} user {args.username} (id {user_id})")
+    return 0
+
+
+def username_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username")
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from . import access
+
+    token = run_offline(settings, lambda ctx: access.create_api_token(ctx.store, ctx.redis, args.username))
+    print(f"API token for {args.username} (shown once; send it as 'Authorization: Bearer <token>'):")
+    print(token)
+    return 0
+
+
+def display_key_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("clinic")
+    p.add_argument("--label", default="", help="where the screen hangs, e.g. 'lobby TV'")
+
+
+def cmd_display_key(args: argparse.Namespace, settings: Settings) -> int:
+    from . import access
+
+    key = run_offline(settings, lambda ctx: access.create_display_key(
+        ctx.store, ctx.redis, args.clinic, args.label))
+    print(f"display key for clinic {args.clinic} (shown once; open /display/{args.clinic}?key=<key>):")
+    print(key)
+    return 0
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+def no_arguments(p: argparse.ArgumentParser) -> None:
+    """For commands that take none."""
+
+
+@dataclass(frozen=True)
+class Command:
+    words: str  # "user add"
+    help: str
+    run: Callable[[argparse.Namespace, Settings], int]
+    arguments: Callable[[argparse.ArgumentParser], None] = no_arguments
+
+
+COMMANDS: list[Command] = [
+    Command("serve", "run the server (with no QTRAQ_REDIS_URL: Redis and workers too)", cmd_serve, serve_arguments),
+    Command("worker", "run an RQ worker for the notification queues", cmd_worker, worker_arguments),
+    Command("duties", "run the primary's background duties (serve starts this itself)", cmd_duties),
+    Command("demo", "serve a seeded demo clinic and print its URLs and logins", cmd_demo, demo_arguments),
+    Command("user add", "create a staff user", cmd_user_add, user_add_arguments),
+    Command("token create", "create an API token for a staff user", cmd_token_create, username_argument),
+    Command("display-key", "create a display key for a clinic's screens", cmd_display_key, display_key_arguments),
+    Command("rebuild", "server stopped: replace the live Redis state with the SQLite record", cmd_rebuild),
+    Command("purge", "apply the retention policy now", accounts_cli.cmd_purge),
+    Command("import appointments", "import appointments from a CSV (name,mobile,email,queue,date,slot)",
+            accounts_cli.cmd_import_appointments, accounts_cli.import_arguments),
+]
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qtraq-live", description="Real-time clinic waiting-room server.")
+    groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
+        (): parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
+    for command in commands:
+        words = tuple(command.words.split())
+        for depth in range(1, len(words)):  # intermediate words: "user" in "user add"
+            prefix = words[:depth]
+            if prefix not in groups:
+                sub = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{' '.join(prefix)} commands")
+                groups[prefix] = sub.add_subparsers(dest="_".join(prefix), metavar="COMMAND", required=True)
+        p = groups[words[:-1]].add_parser(words[-1], help=command.help, description=command.help)
+        command.arguments(p)
+        p.set_defaults(handler=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logs.configure_logging(settings)
+        return args.handler(args, settings)
+    except (ConfigError, Invalid) as exc:
+        print(f"qtraq-live: error: {exc.message}", file=sys.stderr)
+        return 2
+    except QtraqError as exc:
+        print(f"qtraq-live: error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
