@@ -4,6 +4,7 @@ notices included); the retention purge removes old walk-in contacts."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,13 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from qtraq_live import redis_keys as keys
+from qtraq_live.accounts.privacy import purge
+from qtraq_live.config import Settings
 from qtraq_live.duties import Context
+from qtraq_live.persister import Persister
+from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.store import Store
 from tests.conftest import TIMEOUT_FACTOR
 from tests.support_accounts import (PASSWORD, Patient, add_patient, code_in_ledger, live_portal,  # noqa: F401
                                     off_loop, portal, redis_dump, register)
@@ -149,3 +156,27 @@ def test_purge_applies_the_retention_policy(portal: LiveServer) -> None:
         assert [r[0] for r in db.execute("SELECT ticket_id FROM ticket_contacts")] == [2]
         assert dict(db.execute("SELECT id, name FROM tickets").fetchall()) == {1: None, 2: "New Walkin"}
     assert [s["ip"] for s in p.get("/me/sessions").json()["sessions"]] == ["127.0.0.1"]
+
+
+async def test_purge_forgets_old_walkin_names_in_redis_too(engine: QueueEngine, aredis: aioredis.Redis,
+                                                           settings: Settings, tmp_path: Path) -> None:
+    """After the retention period a walk-in's name is neither in a live hash nor in the
+    event stream (whose ticket states carry it)."""
+    store = Store(tmp_path / "purge.db")
+    await store.open()
+    now = time.time()
+    engine.clock = lambda: now - 31 * 86400
+    await engine.create_clinic("r1", "Retention clinic")
+    await engine.create_queue("r1", "rq", "Q", "R")
+    old = await engine.issue("rq", name="Ancient Walkin")
+    engine.clock = lambda: now
+    recent = await engine.issue("rq", name="Recent Walkin")
+    await Persister(aredis, store).drain()
+    removed = await purge(store, aredis, settings, int(now * 1000))
+    assert removed["walkin_names"] == 1 and removed["stream_events"] == 3
+    assert await aredis.hget(keys.ticket(old["id"]), "name") == ""
+    assert await aredis.hget(keys.ticket(recent["id"]), "name") == "Recent Walkin"
+    stream = json.dumps(await aredis.xrange(keys.events("r1")))
+    assert "Ancient" not in stream and "Recent Walkin" in stream
+    assert await engine.events_since("r1", 1) is None  # resuming from before the cut: a snapshot
+    await store.close()

@@ -111,11 +111,26 @@ async def compact(store: Store, redis: aioredis.Redis) -> None:
         log.info("append-only file not rewritten: %s", exc)
 
 
+async def _forget_in_redis(store: Store, redis: aioredis.Redis, named: list[int], cutoff_ms: int) -> int:
+    """Names of old tickets leave the live hashes, and each clinic's event stream (whose
+    ticket states carry names) is cut at the cutoff: resuming from before it gets a snapshot."""
+    for tid in named:
+        if await redis.exists(keys.ticket(tid)):
+            await redis.hset(keys.ticket(tid), "name", "")
+    trimmed = 0
+    for row in await store.fetchall("SELECT clinic, max(version) AS v FROM events WHERE at < ? GROUP BY clinic",
+                                    (cutoff_ms,)):
+        trimmed += await redis.xtrim(keys.events(row["clinic"]), minid=f"{row['v'] + 1}-0", approximate=False)
+    return trimmed
+
+
 async def purge(store: Store, redis: aioredis.Redis, settings: Settings, now_ms: int) -> Json:
     """Apply the retention policy: walk-in contact details and names (and the contacts of
     imported appointments) older than ``privacy.walkin_contact_days``, account session logs older
     than ``privacy.session_log_days``, spent verification codes. Returns counts only."""
     walkin_cutoff = now_ms - settings["privacy.walkin_contact_days"] * DAY_MS
+    named = [r["id"] for r in await store.fetchall(
+        "SELECT id FROM tickets WHERE name IS NOT NULL AND created_at < ?", (walkin_cutoff,))]
     async with store.transaction() as db:
         contacts = await db.execute("DELETE FROM ticket_contacts WHERE created_at < ?", (walkin_cutoff,))
         names = await db.execute("UPDATE tickets SET name = NULL WHERE name IS NOT NULL AND created_at < ?",
@@ -128,6 +143,7 @@ async def purge(store: Store, redis: aioredis.Redis, settings: Settings, now_ms:
                                  (now_ms - CODE_KEEP_MS, now_ms))
     removed = {"walkin_contacts": contacts.rowcount, "walkin_names": names.rowcount,
                "imported_contacts": imported.rowcount,
+               "stream_events": await _forget_in_redis(store, redis, named, walkin_cutoff),
                "account_sessions": sessions.rowcount, "verification_codes": spent.rowcount}
     if any(removed.values()):
         await compact(store, redis)
