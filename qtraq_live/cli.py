@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         logs.configure_logging(settings)
-        return args.handler(args, settings)
+        return int(args.handler(args, settings))
     except (ConfigError, Invalid) as exc:
         print(f"qtraq-live: error: {exc.message}", file=sys.stderr)
         return 2

@@ -144,7 +144,7 @@ class Settings:
 
     @property
     def production(self) -> bool:
-        return self._values["env"] == "production"
+        return bool(self._values["env"] == "production")
 
     @property
     def secret_key(self) -> str:
@@ -250,11 +250,14 @@ def resolve_secret_key(settings: Settings) -> str:
     path = settings.data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+    except OSError as exc:  # a read-only or full data dir: one clear line, not a traceback
+        raise ConfigError("secret_key", f"cannot write {path}: {exc.strerror}") from None
     return key
 
 

