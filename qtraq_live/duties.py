@@ -76,11 +76,19 @@ async def copy_audit(ctx: Context, stop: asyncio.Event) -> None:
     await copy_loop(ctx, stop)
 
 
+async def send_webhooks(ctx: Context, stop: asyncio.Event) -> None:
+    """Clinic events → signed webhook jobs for the configured receivers (idle without any)."""
+    from .webhooks import run_webhooks
+
+    await run_webhooks(ctx, stop)
+
+
 DUTIES: list[Duty] = [
     persist,
     copy_audit,
     notify,
     account_upkeep,
+    send_webhooks,
 ]
 
 MAX_BACKOFF_S = 30.0

@@ -1,7 +1,7 @@
 """Admin endpoints for notices: the delivery log / dead-letter list, retry, clinic channels.
 
     GET  /notifications?status=failed&limit=100    notices, newest first (no text, masked recipient)
-    POST /notifications/{id}/retry                 a failed notice back in line -> 202
+    POST /notifications/{id}/retry                 a failed notice back in line
     GET  /clinics/{clinic}/notify-channels         which channels the clinic overrides
     PUT  /clinics/{clinic}/notify-channels         {email?, sms?, whatsapp?}: URL to set, null to clear
 """
@@ -67,7 +67,7 @@ async def retry_notification(request: Request) -> Response:
         raise Conflict("only a failed notification that has not expired can be retried", code="not_retryable")
     await audit(request, admin.actor, "notification.retry", f"notification:{row['id']}")
     view = delivery_log.view({**row, "status": "queued", "reason": None})
-    return JSONResponse({"notification": view}, status_code=202)
+    return JSONResponse({"notification": view})
 
 
 async def _clinic_id(request: Request) -> str:

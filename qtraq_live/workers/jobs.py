@@ -1,0 +1,142 @@
+"""The RQ jobs: send one notice, and record it as failed when RQ gives up on it.
+
+A job carries only the notice key; everything else is in the notice's hash (see ledger.py),
+so a worker needs Redis and the config, never SQLite. Right before sending, the job checks
+again that the notice still makes sense: consent not withdrawn, the ticket still in the state
+the notice speaks of, still within the "N ahead" threshold, the queue still paused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import jinja2
+import redis
+from rq import get_current_job
+from rq.job import Job
+
+from .. import redis_keys as keys
+from ..config import Settings, load_settings
+from ..errors import Unavailable
+from . import channels, ledger
+from .ledger import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
+from .render import render
+
+log = logging.getLogger(__name__)
+
+_SETTINGS: Settings | None = None  # this worker process's settings, set by configure()
+
+
+def configure(settings: Settings) -> None:
+    """Give this process's jobs their settings (``run_worker`` calls it before working)."""
+    global _SETTINGS
+    channels.configured(settings)  # a bad URL stops the worker at start, naming the key
+    # Apprise logs recipients ("Sent Email to asha@…"): its records stay out of our logs;
+    # channels.send() reports its warnings with the recipient masked.
+    logging.getLogger("apprise").propagate = False
+    _SETTINGS = settings
+
+
+def _config() -> Settings:
+    if _SETTINGS is None:  # a job run by a plain `rq worker`: read the same config as `serve`
+        configure(load_settings())
+    assert _SETTINGS is not None
+    return _SETTINGS
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else v.decode() if isinstance(v, bytes) else str(v)
+
+
+def stale_reason(conn: redis.Redis, notice: dict[str, str], context: dict[str, Any]) -> str:
+    """Why the notice should not go out now ("" when it should); refreshes ``ahead``."""
+    if conn.sismember(keys.NOTIFY_OPTOUT, notice["subject"]):
+        return "no_consent"
+    check = json.loads(notice.get("check") or "{}")
+    if "ticket" in check:
+        status, queue, notify = (_text(v) for v in conn.hmget(keys.ticket(check["ticket"]),
+                                                               "status", "queue", "notify"))
+        if status is None:
+            return "stale"
+        if notify != "1":
+            return "no_consent"
+        if status not in check.get("status", [status]) or queue != check.get("queue", queue):
+            return "stale"
+        if "max_ahead" in check:
+            rank = conn.zrank(keys.waiting(str(queue)), str(check["ticket"]))
+            if rank is None or rank > check["max_ahead"]:
+                return "stale"
+            context["ahead"] = rank
+    if "paused_queue" in check and _text(conn.hget(keys.queue(check["paused_queue"]), "paused")) != "1":
+        return "stale"
+    return ""
+
+
+def channel_url(conn: redis.Redis, settings: Settings, clinic: str, channel: str) -> str:
+    """The URL template for this clinic and channel ("" when none is configured)."""
+    override = _text(conn.hget(keys.notify_channels(clinic), channel)) if clinic else None
+    return override or settings[f"notify.{channel}"].strip()
+
+
+def send_notice(key: str) -> str:
+    """Re-check, render and send notice ``key``; returns what happened (for RQ's logs)."""
+    job = get_current_job()
+    assert job is not None
+    conn, settings = job.connection, _config()
+    notice = ledger.load(conn, key)
+    state = notice.get("state", "")
+    if state == SENDING:
+        # An earlier run died between "sending" and "sent": the provider may have the message.
+        # Sending again could deliver it twice, so it goes to the admin's list instead.
+        ledger.transition(conn, key, (SENDING,), FAILED, reason="outcome_unknown")
+        log.warning("notice %s: an earlier attempt died while sending; not resent (outcome unknown)", key)
+        return "outcome_unknown"
+    if state not in (QUEUED, RETRYING):
+        return state or "expired"  # a duplicate or redelivered job: already handled
+    context: dict[str, Any] = json.loads(notice["ctx"])
+    reason = stale_reason(conn, notice, context)
+    if reason:
+        ledger.transition(conn, key, (QUEUED, RETRYING), DROPPED, reason=reason)
+        log.info("notice %s dropped: %s", key, reason)
+        return DROPPED
+    try:
+        subject, body = render(notice["kind"], notice["lang"], context)
+    except jinja2.TemplateError as exc:
+        ledger.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="template_error")
+        log.error("notice %s: template %s/%s.txt failed: %s: %s", key, notice["lang"], notice["kind"],
+                  type(exc).__name__, exc)
+        return FAILED
+    template = channel_url(conn, settings, notice["clinic"], notice["channel"])
+    if not template:
+        ledger.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="no_channel")
+        log.error("notice %s: no URL configured for channel %s", key, notice["channel"])
+        return FAILED
+    moved, _ = ledger.transition(conn, key, (QUEUED, RETRYING), SENDING)
+    if not moved:
+        return "taken"  # another run of the same job got there first
+    answer, detail = channels.send(channels.fill(template, notice["to"]), subject, body, notice["to"])
+    if answer == channels.ACCEPTED:
+        ledger.transition(conn, key, (SENDING,), SENT, rclass=answer)
+        return SENT
+    if answer == channels.TIMEOUT:
+        ledger.transition(conn, key, (SENDING,), FAILED, reason="outcome_unknown", rclass=answer)
+        log.warning("notice %s: provider timed out; not resent (outcome unknown): %s", key, detail)
+        return FAILED
+    ledger.transition(conn, key, (SENDING,), RETRYING, rclass=answer)
+    log.warning("notice %s: provider %s: %s", key, answer, detail)
+    raise Unavailable(f"notice {key}: provider {answer}")
+
+
+def notice_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    """RQ's failure callback (also for a job whose worker died): final failure only."""
+    if job.retries_left:
+        return  # RQ will run it again
+    key = str(job.args[0])
+    moved, before = ledger.transition(connection, key, (QUEUED, RETRYING), FAILED,
+                                      reason="attempts_exhausted")
+    if not moved and before == SENDING:
+        ledger.transition(connection, key, (SENDING,), FAILED, reason="outcome_unknown")
+    if moved or before == SENDING:
+        log.warning("notice %s failed after its last attempt (%s)", key, before)

@@ -1,0 +1,50 @@
+"""``qtraq-live worker``: an RQ worker on ``notify-high`` then ``notify``, with RQ's scheduler.
+
+The worker is RQ's :class:`SimpleWorker` (no fork per job): a send is one short network call,
+and forking a work horse for each would cost more than the send itself. RQ still enforces the
+job timeout (SIGALRM in the main thread). The scheduler (one per deployment, elected through a
+Redis lock) moves retries whose backoff has passed back onto their queue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rq import Queue, SimpleWorker
+from rq.job import Job
+
+from .. import redis_conn, webhooks
+from ..config import Settings
+from . import jobs
+from .render import QUEUES
+
+log = logging.getLogger(__name__)
+
+
+class NoticeWorker(SimpleWorker):
+    """Declares a job abandoned ``notify.job_timeout_s`` after its timeout, not RQ's fixed 60 s,
+    so a notice whose worker was killed is retried (and found "sending") sooner."""
+
+    grace_s = 60
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return int(job.timeout or self.grace_s) + self.grace_s
+
+
+def make_worker(settings: Settings) -> NoticeWorker:
+    jobs.configure(settings)  # raises ConfigError for a bad channel URL, before any job runs
+    conn = redis_conn.sync_client(settings, decode=False)
+    names = (*QUEUES, webhooks.QUEUE)  # notices first, then the hospital system's webhooks
+    worker = NoticeWorker([Queue(name, connection=conn) for name in names], connection=conn)
+    worker.grace_s = settings["notify.job_timeout_s"]
+    return worker
+
+
+def run_worker(settings: Settings, burst: bool = False) -> bool:
+    """Work until SIGTERM (or, with ``burst``, until the queues are empty)."""
+    worker = make_worker(settings)
+    log.info("notice worker %s on %s", worker.name, ", ".join(q.name for q in worker.queues))
+    try:
+        return worker.work(burst=burst, with_scheduler=True, logging_level=settings["log_level"].upper())
+    finally:
+        worker.connection.close()
