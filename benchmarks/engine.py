@@ -181,7 +181,8 @@ async def http_part(seconds: float, clients: int) -> None:
             r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
             eng = QueueEngine(r)
             per_queue = int(seconds * 4000 / clients) + 50
-            await asyncio.gather(*(eng.issue(f"q{q}") for q in range(clients) for _ in range(per_queue)))
+            for _ in range(per_queue):
+                await asyncio.gather(*(eng.issue(f"q{q}") for q in range(clients)))
             await r.aclose()
             lat: list[float] = []
             errors: list[int] = []

@@ -22,6 +22,8 @@ from .config import Settings
 from .errors import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
+POOL_SIZE = 200
+POOL_WAIT_S = 5
 
 
 def embedded_socket_path(data_dir: Path) -> Path:
@@ -78,7 +80,10 @@ def async_client(settings: Settings, *, decode: bool = True) -> aioredis.Redis:
     url = redis_url(settings)
     if _is_sentinel(url):
         return _sentinel_master(url, AsyncSentinel, decode)  # type: ignore[no-any-return]
-    return aioredis.from_url(url, decode_responses=decode, health_check_interval=30)
+    # A burst of requests waits for a free connection rather than failing at the pool's limit.
+    pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=decode, health_check_interval=30,
+                                                    max_connections=POOL_SIZE, timeout=POOL_WAIT_S)
+    return aioredis.Redis(connection_pool=pool)
 
 
 def sync_client(settings: Settings, *, decode: bool = True) -> redis.Redis:
