@@ -11,7 +11,7 @@ import redis
 from qtraq_live import redis_keys as keys
 from qtraq_live.workers import delivery_log, ledger
 from qtraq_live.workers.ledger import Notice
-from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
+from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401
 
 
 @pytest.fixture
@@ -77,3 +77,28 @@ def test_clinic_channel_override_is_checked_stored_and_mirrored(app_server: Live
     assert r.json()["overrides"]["sms"] is False and not conn.exists(keys.notify_channels("c1"))
     assert admin.get("/clinics/c1/notify-channels").json() == {"overrides": {"email": False, "sms": False,
                                                                              "whatsapp": False}}
+
+
+def test_admin_test_send_reaches_the_notifier_only_for_configured_channels(app_server: LiveServer,
+                                                                           conn: redis.Redis) -> None:
+    admin = app_server.staff("admin")
+    # The test server configures no channel at all: a clear 409, nothing queued.
+    assert error_of(admin.post("/notifications/test", json={"channel": "sms", "to": "+919811112222"})) == (
+        409, "channel_not_configured")
+    assert conn.xlen(keys.NOTICE_REQUESTS) == 0
+    assert error_of(admin.post("/notifications/test", json={"channel": "sms", "to": "not-a-phone"})) == (
+        422, "invalid_field")
+    assert error_of(admin.post("/notifications/test", json={"channel": "fax", "to": "+919811112222"})) == (
+        422, "invalid_field")
+    assert error_of(admin.post("/notifications/test", json={"channel": "sms", "to": "+91981", "x": 1}))[0] == 422
+    assert error_of(app_server.staff("reception").post("/notifications/test", json={"channel": "sms",
+                                                                                      "to": "+919811112222"}))[0] == 403
+
+
+def test_admin_test_send_queues_a_test_notice_for_the_notifier(start_server: StartServer, conn: redis.Redis) -> None:
+    server = start_server(notify__sms="json://127.0.0.1:9/send?:to={to}")
+    r = server.staff("admin").post("/notifications/test", json={"channel": "sms", "to": "+919811112222"})
+    assert r.status_code == 202 and r.json() == {"queued": True}
+    (_, fields), = conn.xrange(keys.NOTICE_REQUESTS)
+    request = json.loads(fields[b"r"])
+    assert (request["kind"], request["channel"], request["to"]) == ("test", "sms", "+919811112222")

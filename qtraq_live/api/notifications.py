@@ -4,10 +4,12 @@
     POST /notifications/{id}/retry                 a failed notice back in line
     GET  /clinics/{clinic}/notify-channels         which channels the clinic overrides
     PUT  /clinics/{clinic}/notify-channels         {email?, sms?, whatsapp?}: URL to set, null to clear
+    POST /notifications/test                       {channel, to, clinic?}: send a test message now
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from starlette.requests import Request
@@ -17,12 +19,13 @@ from starlette.routing import BaseRoute, Route
 from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound, Unavailable
 from ..store import Store
-from ..validation import Field, Schema
+from ..validation import E164, EMAIL, Field, Schema
 from ..web.request import read_json
 from ..workers import delivery_log, overrides
+from ..workers import channels
 from ..workers.channels import CHANNELS
 from ..workers.ledger import STATES
-from ..workers.notices import request_retry
+from ..workers.notices import enqueue_account_notice, request_retry
 from .common import audit, engine_of
 
 MAX_LIMIT = 500
@@ -93,7 +96,39 @@ async def put_channels(request: Request) -> Response:
     return JSONResponse({"overrides": {c: c in current for c in CHANNELS}})
 
 
+TEST_SEND = Schema({
+    "channel": Field("string", required=True, enum=CHANNELS),
+    "to": Field("string", required=True, min_length=3, max_length=254,
+                description="an email address for email, an E.164 number for sms and whatsapp"),
+    "clinic": Field("string", nullable=True, max_length=40, description="use this clinic's own channel URLs"),
+})
+
+
+async def test_send(request: Request) -> Response:
+    """Send one test message through a channel, so an admin sees the set-up work end to end
+    (the result shows in the delivery log like any notice)."""
+    admin = await require_staff(request, "admin")
+    body = await read_json(request, TEST_SEND)
+    Field("string", pattern=EMAIL if body["channel"] == "email" else E164).check("to", body["to"])
+    clinic_name, override = "qtraq-live", {}
+    if body["clinic"]:
+        clinic = await engine_of(request).get_clinic(body["clinic"])
+        if clinic is None:
+            raise NotFound("unknown clinic")
+        clinic_name = clinic["name"]
+        override = await overrides.clinic_channels(_store(request), clinic["id"])
+    if body["channel"] not in channels.effective(channels.configured(request.app.state.settings), override):
+        raise Conflict(f"no {body['channel']} channel is configured", code="channel_not_configured")
+    await enqueue_account_notice(request.app.state.redis, kind="test", to=body["to"], channel=body["channel"],
+                                 context={"clinic": clinic_name}, lang=request.app.state.settings["notify.default_lang"],
+                                 dedupe_key=f"test:{secrets.token_hex(8)}", subject=admin.actor,
+                                 clinic=body["clinic"] or "")
+    await audit(request, admin.actor, "notification.test", f"channel:{body['channel']}")
+    return JSONResponse({"queued": True}, status_code=202)
+
+
 routes: list[BaseRoute] = [
+    Route("/notifications/test", test_send, methods=["POST"]),
     Route("/notifications", list_notifications, methods=["GET"]),
     Route("/notifications/{id:int}/retry", retry_notification, methods=["POST"]),
     Route("/clinics/{clinic}/notify-channels", get_channels, methods=["GET"]),

@@ -19,7 +19,7 @@ KINDS: dict[str, str] = {
     "issued": "notify", "ahead": "notify", "called": "notify-high", "recalled": "notify-high",
     "skipped": "notify", "no_show": "notify", "cancelled": "notify", "paused": "notify",
     "welcome": "notify", "verify_code": "notify-high", "appointment_booked": "notify",
-    "appointment_reminder": "notify", "appointment_cancelled": "notify",
+    "appointment_reminder": "notify", "appointment_cancelled": "notify", "test": "notify-high",
 }
 QUEUES = ("notify-high", "notify")
 
