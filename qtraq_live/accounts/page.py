@@ -15,8 +15,21 @@ from starlette.routing import BaseRoute, Route
 
 from .. import auth
 from ..display.render import page, request_lang
+from ..errors import NotFound
+from . import records
 
 CHECKIN_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+async def _account_lang(request: Request, uid: str) -> str | None:
+    """The signed-in account's chosen language: the page speaks it unless ``?lang=`` says otherwise."""
+    store = request.app.state.store
+    if store is None:
+        return None
+    try:
+        return (await records.get_account_row(store, int(uid)))["lang"]
+    except NotFound:
+        return None
 
 
 async def account_page(request: Request) -> Response:
@@ -30,7 +43,8 @@ async def account_page(request: Request) -> Response:
         "checkin_code": code if CHECKIN_CODE.match(code) else None,
         "grievance_contact": settings["privacy.grievance_contact"],
     }
-    return page(request, "account.html", lang=request_lang(request), data=data, signed_in=signed_in,
+    preferred = await _account_lang(request, session["uid"]) if signed_in and session else None
+    return page(request, "account.html", lang=request_lang(request, preferred), data=data, signed_in=signed_in,
                 grievance_contact=settings["privacy.grievance_contact"])
 
 

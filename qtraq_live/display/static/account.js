@@ -1,14 +1,23 @@
 /* The patient portal: register, log in, verify contacts, patients, appointments (with each
    checked-in ticket followed live over /ws/t/{token}), consent, sessions, export, erasure.
-   Every write goes through QT.api with the session's CSRF token. */
+   Every write goes through QT.api with the session's CSRF token; every string comes from the
+   catalogue (QT.t, "js.portal_*" keys) in the page's language. */
 "use strict";
 (function () {
   var QT = window.QT, data = QT.data;
   var patients = [], sockets = {};
+  var locale = data.lang === "hi" ? "hi-IN" : "en-IN";
 
   function $(id) { return document.getElementById(id); }
   function say(text) { var f = $("flash"); f.textContent = text; QT.show(f, true); QT.show($("failure"), false); }
   function fail(err) { var f = $("failure"); f.textContent = QT.errorText(err); QT.show(f, true); QT.show($("flash"), false); }
+  /* A stored code (gender, relation, status) in words; unknown codes are shown as they are. */
+  function word(prefix, code) {
+    if (!code) { return ""; }
+    var text = QT.t(prefix + code);
+    return text === prefix + code ? code : text;
+  }
+  function when(iso) { return new Date(iso).toLocaleString(locale); }
   function cell(row, text) { var td = document.createElement("td"); td.textContent = text == null ? "" : String(text); row.appendChild(td); return td; }
   function button(label, cls, onClick) {
     var b = document.createElement("button"); b.type = "button"; b.textContent = label;
@@ -56,6 +65,7 @@
     return QT.api("GET", "/api/v1/me").then(function (me) {
       var form = $("profile");
       ["name", "email", "mobile", "gender", "date_of_birth", "state", "city"].forEach(function (k) { form[k].value = me[k] || ""; });
+      form.lang.value = me.lang || data.lang;
       var pending = [];
       if (me.email && !me.email_verified) { pending.push("email"); }
       if (me.mobile && !me.mobile_verified) { pending.push("mobile"); }
@@ -72,9 +82,10 @@
       tbody.textContent = ""; sel.textContent = "";
       patients.forEach(function (p) {
         var tr = document.createElement("tr");
-        [p.name, p.age, p.gender, p.blood_group, p.relation].forEach(function (v) { cell(tr, v); });
-        cell(tr, "").appendChild(button("Remove", "secondary", function () {
-          if (!confirm("Remove " + p.name + "?")) { return; }
+        [p.name, p.age, word("portal_gender_", p.gender), p.blood_group, word("portal_relation_", p.relation)]
+          .forEach(function (v) { cell(tr, v); });
+        cell(tr, "").appendChild(button(QT.t("portal_remove"), "secondary", function () {
+          if (!confirm(QT.t("portal_remove_confirm", { name: p.name }))) { return; }
           QT.api("DELETE", "/api/v1/me/patients/" + p.id).then(refresh, fail);
         }));
         tbody.appendChild(tr);
@@ -94,8 +105,8 @@
     li.appendChild(link); li.appendChild(document.createTextNode(" ")); li.appendChild(state);
     $("tickets").appendChild(li); QT.show($("tickets-card"), true);
     function render(t) {
-      state.textContent = t.status === "waiting" ? "position " + t.position + ", about " + QT.minutes(t.eta_s)
-        : t.status + (t.counter ? " · " + QT.where(t.counter) : "");
+      state.textContent = t.status === "waiting" ? QT.t("portal_ticket_waiting", { n: t.position, eta: QT.minutes(t.eta_s) })
+        : word("portal_ticket_", t.status) + (t.counter ? " · " + QT.where(t.counter) : "");
     }
     render(a.ticket);
     sockets[a.id] = QT.socket("/ws/t/" + encodeURIComponent(a.ticket.token), {
@@ -109,17 +120,18 @@
       tbody.textContent = "";
       res.appointments.forEach(function (a) {
         var tr = document.createElement("tr");
-        [a.date, a.slot || "", a.queue, patientName(a.patient), a.ticket ? a.status + " · " + a.ticket.label : a.status]
+        var status = word("portal_appt_", a.status);
+        [a.date, a.slot || "", a.queue, patientName(a.patient), a.ticket ? status + " · " + a.ticket.label : status]
           .forEach(function (v) { cell(tr, v); });
         var actions = cell(tr, "");
         if (a.status === "booked") {
-          actions.appendChild(button("Cancel", "secondary", function () {
+          actions.appendChild(button(QT.t("portal_cancel"), "secondary", function () {
             QT.api("DELETE", "/api/v1/me/appointments/" + a.id).then(refresh, fail);
           }));
           if (data.checkin_code) {
-            actions.appendChild(button("Check in", "", function () {
+            actions.appendChild(button(QT.t("portal_check_in"), "", function () {
               QT.api("POST", "/api/v1/appointments/" + a.id + "/check-in", { code: data.checkin_code })
-                .then(function () { say("Checked in."); refresh(); }, fail);
+                .then(function () { say(QT.t("portal_checked_in")); refresh(); }, fail);
             }));
           }
         }
@@ -128,6 +140,7 @@
       });
     });
   }
+  function onOff(on) { return on ? QT.t("portal_on") : QT.t("portal_off"); }
   function loadConsent() {
     return QT.api("GET", "/api/v1/me/consent").then(function (res) {
       var form = $("consent");
@@ -135,8 +148,8 @@
       var ul = $("consent-history"); ul.textContent = "";
       res.history.forEach(function (h) {
         var li = document.createElement("li");
-        li.textContent = new Date(h.changed_at).toLocaleString() + ": notices " + (h.notifications ? "on" : "off") +
-          ", statistics " + (h.analytics ? "on" : "off") + ", marketing " + (h.marketing ? "on" : "off");
+        li.textContent = QT.t("portal_consent_line", { when: when(h.changed_at), notifications: onOff(h.notifications),
+          analytics: onOff(h.analytics), marketing: onOff(h.marketing) });
         ul.appendChild(li);
       });
     });
@@ -146,7 +159,7 @@
       var tbody = $("sessions"); tbody.textContent = "";
       res.sessions.forEach(function (s) {
         var tr = document.createElement("tr");
-        [new Date(s.at).toLocaleString(), s.ip, s.os, s.browser].forEach(function (v) { cell(tr, v); });
+        [when(s.at), s.ip, s.os, s.browser].forEach(function (v) { cell(tr, v); });
         tbody.appendChild(tr);
       });
     });
@@ -163,11 +176,11 @@
     QT.api("GET", "/api/v1/queues/" + encodeURIComponent(form.queue.value) + "/slots?date=" + form.date.value)
       .then(function (res) {
         sel.textContent = "";
-        var none = document.createElement("option"); none.value = ""; none.textContent = "(date only)";
+        var none = document.createElement("option"); none.value = ""; none.textContent = QT.t("portal_date_only");
         if (!res.slots) { sel.appendChild(none); return; }
         res.slots.forEach(function (s) {
           var o = document.createElement("option"); o.value = s.slot;
-          o.textContent = s.slot + " (" + s.free + " free)"; o.disabled = s.free === 0 || s.past;
+          o.textContent = QT.t("portal_slot_free", { slot: s.slot, n: s.free }); o.disabled = s.free === 0 || s.past;
           sel.appendChild(o);
         });
       }, fail);
@@ -177,26 +190,35 @@
 
   submit("verify", function (form) {
     return QT.api("POST", "/api/v1/accounts/verify", { channel: form.channel.value, code: form.code.value.trim() })
-      .then(function () { form.code.value = ""; say("Verified."); return refresh(); });
+      .then(function () { form.code.value = ""; say(QT.t("portal_verified")); return refresh(); });
   });
   $("resend").addEventListener("click", function () {
     QT.api("POST", "/api/v1/accounts/verify/resend", { channel: $("verify").channel.value })
-      .then(function () { say("A new code is on its way."); }, fail);
+      .then(function () { say(QT.t("portal_code_sent")); }, fail);
   });
   submit("add-patient", function (form) {
-    return QT.api("POST", "/api/v1/me/patients", body(form, false)).then(function () { form.reset(); say("Patient added."); return refresh(); });
+    return QT.api("POST", "/api/v1/me/patients", body(form, false)).then(function () { form.reset(); say(QT.t("portal_patient_added")); return refresh(); });
   });
   submit("book", function (form) {
-    return QT.api("POST", "/api/v1/me/appointments", body(form, false)).then(function () { say("Booked."); return refresh(); });
+    return QT.api("POST", "/api/v1/me/appointments", body(form, false)).then(function () { say(QT.t("portal_booked")); return refresh(); });
   });
   submit("profile", function (form) {
-    return QT.api("PATCH", "/api/v1/me", body(form, true)).then(function () { say("Saved."); return refresh(); });
+    return QT.api("PATCH", "/api/v1/me", body(form, true)).then(function () {
+      if (form.lang.value !== data.lang) {  /* the page follows the account's new language at once */
+        var url = new URL(location.href);
+        url.searchParams.set("lang", form.lang.value);
+        location.assign(url.href);
+        return;
+      }
+      say(QT.t("saved"));
+      return refresh();
+    });
   });
   submit("consent", function (form) {
-    return QT.api("PUT", "/api/v1/me/consent", body(form, false)).then(function () { say("Choices saved."); return refresh(); });
+    return QT.api("PUT", "/api/v1/me/consent", body(form, false)).then(function () { say(QT.t("portal_choices_saved")); return refresh(); });
   });
   $("erase").addEventListener("click", function () {
-    if (!confirm("Delete your account, your patients and all their data? This cannot be undone.")) { return; }
+    if (!confirm(QT.t("portal_erase_confirm"))) { return; }
     QT.api("DELETE", "/api/v1/me").then(function () { location.reload(); }, fail);
   });
   $("account-logout").addEventListener("click", function () {
