@@ -25,6 +25,7 @@ import redis.exceptions
 
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
+from .metrics import REDIS_ERRORS
 
 Json = dict[str, Any]
 
@@ -193,6 +194,7 @@ class QueueEngine:
         try:
             return await awaitable
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            REDIS_ERRORS.inc()
             raise Unavailable(f"live queue store unreachable: {exc.__class__.__name__}") from exc
 
     async def _run(self, op: str, args: Mapping[str, Any]) -> Json:
@@ -430,6 +432,8 @@ class QueueEngine:
     async def events_since(self, clinic_id: str, since: int, limit: int | None = None) -> list[Json] | None:
         """Events after version ``since`` in order, or None when the stream no longer holds
         them all (trimmed, or ``since`` is not a version this clinic has had)."""
+        if not 0 <= since < 2**63 - 1:  # beyond a stream id: Redis would refuse the XRANGE
+            return None
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.version(clinic_id))
             pipe.xrange(keys.events(clinic_id), min=f"{since + 1}-0", max="+", count=limit)

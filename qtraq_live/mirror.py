@@ -1,0 +1,271 @@
+"""An in-memory mirror of one clinic's live queues, kept current by applying its events.
+
+Pure state and payloads for the hub (no asyncio, no Redis): built from
+``engine.clinic_state()`` at version V, it applies events V+1, V+2, … (each carries the
+post-state of every ticket and queue it touched) and answers, without a round trip, every
+waiting ticket's position and ETA, a display's or reception's snapshot, the update for an
+event, and a patient's flat view. Message shapes are documented in ``docs/fanout.md``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from .queue_engine import eta_seconds, mask_name, public_ticket, ticket_view
+
+Json = dict[str, Any]
+
+WAITING = "waiting"
+AT_COUNTER = frozenset({"called", "serving"})
+CALL_EVENTS = frozenset({"called", "recalled"})
+RECENT_KEPT = 20  # as many as Redis keeps
+RECENT_SHOWN = 10
+DISPLAY_FIELDS = ("id", "label", "queue", "status", "counter")
+HIDDEN_FROM_RECEPTION = ("position", "ahead", "eta_s")
+QUEUE_DETAIL = ("avg_service_s", "self_checkin", "notify_ahead")
+
+
+def _waiting_delta(ev: Mapping[str, Any]) -> dict[str, int]:
+    """How an event changed each queue's number of waiting tickets."""
+    delta: dict[str, int] = {}
+    for t in ev["tickets"]:
+        before = ev.get("from_queue") if ev["type"] == "transferred" else t["queue"]
+        if t.get("prev_status") == WAITING and before:
+            delta[before] = delta.get(before, 0) - 1
+        if t["status"] == WAITING:
+            delta[t["queue"]] = delta.get(t["queue"], 0) + 1
+    return delta
+
+
+def touched_queues(ev: Mapping[str, Any]) -> set[str]:
+    """Queues whose lists or header an event may have changed (a transfer touches both)."""
+    out = {q["id"] for q in ev["queues"]} | {t["queue"] for t in ev["tickets"]}
+    if ev.get("from_queue"):
+        out.add(ev["from_queue"])
+    return out
+
+
+def display_entry(t: Mapping[str, Any], mask: bool) -> Json:
+    out = {k: t.get(k) for k in DISPLAY_FIELDS}
+    out["name"] = mask_name(t.get("name")) if mask else t.get("name")
+    out["order"] = int(t["score"])
+    out["called_at"] = int(t.get("called_at") or 0)
+    return out
+
+
+def reception_entry(t: Mapping[str, Any]) -> Json:
+    out = ticket_view(t, -1, {})
+    for k in HIDDEN_FROM_RECEPTION:
+        del out[k]
+    out["order"] = int(t["score"])
+    return out
+
+
+def queue_header(q: Mapping[str, Any], n_waiting: int, detail: bool) -> Json:
+    out: Json = {
+        "id": q["id"], "name": q["name"], "prefix": q["prefix"], "paused": bool(q["paused"]),
+        "avg_wait_s": eta_seconds(n_waiting, q["ema_s"], q["counters_open"]),
+        "service_s": int(q["ema_s"]), "counters_open": int(q["counters_open"]),
+    }
+    if detail:
+        out.update({k: q[k] for k in QUEUE_DETAIL})
+    return out
+
+
+def call_of(ev: Mapping[str, Any]) -> Json | None:
+    """The ticket a called/recalled event calls (the last one called), else None."""
+    if ev["type"] not in CALL_EVENTS:
+        return None
+    called = [t for t in ev["tickets"] if t["status"] in AT_COUNTER]
+    return called[-1] if called else None
+
+
+class Mirror:
+    """One clinic as the hub sees it. ``version`` is the last event applied."""
+
+    def __init__(self, state: Mapping[str, Any], *, keep_events: int = 512, keep_finished: int = 5000) -> None:
+        self.version = int(state["v"])
+        self.base_version = self.version  # tickets untouched since then are unknown here
+        self.clinic: Json = dict(state["clinic"])
+        self.queues: dict[str, Json] = {}
+        self.waiting: dict[str, list[tuple[int, int]]] = {}  # queue -> sorted (score, id)
+        self.serving: dict[str, dict[int, None]] = {}  # queue -> ids at a counter
+        self.tickets: dict[int, Json] = {}
+        self.recent: deque[Json] = deque(state.get("recent") or [], maxlen=RECENT_KEPT)
+        self.events: deque[Json] = deque(maxlen=keep_events)
+        self._finished: OrderedDict[int, None] = OrderedDict()
+        self._keep_finished = keep_finished
+        for q in state["queues"]:
+            self._set_queue(q)
+            for t in [*q["waiting"], *q["now_serving"]]:
+                self._set_ticket(t)
+
+    # -- applying events -------------------------------------------------------------
+
+    def apply(self, ev: Json) -> Literal["applied", "stale", "gap"]:
+        """Apply the next event. ``stale``: already applied; ``gap``: versions are missing
+        (the stream was trimmed under us), nothing changed and the mirror must be rebuilt."""
+        v = int(ev["v"])
+        if v <= self.version:
+            return "stale"
+        if v != self.version + 1:
+            return "gap"
+        if ev.get("clinic_state"):
+            self.clinic = dict(ev["clinic_state"])
+        for q in ev["queues"]:
+            self._set_queue(q)
+        for t in ev["tickets"]:
+            self._set_ticket(t)
+        called = call_of(ev)
+        if called is not None:
+            self.recent.appendleft({"label": called["label"], "counter": called["counter"],
+                                    "queue": called["queue"], "at": ev["at"]})
+        self.version = v
+        self.events.append(ev)
+        return "applied"
+
+    def _set_queue(self, q: Mapping[str, Any]) -> None:
+        header = {k: v for k, v in q.items() if k not in ("waiting", "now_serving")}
+        self.queues[q["id"]] = header
+        self.waiting.setdefault(q["id"], [])
+        self.serving.setdefault(q["id"], {})
+
+    def _set_ticket(self, state: Mapping[str, Any]) -> None:
+        t = dict(state)
+        t["score"] = int(t["score"])
+        tid = int(t["id"])
+        old = self.tickets.get(tid)
+        if old is not None:
+            if old["status"] == WAITING:
+                lst = self.waiting[old["queue"]]
+                i = bisect.bisect_left(lst, (old["score"], tid))
+                if i < len(lst) and lst[i][1] == tid:
+                    del lst[i]
+            self.serving.get(old["queue"], {}).pop(tid, None)
+        self.tickets[tid] = t
+        self._finished.pop(tid, None)
+        if t["status"] == WAITING:
+            bisect.insort(self.waiting.setdefault(t["queue"], []), (t["score"], tid))
+        elif t["status"] in AT_COUNTER:
+            self.serving.setdefault(t["queue"], {})[tid] = None
+        else:
+            self._finished[tid] = None
+            if len(self._finished) > self._keep_finished:
+                self.tickets.pop(self._finished.popitem(last=False)[0], None)
+
+    # -- reads -----------------------------------------------------------------------
+
+    def rank(self, tid: int) -> int:
+        t = self.tickets[tid]
+        if t["status"] != WAITING:
+            return -1
+        return bisect.bisect_left(self.waiting[t["queue"]], (t["score"], tid))
+
+    def counts(self) -> dict[str, int]:
+        return {q: len(lst) for q, lst in self.waiting.items()}
+
+    def _waiting_states(self, q: str) -> list[Json]:
+        return [self.tickets[tid] for _, tid in self.waiting[q]]
+
+    def _serving_states(self, q: str) -> list[Json]:
+        return sorted((self.tickets[tid] for tid in self.serving[q]), key=lambda t: int(t["called_at"] or 0))
+
+    def patient_view(self, tid: int) -> Json | None:
+        """The flat fields of ``GET /t/{token}`` (without version), or None if unknown here."""
+        t = self.tickets.get(tid)
+        if t is None:
+            return None
+        q = self.queues[t["queue"]]
+        view = public_ticket(ticket_view(t, self.rank(tid), q), q["name"], self.clinic["name"], 0)
+        del view["version"]
+        return view
+
+    def display_snapshot(self) -> Json:
+        mask = bool(self.clinic.get("mask_names"))
+        queues = [{**queue_header(q, len(self.waiting[qid]), False),
+                   "now_serving": [display_entry(t, mask) for t in self._serving_states(qid)],
+                   "waiting": [display_entry(t, mask) for t in self._waiting_states(qid)]}
+                  for qid, q in self.queues.items()]
+        clinic = {k: self.clinic.get(k) for k in ("id", "name", "mask_names")}
+        return {"type": "snapshot", "version": self.version, "clinic": clinic, "queues": queues,
+                "recent": list(self.recent)[:RECENT_SHOWN]}
+
+    def reception_snapshot(self, allowed: frozenset[str] | None) -> Json:
+        queues = [{**queue_header(q, len(self.waiting[qid]), True),
+                   "now_serving": [reception_entry(t) for t in self._serving_states(qid)],
+                   "waiting": [reception_entry(t) for t in self._waiting_states(qid)]}
+                  for qid, q in self.queues.items() if allowed is None or qid in allowed]
+        recent = [r for r in self.recent if allowed is None or r["queue"] in allowed]
+        return {"type": "snapshot", "version": self.version, "clinic": dict(self.clinic),
+                "queues": queues, "recent": recent[:RECENT_SHOWN]}
+
+    # -- updates ---------------------------------------------------------------------
+
+    def display_update(self, ev: Mapping[str, Any], counts: Mapping[str, int]) -> Json:
+        mask = bool(self.clinic.get("mask_names"))
+        return self._update(ev, [queue_header(q, counts.get(q["id"], 0), False) for q in ev["queues"]],
+                            [display_entry(t, mask) for t in ev["tickets"]])
+
+    def reception_update(self, ev: Mapping[str, Any], counts: Mapping[str, int],
+                         allowed: frozenset[str] | None) -> Json | None:
+        """Full detail, limited to the queues a doctor may see (None: nothing to see)."""
+        queues = [q for q in ev["queues"] if allowed is None or q["id"] in allowed]
+        before = ev.get("from_queue")
+        tickets = [t for t in ev["tickets"] if allowed is None or t["queue"] in allowed or before in allowed]
+        if allowed is not None and not queues and not tickets:
+            return None
+        return self._update(ev, [queue_header(q, counts.get(q["id"], 0), True) for q in queues],
+                            [reception_entry(t) for t in tickets])
+
+    @staticmethod
+    def _update(ev: Mapping[str, Any], queues: list[Json], tickets: list[Json]) -> Json:
+        out: Json = {"type": "update", "version": int(ev["v"]), "event": ev["type"], "queues": queues,
+                     "tickets": tickets}
+        called = call_of(ev)
+        if called is not None:
+            out["call"] = {"label": called["label"], "counter": called["counter"],
+                           "queue": called["queue"], "at": ev["at"]}
+        return out
+
+    def history(self, events: Sequence[Json]) -> list[tuple[Json, dict[str, int]]] | None:
+        """Each of ``events`` (which must end at this mirror's version) with the waiting counts
+        right after it, worked out backwards from now, so a replayed update is rendered exactly
+        as it was live. None when it cannot be (not contiguous, or a clinic setting changed)."""
+        if not events or int(events[-1]["v"]) != self.version:
+            return None
+        versions = [int(ev["v"]) for ev in events]
+        if versions != list(range(versions[0], versions[0] + len(versions))):
+            return None
+        if any(ev.get("clinic_state") for ev in events):
+            return None
+        counts = self.counts()
+        out = []
+        for ev in reversed(events):
+            out.append((ev, dict(counts)))
+            for q, d in _waiting_delta(ev).items():
+                counts[q] = counts.get(q, 0) - d
+        out.reverse()
+        return out
+
+    def events_after(self, since: int) -> list[Json] | None:
+        """Events after ``since`` from the ring, or None when the ring no longer reaches back."""
+        if since == self.version:
+            return []
+        if not self.events or int(self.events[0]["v"]) > since + 1:
+            return None
+        return [ev for ev in self.events if int(ev["v"]) > since]
+
+
+def watchers_touched(ev: Mapping[str, Any], tickets: Iterable[int], mirror: Mirror) -> list[int]:
+    """Of the given ticket ids, those whose patient view an event may have changed."""
+    ids = {int(t["id"]) for t in ev["tickets"]}
+    queues = touched_queues(ev)
+    out = []
+    for tid in tickets:
+        t = mirror.tickets.get(tid)
+        if tid in ids or (t is not None and t["queue"] in queues):
+            out.append(tid)
+    return out
