@@ -141,6 +141,20 @@ async def http_client(port: int, token: str, queue: str, counter: str, stop_at: 
     writer.close()
 
 
+async def caught_up(r: aioredis.Redis, clinic: str, timeout: float = 300) -> None:
+    """Measure the steady state: wait until the primary's consumers (persister, notifier)
+    have taken in the setup's events, so their backlog does not share the measured window."""
+    stream = f"qt:c:{clinic}:events"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = (await r.xinfo_stream(stream))["last-generated-id"]
+        groups = await r.xinfo_groups(stream)
+        if groups and all(g["last-delivered-id"] == last and g["pending"] == 0 for g in groups):
+            return
+        await asyncio.sleep(0.2)
+    raise SystemExit("the primary's consumers did not catch up")
+
+
 def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
     env = {**os.environ, "QTRAQ_DATA_DIR": data_dir}
     out = subprocess.run([sys.executable, "-m", "qtraq_live.cli", *args], env=env, input=stdin,
@@ -183,6 +197,7 @@ async def http_part(seconds: float, clients: int) -> None:
             per_queue = int(seconds * 4000 / clients) + 50
             for _ in range(per_queue):
                 await asyncio.gather(*(eng.issue(f"q{q}") for q in range(clients)))
+            await caught_up(r, "bench")
             await r.aclose()
             lat: list[float] = []
             errors: list[int] = []
