@@ -1,0 +1,292 @@
+"""WebSocket fan-out benchmark: qtraq-live and three baselines, same scenarios, same Redis.
+
+    python benchmarks/fanout.py                  # quick: city at 1,000 sockets and big OPD, 10 s each
+    python benchmarks/fanout.py --full           # city at 1k, 5k and 10k sockets and big OPD, 60 s each
+    python benchmarks/fanout.py --scenario city --servers qtraq,floor --sockets 10000 --duration 60
+
+Scenarios: ``city`` (sockets/100 queues, each with 99 watching patients and 1 display, open-
+loop "next" presses at 20/s over random queues) and ``bigopd`` (one queue, 2,000 watching
+patients and 10 displays, one press every 2 s). A press's latency on a socket runs from
+sending the HTTP press to that socket reading the update; see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fanout_servers import SERVERS, Group, GroupPlan, Redis, load_cores, pinned  # noqa: E402
+from fanout_stats import Press, Result, box_busy_seconds, cpu_seconds, latencies, pss_kib, table  # noqa: E402
+
+LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
+SOCKETS_PER_LOADGEN = 15_000  # a process may hold 20,000 files here
+LOSS_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Scenario:
+    name: str
+    plan: list[GroupPlan]
+    rate: float  # presses per second, all queues together
+
+
+def scenario(name: str, sockets: int, duration: float) -> Scenario:
+    if name == "city":
+        queues, rate = max(1, sockets // 100), 20.0
+        per_queue = rate * duration / queues
+        lead = math.ceil(per_queue * 1.5 + 10)
+        return Scenario(name, [GroupPlan(99, 1, lead) for _ in range(queues)], rate)
+    if name == "bigopd":
+        rate = 0.5
+        return Scenario(name, [GroupPlan(2000, 10, math.ceil(rate * duration * 1.5 + 10))], rate)
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Loadgen:
+    """One load-generator process on the load cores, driven line by line over stdin."""
+
+    def __init__(self, sockets: list[dict[str, str]], workdir: Path, index: int) -> None:
+        spec = workdir / f"loadgen{index}.json"
+        spec.write_text(json.dumps({"sockets": sockets, "concurrency": 100}))
+        self.out = workdir / f"receipts{index}.json"
+        self.size = len(sockets)
+        self.proc = subprocess.Popen(pinned([sys.executable, str(LOADGEN), str(spec), str(self.out)],
+                                            load_cores()),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, command: str) -> dict[str, int]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"load generator exited with {self.proc.wait()}")
+        return dict(json.loads(line))
+
+    def finish(self) -> dict[str, Any]:
+        self.ask("stop")
+        self.proc.wait(30)
+        return dict(json.loads(self.out.read_text()))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Load:
+    """Every socket of a run, shuffled (so any share of them reaches every queue, and a PSS
+    slope is not a mirror's cost) and dealt to as few load generators as the file cap allows."""
+
+    def __init__(self, specs: list[dict[str, str]], workdir: Path) -> None:
+        self.order = list(range(len(specs)))
+        random.Random(len(specs)).shuffle(self.order)
+        self.chunks = math.ceil(len(specs) / SOCKETS_PER_LOADGEN)
+        self.procs = [Loadgen([specs[k] for k in self.order[i::self.chunks]], workdir, i)
+                      for i in range(self.chunks)]
+
+    async def ask(self, command: str) -> int:
+        """Send to every load generator at once; the sum of their numeric answers."""
+        answers = await asyncio.gather(*(asyncio.to_thread(lg.ask, command) for lg in self.procs))
+        return sum(next(iter(a.values())) for a in answers)
+
+    async def connect(self, share: float) -> int:
+        """Open the first ``share`` of each generator's sockets; how many are open in all."""
+        answers = await asyncio.gather(*(
+            asyncio.to_thread(lg.ask, f"connect {math.ceil(lg.size * share)}") for lg in self.procs))
+        return sum(a["connected"] for a in answers)
+
+    def finish(self, result: Result) -> list[list[list[int]]]:
+        """Stop every generator; receipts in the order of ``specs``; closes and errors noted."""
+        receipts: list[list[list[int]]] = [[] for _ in self.order]
+        for i, lg in enumerate(self.procs):
+            out = lg.finish()
+            for j, socket_receipts in enumerate(out["receipts"]):
+                receipts[self.order[j * self.chunks + i]] = socket_receipts
+            result.closed += len(out["closed"])
+            result.notes += [f"{count} × {error}" for error, count in out["errors"].items()]
+        return receipts
+
+    def kill(self) -> None:
+        for lg in self.procs:
+            lg.kill()
+
+
+async def drive(server: Any, groups: list[Group], sc: Scenario, duration: float,
+                http: httpx.AsyncClient) -> list[Press]:
+    """Open loop: a press every 1/rate s on a random queue, never waiting for answers. A queue
+    with a press still in flight is skipped when another is free, so each queue's presses (and
+    versions) stay in order; when every queue is busy the press waits behind its queue's."""
+    presses: list[Press] = []
+    in_flight: dict[int, asyncio.Task[None]] = {}
+    sent = [0] * len(groups)
+    done = [0] * len(groups)  # successful presses: the n-th makes version first_version + n
+    budget = [plan.lead for plan in sc.plan]
+
+    async def press(g: int, before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await before
+        seq = done[g] + 1
+        url, body, headers = server.press(groups[g], seq)
+        sent_ns = time.monotonic_ns()
+        try:
+            ok = (await http.post(url, json=body, headers=headers)).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        done[g] += ok
+        presses.append(Press(g, groups[g].first_version + seq, sent_ns, ok))
+
+    start = time.monotonic()
+    for n in range(int(duration * sc.rate)):
+        await asyncio.sleep(max(0.0, start + n / sc.rate - time.monotonic()))
+        open_groups = [g for g in range(len(groups)) if sent[g] < budget[g]]
+        idle = [g for g in open_groups if g not in in_flight or in_flight[g].done()]
+        g = random.choice(idle or open_groups)
+        sent[g] += 1
+        in_flight[g] = asyncio.create_task(press(g, in_flight.get(g)))
+    await asyncio.gather(*in_flight.values())
+    return presses
+
+
+async def run_one(name: str, sc_name: str, sockets: int, duration: float, base: Path) -> Result:
+    sc = scenario(sc_name, sockets, duration)
+    result = Result(name, sc_name, sum(p.patients + p.displays for p in sc.plan))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{sc_name}-{result.sockets}-", dir=base))
+    server = SERVERS[name]()
+    redis = Redis(workdir / "redis") if server.needs_redis else None
+    load: Load | None = None
+    try:
+        server.start(redis.url if redis else "", workdir)
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
+            began = time.monotonic()
+            groups = await server.setup(http, sc.plan)
+            say(f"  set up in {time.monotonic() - began:.1f} s")
+            group_sockets, at = [], 0
+            for group in groups:
+                group_sockets.append(list(range(at, at + len(group.urls))))
+                at += len(group.urls)
+            load = Load([{"url": url, "proto": proto} for group in groups for url, proto in group.urls],
+                        workdir)
+            await measure_idle(result, server.pid, load)
+            say(f"  {result.connected} sockets open in {time.monotonic() - began:.1f} s")
+            await load.ask("mark")
+            before = cpu_figures(server.pid, redis.pid if redis else None)
+            presses = await drive(server, groups, sc, duration, http)
+            after = cpu_figures(server.pid, redis.pid if redis else None)
+            wall = after[0] - before[0]
+            result.cpu_pct, result.redis_cpu_pct, result.others_cpu_pct = (
+                100 * (b - a) / wall for a, b in zip(before[1:], after[1:]))
+            expected = sum(len(group_sockets[p.group]) for p in presses if p.ok)
+            deadline = time.monotonic() + LOSS_TIMEOUT_S
+            while await load.ask("count") < expected and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await check_versions(result, server, http, groups, presses)
+        receipts = load.finish(result)
+    finally:
+        if load:
+            load.kill()
+        server.stop()
+        if redis:
+            redis.stop()
+    latencies(result, presses, group_sockets, receipts, int(LOSS_TIMEOUT_S * 1e9))
+    return result
+
+
+def cpu_figures(server_pid: int, redis_pid: int | None) -> tuple[float, float, float, float]:
+    """(now, server tree, Redis, everything outside this benchmark's process tree) in CPU s."""
+    ours = cpu_seconds(os.getpid())  # the coordinator's tree holds servers, Redis, load generators
+    return (time.monotonic(), cpu_seconds(server_pid), cpu_seconds(redis_pid) if redis_pid else 0.0,
+            box_busy_seconds() - ours)
+
+
+async def measure_idle(result: Result, pid: int, load: Load) -> None:
+    """Memory per idle socket: the server tree's PSS slope from half the sockets to all."""
+    half = await load.connect(0.5)
+    pss_half = pss_kib(pid)
+    result.connected = await load.connect(1.0)
+    if result.connected > half:
+        result.kib_per_socket = (pss_kib(pid) - pss_half) / (result.connected - half)
+
+
+async def check_versions(result: Result, server: Any, http: httpx.AsyncClient, groups: list[Group],
+                         presses: list[Press]) -> None:
+    """Each press must have made exactly one version, or latencies were matched wrongly."""
+    for g, group in enumerate(groups):
+        final = await server.final_version(http, group)
+        want = group.first_version + sum(1 for p in presses if p.group == g and p.ok)
+        if final is not None and final != want:
+            result.notes.append(f"queue {group.name}: version {final}, expected {want}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=["city", "bigopd", "all"], default="all")
+    parser.add_argument("--servers", default="qtraq,floor,socketio,channels",
+                        help="comma-separated, from: " + ", ".join(SERVERS))
+    parser.add_argument("--sockets", default="1000", help="city sizes, comma-separated")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of presses per run")
+    parser.add_argument("--quick", action="store_true", help="city at 1,000 sockets and big OPD, 10 s each (default)")
+    parser.add_argument("--full", action="store_true", help="city at 1,000, 5,000 and 10,000 sockets and big OPD, 60 s each")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' logs and receipts")
+    args = parser.parse_args(argv)
+    if args.quick or args.full:
+        args.sockets, args.duration = ("1000,5000,10000", 60.0) if args.full else ("1000", 10.0)
+    return args
+
+
+async def main(argv: list[str] | None = None) -> list[Result]:
+    args = parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+    os.sched_setaffinity(0, load_cores())
+    servers = [s for s in args.servers.split(",") if s]
+    runs = [("city", int(n)) for n in args.sockets.split(",")] if args.scenario in ("city", "all") else []
+    runs += [("bigopd", 2010)] if args.scenario in ("bigopd", "all") else []
+    results = []
+    base = Path(tempfile.mkdtemp(prefix="qtraq-fanout-"))
+    try:
+        for sc_name, sockets in runs:
+            for name in servers:
+                say(f"running {name} {sc_name} {sockets} sockets, {args.duration:.0f} s ...")
+                try:
+                    results.append(await run_one(name, sc_name, sockets, args.duration, base))
+                except Exception as exc:  # one server failing must not cost the other rows
+                    say(f"  failed: {exc!r}")
+                    results.append(Result(name, sc_name, sockets, notes=[f"run failed: {exc!r}"[:300]]))
+                else:
+                    say("  " + table(results[-1:]).splitlines()[1].strip())
+    finally:
+        if args.keep:
+            say(f"servers' logs and load generators' receipts kept in {base}")
+        else:
+            shutil.rmtree(base)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps([r.__dict__ for r in results]))
+    return results
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

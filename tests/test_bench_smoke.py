@@ -1,0 +1,60 @@
+"""A tiny run of benchmarks/fanout.py: the harness works end to end and nothing is lost.
+
+Speed is measured by the benchmark, never asserted here: only that every press reached
+every affected socket and that the figures are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVERS = ("qtraq", "floor")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from fanout_stats import Press, Result, latencies  # noqa: E402
+
+
+def test_a_socket_without_the_update_in_time_is_lost_and_a_later_version_counts() -> None:
+    ms = 1_000_000
+    presses = [Press(0, 5, 100 * ms, True), Press(0, 6, 200 * ms, True), Press(1, 1, 0, False)]
+    receipts = [
+        [[4, 0], [5, 103 * ms], [6, 210 * ms]],  # both updates
+        [[4, 0], [6, 230 * ms]],                 # 5 coalesced into 6: 130 ms for press 5
+        [[4, 0], [5, 101 * ms]],                 # never got 6
+        [[4, 0], [5, 100 * ms + 11_000 * ms]],   # 5 came after the 10 s timeout; never got 6
+    ]
+    result = Result("x", "city", 4)
+    latencies(result, presses, [[0, 1, 2, 3], []], receipts, timeout_ns=10_000 * ms)
+    assert (result.presses, result.failed_presses, result.lost) == (2, 1, 3)
+    assert sorted(result.deliveries) == [1.0, 3.0, 10.0, 30.0, 130.0]
+    assert result.last == []  # each press lost a socket, so neither has a "last socket" time
+
+
+@pytest.mark.slow
+def test_small_city_run_loses_no_update_and_prints_every_figure(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fanout.py"), "--servers", ",".join(SERVERS),
+         "--scenario", "city", "--sockets", "200", "--duration", "3", "--json", str(figures)],
+        capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    header, *rows = done.stdout.splitlines()
+    assert header.split()[:3] == ["scenario", "sockets", "server"]
+    for server in SERVERS:
+        cells = next(row.split() for row in rows if row.split()[2:3] == [server])
+        assert all(float(cell) >= 0 for cell in cells[5:9])  # p50 p95 p99 max are numbers
+
+    results = {r["server"]: r for r in json.loads(figures.read_text())}
+    for server in SERVERS:
+        r = results[server]
+        assert (r["connected"], r["presses"], r["failed_presses"]) == (200, 60, 0), server
+        assert (r["lost"], r["closed"], r["notes"]) == (0, 0, []), server
+        assert len(r["deliveries"]) == 60 * 100  # each press reaches its queue's 99 patients + display
+        assert r["kib_per_socket"] > 0
