@@ -7,6 +7,7 @@ Resources are created here and reached through ``request.app.state``:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from . import redis_conn
+from . import gc_policy, redis_conn
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
 from .accounts import page as accounts_page
@@ -79,9 +80,11 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
             await app.state.store.open()
         app.state.hub = Hub(app.state.engine, settings)
         await app.state.hub.start()
+        gc_task = asyncio.create_task(gc_policy.freeze_survivors(), name="gc-policy")
         try:
             yield
         finally:
+            gc_task.cancel()
             await app.state.hub.stop()
             if app.state.store is not None:
                 await app.state.store.close()
