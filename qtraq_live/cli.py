@@ -230,6 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QtraqError as exc:
         print(f"qtraq-live: error: {exc.message}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a read-only or full data dir, a missing file: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"qtraq-live: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

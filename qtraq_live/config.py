@@ -77,7 +77,7 @@ SETTINGS: list[Setting] = [
     Setting("secret_key", "", "Signs sessions. Empty: generated once and kept in DATA_DIR/secret_key (refused in production).", env="QTRAQ_SECRET_KEY"),
     Setting("env", "development", "development or production (production: Secure cookies, no generated secret, no default passwords).", _choice("development", "production"), env="QTRAQ_ENV"),
     Setting("log_level", "info", "Log level of every process: debug, info, warning or error.", _choice("debug", "info", "warning", "error"), env="QTRAQ_LOG_LEVEL"),
-    Setting("log_format", "json", "Log lines on stderr: json (one object per line, for collectors) or text (for reading).", _choice("json", "text"), env="QTRAQ_LOG_FORMAT"),
+    Setting("log_format", "auto", "Log lines on stderr: json (one object per line, for collectors), text (for reading), or auto: text on a terminal, json otherwise.", _choice("auto", "json", "text"), env="QTRAQ_LOG_FORMAT"),
     Setting("server.host", "127.0.0.1", "Address `serve` listens on.", env="QTRAQ_HOST"),
     Setting("server.port", 8000, "Port `serve` listens on (0 picks a free one; see DATA_DIR/serve.json).", _as_int, env="QTRAQ_PORT", minimum=0),
     Setting("server.workers", 1, "HTTP/WebSocket processes sharing the port.", _as_int, env="QTRAQ_WORKERS", minimum=1),

@@ -113,7 +113,9 @@ def live_server(settings: Settings, role: str = "all") -> Iterator[LiveServer]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    proxies = settings["security.trusted_proxies"]  # as `serve` does: no proxy is believed by default
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=bool(proxies),
+                                           forwarded_allow_ips=proxies or None))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),),
                               name=f"uvicorn-{port}", daemon=True)

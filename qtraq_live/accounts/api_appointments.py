@@ -132,6 +132,8 @@ async def put_slots(request: Request) -> Response:
 async def delete_slots(request: Request) -> Response:
     user = await auth.require_staff(request, "admin")
     queue_id = request.path_params["queue"]
+    if await engine_of(request).get_queue(queue_id) is None:
+        raise NotFound("unknown queue")
     await appointments.clear_slots(store_of(request), queue_id)
     await audit(request, user.actor, "queue.slots_clear", f"queue:{queue_id}")
     return Response(status_code=204)

@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..errors import QtraqError, RateLimited
-from ..metrics import route_label
+from ..metrics import REDIS_ERRORS
+from .instrument import route_label
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def store_unreachable(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, sqlite3.Error):  # the store counts its own
+        REDIS_ERRORS.inc()
     log.warning("backing store unreachable on %s: %s", route_label(request.scope), exc.__class__.__name__)
-    return error_response(503, "unavailable", "service temporarily unavailable")
+    which = "the record (SQLite)" if isinstance(exc, sqlite3.Error) else "the live state (Redis)"
+    return error_response(503, "unavailable", f"{which} is unreachable; try again shortly")
+
+
+async def id_out_of_range(request: Request, exc: Exception) -> Response:
+    """An id in the path beyond any stored one (SQLite holds 64-bit integers): unknown."""
+    return error_response(404, "not_found", "no such id")
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
@@ -63,5 +72,6 @@ def exception_handlers() -> dict[Any, Callable[[Request, Exception], Any]]:
         redis.exceptions.ConnectionError: store_unreachable,
         redis.exceptions.TimeoutError: store_unreachable,
         sqlite3.OperationalError: store_unreachable,
+        OverflowError: id_out_of_range,
         Exception: internal_error,
     }

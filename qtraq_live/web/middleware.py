@@ -16,31 +16,42 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..errors import PayloadTooLarge
-from ..metrics import MetricsMiddleware
+from ..logs import REQUEST_ID
 from .errors import API_PREFIX, error_response
+from .instrument import MetricsMiddleware
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",  # a /t/{token} page must not leak its URL to other sites
     "x-frame-options": "DENY",
+    # pages set their own policy (display/render.py); JSON, SVG and the rest may run nothing
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
 }
+HSTS = "max-age=31536000; includeSubDomains"  # only on answers that came over HTTPS
 
 
 class HeadersMiddleware:
-    """Echo or mint ``X-Request-ID``; add security headers a response did not set itself."""
+    """Echo or mint ``X-Request-ID`` (a socket gets one too, for its log lines); add security
+    headers a response did not set itself."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if REQUEST_ID_FORMAT.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        # Not reset afterwards: each request runs in its own task, and the server's own error
+        # and access lines for this request, written after the app returns, should carry it.
+        REQUEST_ID.set(request_id)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
         is_api = scope["path"].startswith(API_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
@@ -51,6 +62,8 @@ class HeadersMiddleware:
                     headers.setdefault(name, value)
                 if is_api:
                     headers.setdefault("cache-control", "no-store")
+                if scope.get("scheme") == "https":  # directly, or as a trusted proxy says
+                    headers.setdefault("strict-transport-security", HSTS)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
