@@ -168,10 +168,9 @@ local function push_recent(c, t)
   redis.call('LTRIM', K.recent(c), 0, 19)
 end
 
-local function result(v, t, extra)
-  local out = {ok = true, v = v, ticket = ticket_state(t), rank = rank_of(t), queue = queue_state(t.queue)}
-  if extra then for k, val in pairs(extra) do out[k] = val end end
-  return cjson.encode(out)
+-- ``qs``: the ticket's queue state, already computed for the event (after every write).
+local function result(v, t, qs)
+  return cjson.encode({ok = true, v = v, ticket = ticket_state(t), rank = rank_of(t), queue = qs})
 end
 
 -- Definition changes: booleans are kept as '1'/'0' like everywhere in the hashes.
@@ -278,8 +277,9 @@ function ops.issue()
   t.issue_ahead = tostring(redis.call('ZRANK', K.waiting(A.queue), id))  -- for ETA quality (predicted vs real)
   set_ticket({id = id}, t)
   redis.call('SET', K.token(A.token), id)
-  local v = emit(q.clinic, 'issued', A.queue, {ticket_state(t)}, {queue_state(A.queue)})
-  return result(v, t)
+  local qs = queue_state(A.queue)
+  local v = emit(q.clinic, 'issued', A.queue, {ticket_state(t)}, {qs})
+  return result(v, t, qs)
 end
 
 function ops.next()
@@ -313,8 +313,9 @@ function ops.next()
     redis.call('HSET', K.counters(A.queue), A.counter, first)
     push_recent(q.clinic, t)
     changed[#changed + 1] = ticket_state(t)
-    local v = emit(q.clinic, 'called', A.queue, changed, {queue_state(A.queue)})
-    out = result(v, t)
+    local qs = queue_state(A.queue)
+    local v = emit(q.clinic, 'called', A.queue, changed, {qs})
+    out = result(v, t, qs)
   elseif #changed > 0 then
     local v = emit(q.clinic, 'done', A.queue, changed, {queue_state(A.queue)})
     out = cjson.encode({ok = true, v = v, ticket = cjson.null, queue = queue_state(A.queue)})
@@ -336,9 +337,9 @@ local function simple(action, etype, apply)
   local fields = {prev_status = t.status}
   apply(t, fields)
   set_ticket(t, fields)
-  local q = redis.call('HGET', K.queue(t.queue), 'clinic')
-  local v = emit(q, etype, t.queue, {ticket_state(t)}, {queue_state(t.queue)})
-  return result(v, t)
+  local qs = queue_state(t.queue)
+  local v = emit(t.clinic, etype, t.queue, {ticket_state(t)}, {qs})
+  return result(v, t, qs)
 end
 
 function ops.recall()
@@ -397,9 +398,9 @@ function ops.transfer()
   leave_counter(t)
   set_ticket(t, {prev_status = t.status, status = 'waiting', queue = to.id, counter = '', called_at = '0', served_at = '0'})
   redis.call('ZADD', K.waiting(to.id), t.score, t.id)
-  local v = emit(t.clinic, 'transferred', to.id, {ticket_state(t)}, {queue_state(from), queue_state(to.id)},
-                 {from_queue = from})
-  return result(v, t)
+  local qs = queue_state(to.id)
+  local v = emit(t.clinic, 'transferred', to.id, {ticket_state(t)}, {queue_state(from), qs}, {from_queue = from})
+  return result(v, t, qs)
 end
 
 -- Reads: consistent with their version because the script runs atomically.
