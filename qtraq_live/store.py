@@ -30,6 +30,7 @@ from typing import Any
 import aiosqlite
 
 from .errors import Conflict, Unavailable
+from .metrics import SQLITE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,7 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise Conflict(f"record constraint failed: {exc}", code="conflict") from exc
         except sqlite3.Error as exc:
+            SQLITE_ERRORS.inc()
             reason = _UNUSABLE.get((getattr(exc, "sqlite_errorcode", None) or -1) & 0xFF)
             if reason is None and isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
                 reason = _UNUSABLE[14]

@@ -92,6 +92,13 @@ class Field:
             return self.schema.validate(value, prefix=f"{name}.")
         return value
 
+    def _accepts(self, value: Any) -> bool:
+        try:
+            self.check("default", value)
+        except Invalid:
+            return False
+        return True
+
     def json_schema(self) -> Json:
         out: Json = {"type": [self.kind, "null"] if self.nullable else self.kind}
         for key, value in (("minimum", self.minimum), ("maximum", self.maximum),
@@ -104,7 +111,7 @@ class Field:
                 out[key] = value
         if self.enum is not None:
             out["enum"] = list(self.enum)
-        if self.default is not None:
+        if self.default is not None and self._accepts(self.default):  # not a sentinel for "absent"
             out["default"] = self.default
         if self.items is not None:
             out["items"] = self.items.json_schema()

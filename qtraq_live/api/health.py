@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..metrics import metrics_endpoint
 from ..web.errors import error_response
+from ..web.instrument import metrics_endpoint
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_queue_action, require_staff
-from ..metrics import PRESS_SECONDS
+from ..metrics import PRESS_SECONDS, observe_call
 from ..queue_engine import COUNTER_MAX
 from ..validation import EMPTY, Field, Schema
 from ..web.request import read_json
@@ -46,6 +46,7 @@ async def next_press(request: Request) -> Response:
                                            actor=user.actor)
     await audit(request, user.actor, "queue.next", f"queue:{queue_id}")
     PRESS_SECONDS.observe(time.perf_counter() - started)
+    observe_call(called)
     return JSONResponse({"called": called})
 
 
