@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -33,7 +34,7 @@ from .config import Settings
 from .display import pages as display_pages
 from .errors import Unavailable
 from .hub import Hub
-from .hub import routes as hub_routes
+from .hub_sockets import HubSockets
 from .queue_engine import QueueEngine
 from .store import Store
 from .web import errors as web_errors
@@ -94,7 +95,6 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         *api_health.routes,
         Mount("/api/v1", routes=API_ROUTES),
         *api_docs.page_routes,
-        *hub_routes,
         *display_pages.routes,
         *accounts_page.routes,
         Mount("/static", app=StaticFiles(packages=[("qtraq_live.display", "static")]), name="static"),
@@ -103,7 +103,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=web_errors.exception_handlers(),
-        middleware=web_middleware.stack(settings, role),
+        middleware=[Middleware(HubSockets), *web_middleware.stack(settings, role)],
     )
     app.state.settings = settings
     app.state.role = role

@@ -10,13 +10,16 @@ event, and a patient's flat view. Message shapes are documented in ``docs/fanout
 from __future__ import annotations
 
 import bisect
+import json
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from .queue_engine import eta_seconds, mask_name, public_ticket, ticket_view
+from .queue_engine import eta_seconds, mask_name, ticket_view
 
 Json = dict[str, Any]
+
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # one encoder, not one per call
 
 WAITING = "waiting"
 AT_COUNTER = frozenset({"called", "serving"})
@@ -75,6 +78,19 @@ def queue_header(q: Mapping[str, Any], n_waiting: int, detail: bool) -> Json:
     return out
 
 
+def patient_fields(t: Mapping[str, Any], rank: int, q: Mapping[str, Any], clinic_name: str) -> Json:
+    """A patient's flat view: the fields of ``public_ticket(ticket_view(...))`` (without version),
+    built directly: the API's ticket formats four timestamps that a patient never sees, and a
+    big OPD renders 2,000 of these per press."""
+    waiting = t["status"] == WAITING and rank >= 0
+    return {
+        "label": t.get("label"), "status": t.get("status"),
+        "position": rank + 1 if waiting else None, "ahead": rank if waiting else None,
+        "eta_s": eta_seconds(rank, q["ema_s"], q["counters_open"], q.get("pause_left_s", 0)) if waiting else None,
+        "counter": t.get("counter"), "queue": {"name": q["name"]}, "clinic": {"name": clinic_name},
+    }
+
+
 def call_of(ev: Mapping[str, Any]) -> Json | None:
     """The ticket a called/recalled event calls (the last one called), else None."""
     if ev["type"] not in CALL_EVENTS:
@@ -97,6 +113,8 @@ class Mirror:
         self.recent: deque[Json] = deque(state.get("recent") or [], maxlen=RECENT_KEPT)
         self.events: deque[Json] = deque(maxlen=keep_events)
         self._finished: OrderedDict[int, None] = OrderedDict()
+        # ticket id -> (queue header, clinic, serialised view before/after its numbers)
+        self._parts: dict[int, tuple[Json, Json, str, str]] = {}
         self._keep_finished = keep_finished
         for q in state["queues"]:
             self._set_queue(q)
@@ -146,6 +164,7 @@ class Mirror:
                     del lst[i]
             self.serving.get(old["queue"], {}).pop(tid, None)
         self.tickets[tid] = t
+        self._parts.pop(tid, None)
         self._finished.pop(tid, None)
         if t["status"] == WAITING:
             bisect.insort(self.waiting.setdefault(t["queue"], []), (t["score"], tid))
@@ -154,7 +173,9 @@ class Mirror:
         else:
             self._finished[tid] = None
             if len(self._finished) > self._keep_finished:
-                self.tickets.pop(self._finished.popitem(last=False)[0], None)
+                gone = self._finished.popitem(last=False)[0]
+                self.tickets.pop(gone, None)
+                self._parts.pop(gone, None)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -178,10 +199,35 @@ class Mirror:
         t = self.tickets.get(tid)
         if t is None:
             return None
-        q = self.queues[t["queue"]]
-        view = public_ticket(ticket_view(t, self.rank(tid), q), q["name"], self.clinic["name"], 0)
-        del view["version"]
-        return view
+        return patient_fields(t, self.rank(tid), self.queues[t["queue"]], self.clinic["name"])
+
+    def patient_bodies(self, tids: Iterable[int]) -> dict[int, str]:
+        """``dumps(patient_view(tid))`` for those of ``tids`` known here, fast: each queue's
+        ranks are worked out in one pass, and only the numbers that move with every call are
+        formatted per view (a big OPD renders 2,000 views per press)."""
+        ranks: dict[str, dict[int, int]] = {}
+        out: dict[int, str] = {}
+        for tid in tids:
+            t = self.tickets.get(tid)
+            if t is None:
+                continue
+            q = self.queues[t["queue"]]
+            parts = self._parts.get(tid)
+            if parts is None or parts[0] is not q or parts[1] is not self.clinic:
+                view = patient_fields(t, -1, q, self.clinic["name"])
+                head = dumps({k: view[k] for k in ("label", "status")})[:-1]
+                tail = dumps({k: view[k] for k in ("counter", "queue", "clinic")})[1:]
+                parts = self._parts[tid] = (q, self.clinic, head, tail)
+            if t["status"] == WAITING:
+                of_queue = ranks.get(t["queue"])
+                if of_queue is None:
+                    of_queue = ranks[t["queue"]] = {i: n for n, (_, i) in enumerate(self.waiting[t["queue"]])}
+                rank = of_queue[tid]
+                eta = eta_seconds(rank, q["ema_s"], q["counters_open"], q.get("pause_left_s", 0))
+                out[tid] = f'{parts[2]},"position":{rank + 1},"ahead":{rank},"eta_s":{eta},{parts[3]}'
+            else:
+                out[tid] = f'{parts[2]},"position":null,"ahead":null,"eta_s":null,{parts[3]}'
+        return out
 
     def display_snapshot(self) -> Json:
         mask = bool(self.clinic.get("mask_names"))

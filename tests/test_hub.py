@@ -217,7 +217,7 @@ async def test_slow_client_is_resynced_and_delays_nobody(start_server: StartServ
             assert (await recv_until(fast, start + 100 * i))[-1]["version"] == start + 100 * i
         final = await engine.version("c1")
         assert final == start + 1000
-        assert max(len(s.queue) for subs in hub.subs.values() for s in subs) <= hub.limit
+        assert max(len(s.queue or ()) for subs in hub.subs.values() for s in subs) <= hub.limit
         slow.transport.resume_reading()
         screen = Screen()
         while screen.version < final:
@@ -301,3 +301,48 @@ async def test_doctor_resumes_with_only_own_queues(live: LiveServer, engine: Que
         assert [t["name"] for t in got["tickets"]] == ["Lab One"]
         await engine.issue("lab", name="Lab Two")
         assert (await recv(ws))["version"] == v0 + 4
+
+
+async def test_a_busy_socket_queues_then_goes_back_to_inline_sends(start_server: StartServer,  # noqa: F811
+                                                                   engine: QueueEngine) -> None:
+    """A socket whose transport is full is handed to a task and its messages are queued (in
+    order, nothing dropped while the queue has room); the other screen is sent to inline all
+    along; once the slow one drains, it is idle again and is sent to inline too."""
+    app_server = start_server(hub__send_queue=100_000)
+    app_server.clinic("c1", ("gp",))
+    url = display_url(app_server)
+    hub = app_server.app.state.hub
+    tiny = socket.socket()
+    tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    tiny.connect(("127.0.0.1", int(app_server.url.rsplit(":", 1)[1])))
+
+    async def states() -> dict[str, tuple[bool, int]]:
+        """Per socket (by the port of its client): is it busy (a task), and how much is queued."""
+        return {str(s.ws.client.port): (isinstance(s.busy, asyncio.Task), len(s.queue or ()))  # type: ignore[union-attr]
+                for subs in hub.subs.values() for s in subs}
+
+    async with await open_ws(url, max_queue=1, sock=tiny) as slow, await open_ws(url) as fast:
+        start = (await recv(fast))["version"]
+        slow_port, fast_port = str(tiny.getsockname()[1]), str(fast.local_address[1])
+        shrink_server_side(tiny.getsockname())
+        slow.transport.pause_reading()
+        issued = 0
+        while not app_server.run(states())[slow_port][0]:
+            assert issued < 3000, "the slow socket never became busy"
+            await asyncio.gather(*(engine.issue("gp", name="N" * 80) for _ in range(50)))
+            issued += 50
+            assert (await recv_until(fast, start + issued))[-1]["version"] == start + issued
+            assert app_server.run(states())[fast_port] == (False, 0)  # the reading screen stays inline
+        await asyncio.gather(*(engine.issue("gp", name="N" * 80) for _ in range(30)))
+        issued += 30
+        await recv_until(fast, start + issued)
+        busy, queued = app_server.run(states())[slow_port]
+        assert busy and queued >= 1
+        slow.transport.resume_reading()
+        screen = Screen()
+        while screen.version < start + issued:
+            screen.apply(await recv(slow))
+        assert screen.snapshots == 1 and screen.seen == list(range(start + 1, start + issued + 1))
+        assert app_server.run(states())[slow_port] == (False, 0)
+        await engine.issue("gp")
+        assert (await recv(slow))["version"] == start + issued + 1

@@ -43,12 +43,7 @@ class HeadersMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if REQUEST_ID_FORMAT.match(incoming) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        # Not reset afterwards: each request runs in its own task, and the server's own error
-        # and access lines for this request, written after the app returns, should carry it.
-        REQUEST_ID.set(request_id)
+        request_id = assign_request_id(scope)
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -67,6 +62,18 @@ class HeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def assign_request_id(scope: Scope) -> str:
+    """The request's id (the client's ``X-Request-ID`` if well-formed, else a fresh one), in
+    ``scope["state"]`` and in the log context."""
+    incoming = Headers(scope=scope).get("x-request-id", "")
+    request_id = incoming if REQUEST_ID_FORMAT.match(incoming) else uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    # Not reset afterwards: each request runs in its own task, and the server's own error
+    # and access lines for this request, written after the app returns, should carry it.
+    REQUEST_ID.set(request_id)
+    return request_id
 
 
 class HubWriteGuard:
