@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -93,6 +95,7 @@ async def engine_part(ops: int) -> None:
                     await eng.next(f"q{(i + offset) % 10}", str(offset))
 
         for op in ("issue", "next"):
+            cpu0 = group_cpu(server.pid)
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(op, ops // 50, w) for w in range(50)))
             row(f"{op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
@@ -113,20 +116,28 @@ async def engine_part(ops: int) -> None:
         server.stop()
 
 
+TRACE: list[tuple[float, float]] = []
 REQUEST = (
     "POST /api/v1/queues/{queue}/next HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
     "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}"
 )
 
 
-async def http_client(port: int, token: str, queue: str, counter: str, stop_at: float,
-                      lat: list[float], errors: list[int]) -> None:
-    """A minimal keep-alive HTTP/1.1 client: the load generator must not be the bottleneck."""
+async def http_client(port: int, token: str, queue: str, stop_at: float, lat: list[float], errors: list[int],
+                      interval: float | None = None) -> None:
+    """A minimal keep-alive HTTP/1.1 client: the load generator must not be the bottleneck.
+
+    Closed loop (``interval`` None): the next press goes as soon as the answer is in. Open
+    loop: presses are due every ``interval`` seconds and latency counts from when a press was
+    due, so a slow answer that delays the next one is not hidden (no coordinated omission)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    body = json.dumps({"counter": counter})
+    body = json.dumps({"counter": "1"})
     req = REQUEST.format(queue=queue, token=token, length=len(body), body=body).encode()
-    while time.perf_counter() < stop_at:
-        s = time.perf_counter()
+    due = time.perf_counter() + (random.random() * interval if interval else 0)
+    while due < stop_at:
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        s = due if interval else time.perf_counter()
         writer.write(req)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
@@ -135,9 +146,13 @@ async def http_client(port: int, token: str, queue: str, counter: str, stop_at: 
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":")[1])
         await reader.readexactly(length)
-        lat.append((time.perf_counter() - s) * 1000)
+        done = time.perf_counter()
+        lat.append((done - s) * 1000)
+        if os.environ.get("BENCH_TRACE"):
+            TRACE.append((s, (done - s) * 1000))
         if status != 200:
             errors.append(status)
+        due = due + interval if interval else done
     writer.close()
 
 
@@ -155,6 +170,63 @@ async def caught_up(r: aioredis.Redis, clinic: str, timeout: float = 300) -> Non
     raise SystemExit("the primary's consumers did not catch up")
 
 
+async def settle_aof(r: aioredis.Redis) -> None:
+    """Rewrite the AOF now, so the setup's growth does not trigger a rewrite (a fork that
+    copies the whole data set, rare in a clinic's day) inside the measured window."""
+    await r.bgrewriteaof()
+    while True:
+        await asyncio.sleep(0.2)
+        info = await r.info("persistence")
+        if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):
+            return
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and all its descendants (the embedded Redis and the duties process start
+    their own sessions, so a process group would miss them)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def role_of(pid: int) -> str:
+    """Which part of ``qtraq-live serve`` a process is, from its command line."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "gone"
+    for needle, role in (("redis-server", "redis-server"), ("duties", "duties"), ("rq", "rq worker"),
+                         ("multiprocessing", "http worker"), ("serve", "serve")):
+        if needle in cmd:
+            return role
+    return cmd[:30]
+
+
+def group_cpu(leader: int) -> dict[str, float]:
+    """CPU seconds used so far by each process of the server's process group, by role."""
+    out: dict[str, float] = {}
+    pids = tree(leader)
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = role_of(int(pid))
+        out[name] = out.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / tick
+    return out
+
+
 def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
     env = {**os.environ, "QTRAQ_DATA_DIR": data_dir}
     out = subprocess.run([sys.executable, "-m", "qtraq_live.cli", *args], env=env, input=stdin,
@@ -162,7 +234,7 @@ def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-async def http_part(seconds: float, clients: int) -> None:
+async def http_part(seconds: float, clients: int, rate: float, pin_all: bool) -> None:
     import httpx
 
     with tempfile.TemporaryDirectory() as data_dir:
@@ -180,9 +252,9 @@ async def http_part(seconds: float, clients: int) -> None:
                 await asyncio.sleep(0.1)
             await asyncio.sleep(0.5)
             port = json.loads(serve_json.read_text())["port"]
-            for child in [server.pid, *map(int, subprocess.run(["pgrep", "-g", str(server.pid)], capture_output=True,
-                                                                   text=True).stdout.split())]:
-                pin(child, 0)
+            for child in tree(server.pid):
+                if pin_all or role_of(child) in ("serve", "http worker"):
+                    pin(child, 0)
             pin(os.getpid(), 1)
             base = f"http://127.0.0.1:{port}/api/v1"
             h = {"Authorization": f"Bearer {token}"}
@@ -194,23 +266,48 @@ async def http_part(seconds: float, clients: int) -> None:
             # Enough waiting patients that every press calls someone: issue them through the engine.
             r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
             eng = QueueEngine(r)
-            per_queue = int(seconds * 4000 / clients) + 50
+            per_queue = int(seconds * (4000 + rate) / clients) + 100
             for _ in range(per_queue):
                 await asyncio.gather(*(eng.issue(f"q{q}") for q in range(clients)))
-            await caught_up(r, "bench")
             await r.aclose()
-            lat: list[float] = []
-            errors: list[int] = []
             warm = time.perf_counter() + 1
-            await asyncio.gather(*(http_client(port, token, f"q{q}", "1", warm, [], errors) for q in range(clients)))
-            t0 = time.perf_counter()
-            await asyncio.gather(*(http_client(port, token, f"q{q}", "1", t0 + seconds, lat, errors)
-                                   for q in range(clients)))
-            elapsed = time.perf_counter() - t0
-            print(f"http: qtraq-live serve (1 process, embedded Redis) on core 0, {clients} keep-alive clients on core 1",
-                  flush=True)
-            row(f"POST /queues/q/next x{clients} clients", len(lat), elapsed, lat)
-            print(f"non-200 answers: {len(errors)}   (mean {statistics.mean(lat):.2f} ms)", flush=True)
+            await asyncio.gather(*(http_client(port, token, f"q{q}", warm, [], []) for q in range(clients)))
+            placement = "everything" if pin_all else "the HTTP process (Redis and the duties process unpinned)"
+            print(f"http: qtraq-live serve, 1 HTTP process, embedded Redis; {placement} on core 0; "
+                  f"{clients} keep-alive clients on core 1", flush=True)
+            for label, interval in (("as fast as answered", None), (f"open loop {rate:,.0f}/s", clients / rate)):
+                r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
+                await caught_up(r, "bench")
+                await settle_aof(r)
+                await r.config_resetstat()
+                aof0 = (await r.info("persistence"))["aof_current_size"]
+                lat: list[float] = []
+                errors: list[int] = []
+                cpu0 = {**group_cpu(server.pid), "load generator": time.process_time()}
+                t0 = time.perf_counter()
+                await asyncio.gather(*(http_client(port, token, f"q{q}", t0 + seconds, lat, errors, interval)
+                                       for q in range(clients)))
+                elapsed = time.perf_counter() - t0
+                if TRACE:
+                    slow = sorted(TRACE, key=lambda x: -x[1])[:len(TRACE) // 100]
+                    windows: dict[int, int] = {}
+                    for at, ms in slow:
+                        windows[int((at - t0) * 10)] = windows.get(int((at - t0) * 10), 0) + 1
+                    print("slowest 1% by 100 ms window:", sorted(windows.items()), flush=True)
+                    TRACE.clear()
+                cpu1 = {**group_cpu(server.pid), "load generator": time.process_time()}
+                row(f"POST next x{clients}, {label}", len(lat), elapsed, lat)
+                rewrites = (await r.info("stats"))["total_forks"]
+                aof_per_press = ((await r.info("persistence"))["aof_current_size"] - aof0) / max(1, len(lat))
+                stats = await r.info("commandstats")
+                await r.aclose()
+                print(f"  Redis forks (AOF rewrites) meanwhile: {rewrites}, AOF bytes per press {aof_per_press:,.0f}; non-200 answers: {len(errors)}; mean {statistics.mean(lat):.2f} ms; server CPU per press: "
+                      + ", ".join(f"{name} {(cpu1[name] - cpu0.get(name, 0)) / max(1, len(lat)) * 1e6:.0f} us"
+                                  for name in sorted(cpu1) if name not in ("serve", "gone")), flush=True)
+                top = sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:8]
+                print("  Redis time per press by command: " + ", ".join(
+                    f"{k.removeprefix('cmdstat_')} {v['usec'] / max(1, len(lat)):.0f} us ({v['calls'] / max(1, len(lat)):.2g}x)"
+                    for k, v in top), flush=True)
         finally:
             os.killpg(server.pid, 15)
             server.wait(30)
@@ -221,13 +318,16 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=20000)
     ap.add_argument("--http-seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--rate", type=float, default=1500, help="presses per second of the open-loop run")
+    ap.add_argument("--pin-all", action="store_true",
+                    help="pin the embedded Redis and the duties process to the server's core too")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
     a = ap.parse_args()
     if not a.skip_engine:
         asyncio.run(engine_part(a.ops))
     if not a.skip_http:
-        asyncio.run(http_part(a.http_seconds, a.clients))
+        uvloop.run(http_part(a.http_seconds, a.clients, a.rate, a.pin_all))
 
 
 if __name__ == "__main__":

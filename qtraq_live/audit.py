@@ -19,6 +19,7 @@ import redis
 import redis.asyncio as aioredis
 
 from . import redis_keys as keys
+from .queue_engine import Record
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,18 @@ class Context(Protocol):
     store: Store
 
 
-async def record(client: aioredis.Redis, actor: str, action: str, target: str = "", ip: str = "") -> None:
-    """Append one entry. Callers pass ids ("user:3", "ticket:42"), never names or contacts."""
+def entry(actor: str, action: str, target: str = "", ip: str = "") -> Record:
+    """One entry. Callers pass ids ("user:3", "ticket:42"), never names or contacts. Handed to
+    the engine, it is appended with the change it records (see :class:`Record`)."""
     at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    await client.xadd(keys.AUDIT, {"at": at, "actor": actor, "action": action, "target": target, "ip": ip},
-                      maxlen=STREAM_MAXLEN, approximate=True)
+    return Record(keys.AUDIT, {"at": at, "actor": actor, "action": action, "target": target, "ip": ip},
+                  STREAM_MAXLEN)
+
+
+async def record(client: aioredis.Redis, actor: str, action: str, target: str = "", ip: str = "") -> None:
+    """Append one entry on its own (for actions that are not an engine change)."""
+    e = entry(actor, action, target, ip)
+    await client.xadd(e.stream, dict(e.fields), maxlen=e.maxlen, approximate=True)
 
 
 async def _ensure_group(client: aioredis.Redis) -> None:

@@ -10,17 +10,20 @@ acts only on the queues named for them, and only to call and finish patients.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import secrets
 import time
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from argon2.exceptions import InvalidHashError, VerificationError
+from redis.exceptions import NoScriptError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -138,22 +141,51 @@ def origin_allowed(request: Request, origin: str) -> bool:
 # -- staff ----------------------------------------------------------------------------------
 
 
-async def staff_user(redis: aioredis.Redis, uid: str | int, via: str) -> Staff | None:
-    """The staff user from the Redis mirror, or None when unknown or disabled."""
-    u = cast(dict[str, str], await redis.hgetall(keys.user(uid)))
+STAFF_SCRIPT = resources.files("qtraq_live").joinpath("lua/staff.lua").read_text()
+STAFF_SCRIPT_SHA = hashlib.sha1(STAFF_SCRIPT.encode()).hexdigest()
+
+
+async def _lookup(redis: aioredis.Redis, key: str, via: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(session fields, user fields) of a credential key, one round trip (``lua/staff.lua``)."""
+    args = (1, key, via, keys.user(""))
+    try:
+        reply = await redis.evalsha(STAFF_SCRIPT_SHA, *args)
+    except NoScriptError:  # a fresh or flushed Redis: EVAL loads it for the next time
+        reply = await redis.eval(STAFF_SCRIPT, *args)
+    session, user = reply
+    return _pairs(session), _pairs(user)
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def _staff(u: dict[str, str], via: str) -> Staff | None:
+    """The staff user of a mirrored user hash, or None when unknown or disabled."""
     if not u or u.get("disabled") == "1" or u.get("role") not in RANK:
         return None
     return Staff(int(u["id"]), u["username"], u["role"], tuple(json.loads(u.get("queues") or "[]")), via)
 
 
+async def staff_user(redis: aioredis.Redis, uid: str | int, via: str) -> Staff | None:
+    """The staff user from the Redis mirror, or None when unknown or disabled."""
+    return _staff(cast(dict[str, str], await redis.hgetall(keys.user(uid))), via)
+
+
+async def staff_session(redis: aioredis.Redis, cookie_value: str | None) -> tuple[dict[str, str], Staff] | None:
+    """The staff session of a cookie and its user, or None (one round trip)."""
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    session, u = await _lookup(redis, keys.session(cookie_value), "session")
+    user = _staff(u, "session") if session.get("kind") == "staff" else None
+    return None if user is None else (session, user)
+
+
 async def session_from_cookie(redis: aioredis.Redis, cookie_value: str | None) -> dict[str, Any] | None:
     """The staff user ``{id, username, role, queues}`` of a session cookie, or None
     (used by the hub to authenticate the reception WebSocket)."""
-    session = await load_session(redis, cookie_value)
-    if session is None or session.get("kind") != "staff":
-        return None
-    user = await staff_user(redis, session["uid"], "session")
-    return None if user is None else user.public()
+    found = await staff_session(redis, cookie_value)
+    return None if found is None else found[1].public()
 
 
 async def authenticate_staff(request: Request) -> Staff:
@@ -168,17 +200,14 @@ async def authenticate_staff(request: Request) -> Staff:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <API token>'", code="invalid_token")
-        uid = await redis.get(keys.api_token(token.strip()))
-        user = await staff_user(redis, uid, "token") if uid else None
+        user = _staff((await _lookup(redis, keys.api_token(token.strip()), "token"))[1], "token")
         if user is None:
             raise Unauthorized("invalid API token", code="invalid_token")
     else:
-        session = await current_session(request)
-        if session is None or session.get("kind") != "staff":
+        found = await staff_session(redis, request.cookies.get(SESSION_COOKIE))
+        if found is None:
             raise Unauthorized("log in first", code="not_authenticated")
-        user = await staff_user(redis, session["uid"], "session")
-        if user is None:
-            raise Unauthorized("log in first", code="not_authenticated")
+        session, user = found
         check_csrf(request, session)
     request.scope.setdefault("state", {})["staff"] = user
     return user

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_duties(args: argparse.Namespace, settings: Settings) -> int:
-    from .duties import run_duties
+    from .duties import NICENESS, run_duties
 
+    os.nice(NICENESS)
     asyncio.run(run_duties(settings))
     return 0
 

@@ -20,13 +20,17 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from . import redis_conn
+from . import gc_policy, redis_conn
 from .accounts.duty import account_upkeep
 from .config import Settings
 from .queue_engine import QueueEngine
 from .store import Store
 
 log = logging.getLogger(__name__)
+
+# Background work yields the CPU to requests and sockets: under a burst the record and the
+# notices fall a little behind (the live state is in Redis already), presses do not slow down.
+NICENESS = 10
 
 
 @dataclass
@@ -117,6 +121,10 @@ async def run_duties(settings: Settings, duties: list[Duty] | None = None) -> No
         tasks = [asyncio.create_task(_keep_running(d, ctx, stop), name=d.__name__)
                  for d in (DUTIES if duties is None else duties)]
         log.info("duties running: %s", ", ".join(t.get_name() for t in tasks))
-        await asyncio.gather(*tasks)
+        gc_task = asyncio.create_task(gc_policy.freeze_survivors(), name="gc-policy")
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            gc_task.cancel()
     log.info("duties stopped")
 

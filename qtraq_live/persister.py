@@ -84,12 +84,13 @@ class Persister:
     """One consumer of group ``persist`` on every clinic stream; one per primary."""
 
     def __init__(self, redis: aioredis.Redis, store: Store, consumer: str | None = None, *,
-                 batch: int = 500, block_ms: int = 1000) -> None:
+                 batch: int = 500, block_ms: int = 1000, linger_s: float = 0.05) -> None:
         self.redis = redis
         self.store = store
         self.consumer = consumer or f"persister-{os.getpid()}"
         self.batch = batch
         self.block_ms = block_ms
+        self.linger_s = linger_s  # after a short batch, let the next one gather (group commit)
         self._groups: set[str] = set()       # clinics whose group this process has checked
         self._pending: dict[str, str] = {}   # clinic -> cursor in our pending entries still to replay
 
@@ -99,7 +100,7 @@ class Persister:
         while not stop.is_set():
             try:
                 await self._refresh()
-                await self._step(self.block_ms)
+                read, _ = await self._step(self.block_ms)
             except redis.exceptions.ResponseError as exc:
                 if self._forget(exc):
                     continue
@@ -113,6 +114,10 @@ class Persister:
                 if down:
                     log.info("persister resumed")
                 backoff, down = 0.5, False
+                if 0 < read < self.batch:
+                    # Under load one transaction per event costs more than the events: wait a
+                    # moment so the next read takes a batch. The live state is in Redis already.
+                    await _wait(stop, self.linger_s)
                 continue
             backoff = min(backoff * 2, 10.0)
 

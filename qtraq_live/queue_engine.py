@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
 from importlib import resources
@@ -175,6 +176,16 @@ _ERRORS: dict[str, Callable[[str, str], QtraqError]] = {
 }
 
 
+@dataclass(frozen=True)
+class Record:
+    """A stream entry appended in the same atomic step as a change, and only if the change
+    happens: a press and its staff audit record land together or not at all."""
+
+    stream: str
+    fields: Mapping[str, str]
+    maxlen: int
+
+
 class QueueEngine:
     """Async access to the live queue state. The Redis client must decode responses."""
 
@@ -197,12 +208,13 @@ class QueueEngine:
             REDIS_ERRORS.inc()
             raise Unavailable(f"live queue store unreachable: {exc.__class__.__name__}") from exc
 
-    async def _run(self, op: str, args: Mapping[str, Any]) -> Json:
+    async def _run(self, op: str, args: Mapping[str, Any], record: Record | None = None) -> Json:
         now_ms = int(self.clock() * 1000)
         present = {k: v for k, v in args.items() if v is not None}  # Lua sees null as userdata
-        raw = await self._call_redis(
-            self._script(args=[op, json.dumps(present), now_ms, self.stream_maxlen])
-        )
+        argv: list[Any] = [op, json.dumps(present), now_ms, self.stream_maxlen]
+        if record is not None:
+            argv += [record.stream, json.dumps(dict(record.fields)), record.maxlen]
+        raw = await self._call_redis(self._script(args=argv))
         out: Json = json.loads(raw)
         if "error" in out:
             raise _ERRORS[out["error"]](out.get("field") or op, out["message"])
@@ -326,17 +338,17 @@ class QueueEngine:
         return ticket
 
     async def next(self, queue_id: str, counter: str = "1", *, idempotency_key: str | None = None,
-                   actor: str | None = None) -> Json | None:
+                   actor: str | None = None, record: Record | None = None) -> Json | None:
         """Finish what this counter was serving and call the next patient, atomically."""
         _check_counter(counter)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
             raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
         out = await self._run("next", {"queue": queue_id, "counter": counter,
-                                       "idempotency_key": idempotency_key, "actor": actor})
+                                       "idempotency_key": idempotency_key, "actor": actor}, record)
         return _ticket(out) if out.get("ticket") else None
 
-    async def _act(self, op: str, ticket_id: int | str, actor: str | None) -> Json:
-        return _ticket(await self._run(op, {"ticket": str(_ticket_id(ticket_id)), "actor": actor}))
+    async def _act(self, op: str, ticket_id: int | str, actor: str | None, record: Record | None = None) -> Json:
+        return _ticket(await self._run(op, {"ticket": str(_ticket_id(ticket_id)), "actor": actor}, record))
 
     async def recall(self, ticket_id: int | str, actor: str | None = None) -> Json:
         return await self._act("recall", ticket_id, actor)
@@ -359,27 +371,29 @@ class QueueEngine:
     async def requeue(self, ticket_id: int | str, actor: str | None = None) -> Json:
         return await self._act("requeue", ticket_id, actor)
 
-    async def act(self, action: str, ticket_id: int | str, actor: str | None = None) -> Json:
+    async def act(self, action: str, ticket_id: int | str, actor: str | None = None,
+                  record: Record | None = None) -> Json:
         """Any single-ticket action by name (``recall``, ``no_show``…)."""
         if action not in TRANSITIONS or action == "transfer":
             raise Invalid("action", f"unknown action {action}")
-        return await self._act(action, ticket_id, actor)
+        return await self._act(action, ticket_id, actor, record)
 
-    async def transfer(self, ticket_id: int | str, to_queue_id: str, actor: str | None = None) -> Json:
+    async def transfer(self, ticket_id: int | str, to_queue_id: str, actor: str | None = None,
+                       record: Record | None = None) -> Json:
         if not isinstance(to_queue_id, str) or not SLUG.match(to_queue_id):
             raise Invalid("queue", "must be a queue id")
         return _ticket(await self._run("transfer", {"ticket": str(_ticket_id(ticket_id)),
-                                                    "to_queue": to_queue_id, "actor": actor}))
+                                                    "to_queue": to_queue_id, "actor": actor}, record))
 
     async def cancel_by_token(self, token: str) -> Json:
         found = await self._run("ticket", {"token": _check_token(token)})
         return await self._act("cancel", found["ticket"]["id"], "patient")
 
-    async def pause(self, queue_id: str, actor: str | None = None) -> Json:
-        return (await self._run("pause", {"queue": queue_id, "actor": actor}))["queue"]
+    async def pause(self, queue_id: str, actor: str | None = None, record: Record | None = None) -> Json:
+        return (await self._run("pause", {"queue": queue_id, "actor": actor}, record))["queue"]
 
-    async def resume(self, queue_id: str, actor: str | None = None) -> Json:
-        return (await self._run("resume", {"queue": queue_id, "actor": actor}))["queue"]
+    async def resume(self, queue_id: str, actor: str | None = None, record: Record | None = None) -> Json:
+        return (await self._run("resume", {"queue": queue_id, "actor": actor}, record))["queue"]
 
     # -- reads -----------------------------------------------------------------------
 

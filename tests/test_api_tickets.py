@@ -115,6 +115,9 @@ def test_every_staff_write_is_audited_by_id_only(app_server: LiveServer, desk: h
     other = desk.post("/queues/gp/next").json()["called"]["id"]
     desk.post(f"/tickets/{other}/transfer", json={"queue": "eye"})
     desk.post("/queues/eye/pause")
+    # refused changes leave no audit entry: the entry is written in the same step as the change
+    assert error_of(desk.post(f"/tickets/{issued['id']}/done")) == (409, "illegal_transition")
+    assert error_of(desk.post(f"/tickets/{issued['id']}/transfer", json={"queue": "eye"}))[0] == 409
     uid = desk.get("/auth/me").json()["user"]["id"]
     with app_server.db() as db:
         rows = [tuple(r) for r in db.execute("SELECT actor, action, target, ip FROM audit_log ORDER BY id")]

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from .. import audit as audit_log
 from ..errors import QtraqError
-from ..queue_engine import QueueEngine
+from ..queue_engine import QueueEngine, Record
 from ..web.request import client_ip
 
 log = logging.getLogger(__name__)
@@ -20,10 +20,18 @@ def engine_of(request: Request) -> QueueEngine:
     return engine
 
 
+def audit_entry(request: Request, actor: str, action: str, target: str = "") -> Record | None:
+    """The audit entry of an engine change, for the engine to append with the change itself
+    (None on a hub process, which records nothing)."""
+    if request.app.state.role != "all":
+        return None
+    return audit_log.entry(actor, action, target, client_ip(request))
+
+
 async def audit(request: Request, actor: str, action: str, target: str = "") -> None:
-    """Record a staff action (ids only) on its way to the audit log. The change itself has
-    happened by now, so a failing record is logged rather than turned into an error the
-    caller would retry."""
+    """Record a staff action that is not an engine change (ids only). The action has happened
+    by now, so a failing record is logged rather than turned into an error the caller would
+    retry."""
     if request.app.state.role != "all":
         return
     try:

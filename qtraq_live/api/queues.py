@@ -13,7 +13,7 @@ from ..metrics import PRESS_SECONDS, observe_call
 from ..queue_engine import COUNTER_MAX
 from ..validation import EMPTY, Field, Schema
 from ..web.request import read_json
-from .common import audit, engine_of
+from .common import audit, audit_entry, engine_of
 from .issue import STAFF_ISSUE, issue_ticket
 
 NEXT_BODY = Schema({"counter": Field("string", min_length=1, max_length=COUNTER_MAX, default="1",
@@ -42,9 +42,8 @@ async def next_press(request: Request) -> Response:
     user = await require_queue_action(request, "next", queue_id)
     body = await read_json(request, NEXT_BODY)
     called = await engine_of(request).next(queue_id, body["counter"],
-                                           idempotency_key=request.headers.get("idempotency-key"),
-                                           actor=user.actor)
-    await audit(request, user.actor, "queue.next", f"queue:{queue_id}")
+                                           idempotency_key=request.headers.get("idempotency-key"), actor=user.actor,
+                                           record=audit_entry(request, user.actor, "queue.next", f"queue:{queue_id}"))
     PRESS_SECONDS.observe(time.perf_counter() - started)
     observe_call(called)
     return JSONResponse({"called": called})
@@ -63,8 +62,8 @@ async def _set_paused(request: Request, action: str) -> Response:
     user = await require_queue_action(request, action, queue_id)
     await read_json(request, EMPTY)
     engine = engine_of(request)
-    queue = await (engine.pause if action == "pause" else engine.resume)(queue_id, actor=user.actor)
-    await audit(request, user.actor, f"queue.{action}", f"queue:{queue_id}")
+    queue = await (engine.pause if action == "pause" else engine.resume)(
+        queue_id, actor=user.actor, record=audit_entry(request, user.actor, f"queue.{action}", f"queue:{queue_id}"))
     return JSONResponse({"queue": queue})
 
 

@@ -13,7 +13,7 @@ from ..auth import Staff, authenticate_staff, require_staff
 from ..errors import Forbidden, NotFound
 from ..validation import EMPTY, SLUG, Field, Schema
 from ..web.request import read_json
-from .common import audit, engine_of
+from .common import audit_entry, engine_of
 
 # URL segment -> engine action
 ACTIONS = {
@@ -54,8 +54,8 @@ async def act(request: Request, action: str) -> Response:
     ticket_id: int = request.path_params["ticket_id"]
     user = await _authorize(request, action, ticket_id)
     await read_json(request, EMPTY)
-    ticket = await engine_of(request).act(action, ticket_id, actor=user.actor)
-    await audit(request, user.actor, f"ticket.{action}", f"ticket:{ticket_id}")
+    ticket = await engine_of(request).act(action, ticket_id, actor=user.actor,
+                                          record=audit_entry(request, user.actor, f"ticket.{action}", f"ticket:{ticket_id}"))
     return JSONResponse({"ticket": ticket})
 
 
@@ -63,8 +63,9 @@ async def transfer(request: Request) -> Response:
     ticket_id: int = request.path_params["ticket_id"]
     user = await require_staff(request, "reception")
     body = await read_json(request, TRANSFER_BODY)
-    ticket = await engine_of(request).transfer(ticket_id, body["queue"], actor=user.actor)
-    await audit(request, user.actor, "ticket.transfer", f"ticket:{ticket_id}")
+    ticket = await engine_of(request).transfer(ticket_id, body["queue"], actor=user.actor,
+                                               record=audit_entry(request, user.actor, "ticket.transfer",
+                                                                  f"ticket:{ticket_id}"))
     return JSONResponse({"ticket": ticket})
 
 

@@ -50,11 +50,11 @@ def _qr_svg(url: str, title: str) -> str:
 
 async def _staff(request: Request) -> tuple[auth.Staff | None, str | None]:
     """The signed-in staff user of the session cookie and the session's CSRF token."""
-    session = await auth.current_session(request)
-    if session is None or session.get("kind") != "staff":
+    found = await auth.staff_session(request.app.state.redis, request.cookies.get(auth.SESSION_COOKIE))
+    if found is None:
         return None, None
-    user = await auth.staff_user(request.app.state.redis, session["uid"], "session")
-    return user, (session.get("csrf") if user else None)
+    session, user = found
+    return user, session.get("csrf")
 
 
 async def _clinics_for(engine: QueueEngine, user: auth.Staff) -> list[dict[str, Any]]:

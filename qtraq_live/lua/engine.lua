@@ -1,6 +1,8 @@
 -- qtraq-live queue engine: every change to live queue state is one call of this script.
 --
--- ARGV[1] op, ARGV[2] JSON arguments, ARGV[3] now in ms, ARGV[4] stream MAXLEN.
+-- ARGV[1] op, ARGV[2] JSON arguments, ARGV[3] now in ms, ARGV[4] stream MAXLEN; optionally
+-- ARGV[5] a stream, ARGV[6] a JSON object of fields, ARGV[7] its MAXLEN: an entry appended in
+-- the same step when the change happens (the staff audit record of the press).
 -- Returns JSON: {"error": code, "message": text, "field": name} or {"ok": true, ...}.
 -- Everything is validated before the first write, so an error leaves no trace.
 -- Key names mirror qtraq_live/redis_keys.py. Big numbers (scores) travel as strings:
@@ -33,7 +35,10 @@ function K.ticket(id) return 'qt:t:' .. id end
 function K.token(t) return 'qt:tok:' .. t end
 function K.idem(q, key) return 'qt:idem:' .. q .. ':' .. key end
 
+local failed = false
+
 local function fail(code, message, field)
+  failed = true
   return cjson.encode({error = code, message = message, field = field})
 end
 
@@ -454,4 +459,13 @@ end
 
 local fn = ops[op]
 if not fn then return fail('invalid_field', 'unknown operation ' .. tostring(op), 'op') end
-return fn()
+local out = fn()
+if ARGV[5] and not failed then
+  local fields = {}
+  for k, v in pairs(cjson.decode(ARGV[6])) do
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+  end
+  redis.call('XADD', ARGV[5], 'MAXLEN', '~', ARGV[7], '*', unpack(fields))
+end
+return out

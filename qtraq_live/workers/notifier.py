@@ -41,6 +41,7 @@ GROUP = "notify"
 CONSUMER = "notifier"
 BATCH = 200
 BLOCK_MS = 500
+LINGER_S = 0.05  # after a short batch, let the next gather: per-batch work dominates under load
 STALE_EVENT_MS = 10 * 60 * 1000  # events older than this (a first start, a long outage) send nothing
 CLINIC_REFRESH_S = 2.0
 UPKEEP_S = 2.0
@@ -135,6 +136,8 @@ class Notifier:
                           await self.redis.xreadgroup(GROUP, CONSUMER, streams, count=BATCH, block=BLOCK_MS) or [])
             for stream, entries in answer:
                 await self.handle(stream, entries)
+            if 0 < sum(len(entries) for _, entries in answer) < BATCH:
+                await asyncio.sleep(LINGER_S)
 
     # -- events -> triggers -> notices ---------------------------------------------------
 

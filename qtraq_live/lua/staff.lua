@@ -1,0 +1,17 @@
+-- The staff user behind a credential, in one round trip (it is checked on every request).
+-- KEYS[1]: an API token key (a string holding the user id) or a session key (a hash with
+-- kind and uid). ARGV[1]: 'token' or 'session'; ARGV[2]: the user key prefix.
+-- Returns {session fields, user fields}, flat, either possibly empty. The user key is not in
+-- KEYS because it is known only here: fine on one Redis or Sentinel, not on Redis Cluster.
+local session = {}
+local uid
+if ARGV[1] == 'token' then
+  uid = redis.call('GET', KEYS[1])
+else
+  session = redis.call('HGETALL', KEYS[1])
+  for i = 1, #session, 2 do
+    if session[i] == 'uid' then uid = session[i + 1] end
+  end
+end
+if not uid then return {session, {}} end
+return {session, redis.call('HGETALL', ARGV[2] .. uid)}
