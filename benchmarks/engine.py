@@ -1,14 +1,22 @@
 """Engine and HTTP "next" throughput on one machine.
 
-    python benchmarks/engine.py [--ops 20000] [--http-seconds 10] [--clients 50] [--skip-http]
+    python benchmarks/engine.py [--ops 20000] [--http-seconds 10] [--clients 50] [--rates 1000,1500]
+                                [--skip-engine] [--skip-http] [--pin-all]
 
 Part 1 (engine): a redis-server pinned to core 0, this process on core 1; prints ops/s of
 ``issue`` and ``next`` through the Lua script, awaited one by one, with 50 in flight, and
 pipelined (EVALSHA batches of 100).
-Part 2 (HTTP): ``qtraq-live serve`` pinned to core 0 (it starts the embedded Redis there too),
-50 keep-alive clients on core 1 pressing ``POST /api/v1/queues/{q}/next`` with a bearer token;
-prints requests/s and p50/p99/max latency. Targets on the 2-core machine: engine >= 5,000 ops/s;
-HTTP next >= 1,500 req/s with p99 <= 20 ms at 50 clients.
+Part 2 (HTTP): ``qtraq-live serve`` (one HTTP process, the embedded Redis, the duties
+process) with its HTTP process pinned to core 0 and 50 keep-alive clients on core 1 pressing
+``POST /api/v1/queues/{q}/next`` with a bearer token. Redis and the duties process are left to
+the scheduler (``--pin-all`` pins them to core 0 as well). Three phases, each after the
+primary's consumers caught up and an AOF rewrite: closed loop (each client presses again as
+soon as it has its answer: the most the server does), then open loop at each ``--rates`` (presses
+due at fixed times whatever the answers do; latency counts from when a press was due, so a
+stall is not hidden). Each phase prints requests/s, p50/p99/max, CPU per press of each
+process, other processes' CPU, Redis forks and Redis time per press by command.
+Targets on the 2-core machine: engine >= 5,000 ops/s; HTTP next >= 1,500 req/s with
+p99 <= 20 ms at 50 clients (docs/benchmarks.md says how this reads them).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ import redis.asyncio as aioredis
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fanout_stats import box_busy_seconds  # noqa: E402
 from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
 
@@ -95,7 +105,6 @@ async def engine_part(ops: int) -> None:
                     await eng.next(f"q{(i + offset) % 10}", str(offset))
 
         for op in ("issue", "next"):
-            cpu0 = group_cpu(server.pid)
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(op, ops // 50, w) for w in range(50)))
             row(f"{op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
@@ -116,7 +125,6 @@ async def engine_part(ops: int) -> None:
         server.stop()
 
 
-TRACE: list[tuple[float, float]] = []
 REQUEST = (
     "POST /api/v1/queues/{queue}/next HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
     "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{body}"
@@ -148,8 +156,7 @@ async def http_client(port: int, token: str, queue: str, stop_at: float, lat: li
         await reader.readexactly(length)
         done = time.perf_counter()
         lat.append((done - s) * 1000)
-        if os.environ.get("BENCH_TRACE"):
-            TRACE.append((s, (done - s) * 1000))
+
         if status != 200:
             errors.append(status)
         due = due + interval if interval else done
@@ -234,7 +241,7 @@ def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-async def http_part(seconds: float, clients: int, rate: float, pin_all: bool) -> None:
+async def http_part(seconds: float, clients: int, rates: list[float], pin_all: bool) -> None:
     import httpx
 
     with tempfile.TemporaryDirectory() as data_dir:
@@ -266,7 +273,7 @@ async def http_part(seconds: float, clients: int, rate: float, pin_all: bool) ->
             # Enough waiting patients that every press calls someone: issue them through the engine.
             r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
             eng = QueueEngine(r)
-            per_queue = int(seconds * (4000 + rate) / clients) + 100
+            per_queue = int(seconds * (4000 + sum(rates)) / clients) + 100
             for _ in range(per_queue):
                 await asyncio.gather(*(eng.issue(f"q{q}") for q in range(clients)))
             await r.aclose()
@@ -275,33 +282,28 @@ async def http_part(seconds: float, clients: int, rate: float, pin_all: bool) ->
             placement = "everything" if pin_all else "the HTTP process (Redis and the duties process unpinned)"
             print(f"http: qtraq-live serve, 1 HTTP process, embedded Redis; {placement} on core 0; "
                   f"{clients} keep-alive clients on core 1", flush=True)
-            for label, interval in (("as fast as answered", None), (f"open loop {rate:,.0f}/s", clients / rate)):
+            phases = [("as fast as answered", None)] + [(f"open loop {rate:,.0f}/s", clients / rate) for rate in rates]
+            for label, interval in phases:
                 r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
                 await caught_up(r, "bench")
                 await settle_aof(r)
                 await r.config_resetstat()
-                aof0 = (await r.info("persistence"))["aof_current_size"]
                 lat: list[float] = []
                 errors: list[int] = []
                 cpu0 = {**group_cpu(server.pid), "load generator": time.process_time()}
+                box0 = box_busy_seconds()
                 t0 = time.perf_counter()
                 await asyncio.gather(*(http_client(port, token, f"q{q}", t0 + seconds, lat, errors, interval)
                                        for q in range(clients)))
                 elapsed = time.perf_counter() - t0
-                if TRACE:
-                    slow = sorted(TRACE, key=lambda x: -x[1])[:len(TRACE) // 100]
-                    windows: dict[int, int] = {}
-                    for at, ms in slow:
-                        windows[int((at - t0) * 10)] = windows.get(int((at - t0) * 10), 0) + 1
-                    print("slowest 1% by 100 ms window:", sorted(windows.items()), flush=True)
-                    TRACE.clear()
                 cpu1 = {**group_cpu(server.pid), "load generator": time.process_time()}
+                ours = sum(cpu1.values()) - sum(cpu0.values())
+                others = max(0.0, box_busy_seconds() - box0 - ours) / elapsed
                 row(f"POST next x{clients}, {label}", len(lat), elapsed, lat)
                 rewrites = (await r.info("stats"))["total_forks"]
-                aof_per_press = ((await r.info("persistence"))["aof_current_size"] - aof0) / max(1, len(lat))
                 stats = await r.info("commandstats")
                 await r.aclose()
-                print(f"  Redis forks (AOF rewrites) meanwhile: {rewrites}, AOF bytes per press {aof_per_press:,.0f}; non-200 answers: {len(errors)}; mean {statistics.mean(lat):.2f} ms; server CPU per press: "
+                print(f"  other processes' CPU meanwhile: {others:.0%} of a core; Redis forks (AOF rewrites): {rewrites}; non-200 answers: {len(errors)}; mean {statistics.mean(lat):.2f} ms; server CPU per press: "
                       + ", ".join(f"{name} {(cpu1[name] - cpu0.get(name, 0)) / max(1, len(lat)) * 1e6:.0f} us"
                                   for name in sorted(cpu1) if name not in ("serve", "gone")), flush=True)
                 top = sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:8]
@@ -318,7 +320,7 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=20000)
     ap.add_argument("--http-seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--rate", type=float, default=1500, help="presses per second of the open-loop run")
+    ap.add_argument("--rates", default="1000,1500", help="presses per second of the open-loop runs, comma-separated")
     ap.add_argument("--pin-all", action="store_true",
                     help="pin the embedded Redis and the duties process to the server's core too")
     ap.add_argument("--skip-http", action="store_true")
@@ -327,7 +329,7 @@ def main() -> None:
     if not a.skip_engine:
         asyncio.run(engine_part(a.ops))
     if not a.skip_http:
-        uvloop.run(http_part(a.http_seconds, a.clients, a.rate, a.pin_all))
+        uvloop.run(http_part(a.http_seconds, a.clients, [float(x) for x in a.rates.split(",")], a.pin_all))
 
 
 if __name__ == "__main__":

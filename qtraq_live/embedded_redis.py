@@ -43,6 +43,7 @@ class EmbeddedRedis:
             f"dir {self.directory.resolve()}",
             "appendonly yes",
             "appendfsync everysec",
+            "auto-aof-rewrite-min-size 256mb",  # a rewrite forks the whole data set: rarely (docs/durability.md)
             "save ''",
             "daemonize no",
             f"logfile {(self.directory / 'redis.log').resolve()}",

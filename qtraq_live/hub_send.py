@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -103,7 +103,17 @@ class Outbox:
         if sub.resync:
             return
         if not sub.busy:
-            self._start(sub, (version, text))
+            # the server's send stepped here, without a coroutine of ours around it: on a
+            # socket that keeps up it writes and returns without suspending
+            sending = cast(Coroutine[Any, Any, None], sub.send({"type": "websocket.send", "text": text}))
+            try:
+                yielded = sending.send(None)
+            except StopIteration:
+                self.sent(sub, version)
+            except SEND_ERRORS:
+                self._begin(sub, self._fail(sub))
+            else:  # the transport is full: this send's rest, then what queues meanwhile, in a task
+                self._begin(sub, self._send(sub, None, (_finish(sending, yielded), version)))
             return
         queue = sub.queue if sub.queue is not None else deque()
         if len(queue) - sub.replay >= self.limit:
@@ -130,15 +140,25 @@ class Outbox:
             self._start(sub, None)
 
     def _start(self, sub: Subscriber, message: tuple[int, str] | None) -> None:
+        self._begin(sub, self._send(sub, message))
+
+    @staticmethod
+    def _begin(sub: Subscriber, coro: Coroutine[Any, Any, None]) -> None:
+        """The socket is busy until ``coro`` ends: run it now, and as a task if it has to wait."""
         sub.busy = True
-        task = run_eagerly(self._send(sub, message), "hub-send")
+        task = run_eagerly(coro, "hub-send")
         if task is not None:
             sub.busy = task
 
-    async def _send(self, sub: Subscriber, message: tuple[int, str] | None) -> None:
-        """Send ``message``, then whatever was queued or a resync's snapshot, until nothing is
-        left; the socket is idle again when this returns. A failed send closes the socket."""
+    async def _send(self, sub: Subscriber, message: tuple[int, str] | None,
+                    pending: tuple[Coroutine[Any, Any, None], int] | None = None) -> None:
+        """Finish ``pending`` (a send under way, and its version), send ``message``, then
+        whatever was queued or a resync's snapshot, until nothing is left; the socket is idle
+        again when this returns. A failed send closes the socket."""
         try:
+            if pending is not None:
+                await pending[0]
+                self.sent(sub, pending[1])
             while True:
                 if message is not None:
                     await sub.send({"type": "websocket.send", "text": message[1]})
@@ -157,13 +177,21 @@ class Outbox:
                     continue
                 return
         except SEND_ERRORS:
-            log.info("closing a %s socket of clinic %s after a failed send", sub.kind, sub.clinic)
-            with contextlib.suppress(Exception):
-                await sub.ws.close(code=1011)
+            await self._fail(sub)
         finally:
             sub.busy = False
             if not sub.queue:
                 sub.queue = None
+
+    @staticmethod
+    async def _fail(sub: Subscriber) -> None:
+        """A send failed: close the socket (1011); its endpoint then sees it go and leaves."""
+        log.info("closing a %s socket of clinic %s after a failed send", sub.kind, sub.clinic)
+        try:
+            with contextlib.suppress(Exception):
+                await sub.ws.close(code=1011)
+        finally:
+            sub.busy = False
 
     @staticmethod
     def stop(sub: Subscriber) -> None:

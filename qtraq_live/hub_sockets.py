@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import redis.exceptions
 from starlette.convertors import Convertor
+from starlette.datastructures import Headers
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -55,28 +56,40 @@ class HubSockets:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            for regex, convertors, open_ in ENDPOINTS:
-                found = regex.match(scope["path"])
-                if found is not None:
-                    scope["path_params"] = {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
-                    assign_request_id(scope)
-                    await serve(WebSocket(scope, receive, send), send, open_)
-                    return
-        await self.app(scope, receive, send)
+        open_ = route(scope) if scope["type"] == "websocket" else None
+        if open_ is None:
+            await self.app(scope, receive, send)
+            return
+        assign_request_id(scope)
+        await serve(scope, receive, send, open_)
 
 
-async def serve(ws: WebSocket, send: Send, open_: Opener) -> None:
+def route(scope: Scope) -> Opener | None:
+    """The opener of a hub path, its path parameters set in the scope; None: not the hub's."""
+    for regex, convertors, open_ in ENDPOINTS:
+        found = regex.match(scope["path"])
+        if found is not None:
+            scope["path_params"] = {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
+            return open_
+    return None
+
+
+async def serve(scope: Scope, receive: Receive, send: Send, open_: Opener) -> None:
     """Accept, open, then receive (and ignore) until the client or the hub ends the socket.
-    ``send`` is the server's own: live messages skip every wrapper."""
+    ``receive`` and ``send`` are the server's own: no wrapper per message. This frame lives as
+    long as the socket, so it keeps only what the wait needs."""
+    ws = WebSocket(scope, receive, send)
     hub: Hub = ws.app.state.hub
     await ws.accept()
     sub = await _start(hub, ws, send, open_)
     if sub is None:
         return
+    # the request's headers were read (origin, cookie, request id): an idle socket need not
+    # keep them (the server's protocol holds this scope for the socket's life)
+    scope["headers"] = []
     SOCKETS.labels(sub.kind).inc()
     try:
-        while (await ws.receive())["type"] != "websocket.disconnect":
+        while (await receive())["type"] != "websocket.disconnect":
             pass
     finally:
         SOCKETS.labels(sub.kind).dec()
@@ -186,12 +199,13 @@ async def _patient_first(hub: Hub, sub: Subscriber, tid: int, m: Mirror, since: 
 def origin_allowed(ws: WebSocket, allowed: list[str]) -> bool:
     """No ``Origin`` (not a browser) is fine; otherwise a listed origin, or the same host
     when none are listed."""
-    origin = ws.headers.get("origin")
+    headers = Headers(scope=ws.scope)  # not ``ws.headers``: that copy would live as long as the socket
+    origin = headers.get("origin")
     if origin is None:
         return True
     if allowed:
         return origin in allowed
-    return urlsplit(origin).netloc.lower() == ws.headers.get("host", "").lower()
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
 
 
 def _since(ws: WebSocket) -> int | None:

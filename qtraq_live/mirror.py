@@ -113,8 +113,9 @@ class Mirror:
         self.recent: deque[Json] = deque(state.get("recent") or [], maxlen=RECENT_KEPT)
         self.events: deque[Json] = deque(maxlen=keep_events)
         self._finished: OrderedDict[int, None] = OrderedDict()
-        # ticket id -> (queue header, clinic, serialised view before/after its numbers)
-        self._parts: dict[int, tuple[Json, Json, str, str]] = {}
+        # ticket id -> (queue name, clinic name, serialised view before/after its numbers);
+        # dropped when the ticket changes; by name, as a queue's header is replaced by every event
+        self._parts: dict[int, tuple[str, str, str, str]] = {}
         self._keep_finished = keep_finished
         for q in state["queues"]:
             self._set_queue(q)
@@ -207,17 +208,18 @@ class Mirror:
         formatted per view (a big OPD renders 2,000 views per press)."""
         ranks: dict[str, dict[int, int]] = {}
         out: dict[int, str] = {}
+        clinic_name = self.clinic["name"]
         for tid in tids:
             t = self.tickets.get(tid)
             if t is None:
                 continue
             q = self.queues[t["queue"]]
             parts = self._parts.get(tid)
-            if parts is None or parts[0] is not q or parts[1] is not self.clinic:
-                view = patient_fields(t, -1, q, self.clinic["name"])
+            if parts is None or parts[0] != q["name"] or parts[1] != clinic_name:
+                view = patient_fields(t, -1, q, clinic_name)
                 head = dumps({k: view[k] for k in ("label", "status")})[:-1]
                 tail = dumps({k: view[k] for k in ("counter", "queue", "clinic")})[1:]
-                parts = self._parts[tid] = (q, self.clinic, head, tail)
+                parts = self._parts[tid] = (q["name"], clinic_name, head, tail)
             if t["status"] == WAITING:
                 of_queue = ranks.get(t["queue"])
                 if of_queue is None:

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
@@ -347,7 +348,7 @@ def event_rows(ev: Json) -> Rows:
     body = dict(ev, tickets=[{k: val for k, val in t.items() if k != "name"} for t in tickets])
     rows: Rows = {table: [] for table in SQL}
     rows["events"].append((clinic, v, str(ev["type"]), at, ev.get("queue"),
-                           json.dumps([int(t["id"]) for t in tickets]), json.dumps(body, separators=(",", ":"))))
+                           orjson.dumps([int(t["id"]) for t in tickets]).decode(), orjson.dumps(body).decode()))
     state = ev.get("clinic_state")
     if state:
         rows["clinics"].append((state["id"], state["name"], state["timezone"], int(bool(state["mask_names"])),

@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
@@ -145,7 +146,7 @@ def public_ticket(ticket: Mapping[str, Any], queue_name: str, clinic_name: str, 
 
 def parse_event(raw: str) -> Json:
     """An event from its stream JSON; Lua's cjson writes empty lists as ``{}``."""
-    ev: Json = json.loads(raw)
+    ev: Json = orjson.loads(raw)
     ev["tickets"] = list(ev.get("tickets") or [])
     ev["queues"] = list(ev.get("queues") or [])
     return ev
@@ -211,11 +212,11 @@ class QueueEngine:
     async def _run(self, op: str, args: Mapping[str, Any], record: Record | None = None) -> Json:
         now_ms = int(self.clock() * 1000)
         present = {k: v for k, v in args.items() if v is not None}  # Lua sees null as userdata
-        argv: list[Any] = [op, json.dumps(present), now_ms, self.stream_maxlen]
+        argv: list[Any] = [op, orjson.dumps(present), now_ms, self.stream_maxlen]
         if record is not None:
-            argv += [record.stream, json.dumps(dict(record.fields)), record.maxlen]
+            argv += [record.stream, orjson.dumps(dict(record.fields)), record.maxlen]
         raw = await self._call_redis(self._script(args=argv))
-        out: Json = json.loads(raw)
+        out: Json = orjson.loads(raw)
         if "error" in out:
             raise _ERRORS[out["error"]](out.get("field") or op, out["message"])
         return out

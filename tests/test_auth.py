@@ -118,6 +118,17 @@ def test_bearer_tokens_need_no_csrf_and_bad_ones_are_refused(app_server: LiveSer
         assert r.json()["error"]["code"] == "invalid_token"
 
 
+def test_credentials_are_checked_after_redis_forgets_the_scripts(app_server: LiveServer,
+                                                                 sync_redis: redis.Redis) -> None:
+    """The one-round-trip lookup (lua/staff.lua) runs by hash; a restarted or flushed Redis
+    has no scripts, and the first check after it loads the script again."""
+    admin, desk = app_server.bearer("admin"), app_server.staff("reception")
+    sync_redis.script_flush()
+    assert admin.get("/auth/me").json()["user"]["role"] == "admin"
+    assert desk.get("/auth/me").json()["user"]["role"] == "reception"
+    assert sync_redis.script_exists(auth.STAFF_SCRIPT_SHA) == [True]
+
+
 def test_logout_ends_the_session(app_server: LiveServer, sync_redis: redis.Redis) -> None:
     c = app_server.staff("reception")
     sid = c.cookies["qtraq_session"]

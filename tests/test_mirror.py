@@ -91,6 +91,30 @@ async def test_mirror_follows_the_engine(engine: QueueEngine) -> None:
     assert [json.dumps(m.display_update(ev, counts)) for ev, counts in history] == live
 
 
+async def test_patient_bodies_follow_renames_and_moves(engine: QueueEngine) -> None:
+    """The per-ticket parts kept between events are redone when the queue's or the clinic's
+    name changes, and the numbers move with every call."""
+    await seed(engine)
+    ids = [(await engine.issue("gp", name=f"P {i}"))["id"] for i in range(4)]
+    m = Mirror(await engine.clinic_state("c1"))
+
+    async def step(change: Any) -> None:
+        await change
+        for ev in await stream_events(engine, m.version):
+            assert m.apply(ev) == "applied"
+        bodies = m.patient_bodies(ids)
+        assert {tid: json.loads(body) for tid, body in bodies.items()} == {tid: m.patient_view(tid) for tid in ids}
+
+    await step(engine.next("gp", "1"))
+    await step(engine.update_queue("gp", name="General OPD"))
+    await step(engine.update_clinic("c1", name="Town Clinic"))
+    await step(engine.next("gp", "2"))
+    assert json.loads(m.patient_bodies(ids[-1:])[ids[-1]]) == {
+        "label": "A-004", "status": "waiting", "position": 2, "ahead": 1,
+        "eta_s": m.patient_view(ids[-1])["eta_s"], "counter": None,  # type: ignore[index]
+        "queue": {"name": "General OPD"}, "clinic": {"name": "Town Clinic"}}
+
+
 async def test_apply_skips_old_and_refuses_holes(engine: QueueEngine) -> None:
     await seed(engine)
     m = Mirror(await engine.clinic_state("c1"))
