@@ -42,7 +42,8 @@ from .workers import channels
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "hub")
-WS_IMPL = "websockets-sansio"  # the websockets library's current API (no deprecated legacy module)
+# uvicorn's websockets Sans-I/O protocol, keeping less per idle socket (qtraq_live/ws_protocol.py)
+WS_IMPL = "qtraq_live.ws_protocol:LeanWebSocketProtocol"
 STARTUP_TIMEOUT_S = 60.0
 POLL_S = 0.5
 STOP_TIMEOUT_S = 15.0

@@ -4,9 +4,16 @@ display client that rebuilds the screen from snapshot + updates exactly as docs/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import uvicorn
+from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -14,6 +21,29 @@ from conftest import TIMEOUT_FACTOR
 
 Json = dict[str, Any]
 WAIT_S = 10.0 * TIMEOUT_FACTOR
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: ASGIApp, **config: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+    """uvicorn serving ``app`` with ``config`` (its WebSocket protocol, pings…) in a thread of
+    this process, on a free port: yields its ``ws://`` base URL and the server."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_per_message_deflate=False, **config))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT_S
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "test server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{sock.getsockname()[1]}", server
+    finally:
+        server.should_exit = True
+        thread.join(WAIT_S)
+        loop.close()
+        sock.close()
 
 
 def ws_url(http_url: str, path: str) -> str:
