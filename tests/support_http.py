@@ -31,6 +31,7 @@ from qtraq_live import access, audit
 from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.server import WS_IMPL
 
 T = TypeVar("T")
 PASSWORD = "correct-horse-battery"
@@ -115,7 +116,8 @@ def live_server(settings: Settings, role: str = "all") -> Iterator[LiveServer]:
     port = sock.getsockname()[1]
     proxies = settings["security.trusted_proxies"]  # as `serve` does: no proxy is believed by default
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=bool(proxies),
-                                           forwarded_allow_ips=proxies or None))
+                                           forwarded_allow_ips=proxies or None, ws=WS_IMPL,
+                                           ws_per_message_deflate=False))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),),
                               name=f"uvicorn-{port}", daemon=True)
