@@ -40,7 +40,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fanout_stats import box_busy_seconds  # noqa: E402
+from fanout_stats import box_busy_seconds, process_cpu_seconds, tree  # noqa: E402
 from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
 
@@ -188,31 +188,13 @@ async def settle_aof(r: aioredis.Redis) -> None:
             return
 
 
-def tree(root: int) -> list[int]:
-    """``root`` and all its descendants (the embedded Redis and the duties process start
-    their own sessions, so a process group would miss them)."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
 def role_of(pid: int) -> str:
     """Which part of ``qtraq-live serve`` a process is, from its command line."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return "gone"
-    for needle, role in (("redis-server", "redis-server"), ("duties", "duties"), ("rq", "rq worker"),
+    for needle, role in (("redis-server", "redis-server"), ("duties", "duties"), ("cli worker", "rq worker"),
                          ("multiprocessing", "http worker"), ("serve", "serve")):
         if needle in cmd:
             return role
@@ -220,17 +202,12 @@ def role_of(pid: int) -> str:
 
 
 def group_cpu(leader: int) -> dict[str, float]:
-    """CPU seconds used so far by each process of the server's process group, by role."""
+    """CPU seconds used so far by each process of the server's tree (the embedded Redis and
+    the duties process start their own sessions, so a process group would miss them), by role."""
     out: dict[str, float] = {}
-    pids = tree(leader)
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        name = role_of(int(pid))
-        out[name] = out.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / tick
+    for pid in tree(leader):
+        name = role_of(pid)
+        out[name] = out.get(name, 0.0) + process_cpu_seconds(pid)
     return out
 
 
