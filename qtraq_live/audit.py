@@ -42,10 +42,10 @@ def entry(actor: str, action: str, target: str = "", ip: str = "") -> Record:
                   STREAM_MAXLEN)
 
 
-async def record(client: aioredis.Redis, actor: str, action: str, target: str = "", ip: str = "") -> None:
+async def append(client: aioredis.Redis, e: Record) -> None:
     """Append one entry on its own (for actions that are not an engine change)."""
-    e = entry(actor, action, target, ip)
     await client.xadd(e.stream, dict(e.fields), maxlen=e.maxlen, approximate=True)
+
 
 
 async def _ensure_group(client: aioredis.Redis) -> None:

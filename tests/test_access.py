@@ -116,8 +116,8 @@ async def test_mirror_access_rewrites_redis_from_sqlite(store: Store, aredis: ai
 
 
 async def test_audit_entries_reach_sqlite_once_and_leave_redis(store: Store, aredis: aioredis.Redis) -> None:
-    await audit.record(aredis, "user:3", "queue.next", "queue:gp", "10.0.0.7")
-    await audit.record(aredis, "user:3", "queue.pause", "queue:gp", "10.0.0.7")
+    await audit.append(aredis, audit.entry("user:3", "queue.next", "queue:gp", "10.0.0.7"))
+    await audit.append(aredis, audit.entry("user:3", "queue.pause", "queue:gp", "10.0.0.7"))
     assert await audit.copy(aredis, store) == 2
     assert await audit.copy(aredis, store) == 0
     rows = await store.fetchall("SELECT actor, action, target, ip FROM audit_log ORDER BY id")

@@ -32,9 +32,10 @@ async def audit(request: Request, actor: str, action: str, target: str = "") -> 
     """Record a staff action that is not an engine change (ids only). The action has happened
     by now, so a failing record is logged rather than turned into an error the caller would
     retry."""
-    if request.app.state.role != "all":
+    entry = audit_entry(request, actor, action, target)
+    if entry is None:
         return
     try:
-        await audit_log.record(request.app.state.redis, actor, action, target, client_ip(request))
+        await audit_log.append(request.app.state.redis, entry)
     except (QtraqError, RedisError):
         log.warning("audit record failed for %s %s", action, target, exc_info=True)
