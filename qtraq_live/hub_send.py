@@ -22,6 +22,7 @@ from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import metrics
+from .ws_protocol import text_writer
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,13 @@ class Subscriber:
     """One socket: what it may see, and what is still to be sent to it."""
 
     __slots__ = ("ws", "send", "clinic", "kind", "ticket_id", "key_hash", "allowed", "last", "active",
-                 "resync", "replay", "queue", "busy")
+                 "resync", "replay", "queue", "busy", "write")
 
     def __init__(self, ws: WebSocket, send: Send, clinic: str, kind: str, ticket_id: int | None = None,
                  key_hash: str | None = None, allowed: frozenset[str] | None = None) -> None:
         self.ws = ws
         self.send = send  # the server's ASGI send: no wrapper between the hub and the socket
+        self.write = text_writer(send)  # under the lean protocol: a message straight to the transport
         self.clinic = clinic
         self.kind = kind  # "display", "patient" or "reception"
         self.ticket_id = ticket_id
@@ -103,6 +105,10 @@ class Outbox:
         if sub.resync:
             return
         if not sub.busy:
+            write = sub.write
+            if write is not None and write(text):
+                self.sent(sub, version)
+                return
             # the server's send stepped here, without a coroutine of ours around it: on a
             # socket that keeps up it writes and returns without suspending
             sending = cast(Coroutine[Any, Any, None], sub.send({"type": "websocket.send", "text": text}))

@@ -29,7 +29,7 @@ def uvicorn_thread(app: ASGIApp, **config: Any) -> Iterator[tuple[str, uvicorn.S
     this process, on a free port: yields its ``ws://`` base URL and the server."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_per_message_deflate=False, **config))
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "ws_per_message_deflate": False, **config}))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(sockets=[sock]),), daemon=True)
     thread.start()
@@ -51,7 +51,7 @@ def ws_url(http_url: str, path: str) -> str:
 
 
 async def open_ws(url: str, **kwargs: Any) -> ClientConnection:
-    return await connect(url, compression=None, proxy=None, open_timeout=WAIT_S, **kwargs)
+    return await connect(url, **{"compression": None, "proxy": None, "open_timeout": WAIT_S, **kwargs})
 
 
 async def recv(conn: ClientConnection, timeout: float = WAIT_S) -> Json:

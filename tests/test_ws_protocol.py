@@ -26,7 +26,7 @@ from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.hub_send import run_eagerly
 from qtraq_live.server import WS_IMPL
-from qtraq_live.ws_protocol import WRITABLE, Inbox, LeanWebSocketProtocol
+from qtraq_live.ws_protocol import WRITABLE, Inbox, LeanWebSocketProtocol, text_writer
 from tests.support_hub import WAIT_S, close_code, open_ws, uvicorn_thread
 
 Json = dict[str, Any]
@@ -195,6 +195,8 @@ async def test_slow_reader_pauses_then_resumes_without_loss(server: tuple[str, A
         await slow.send("go")
         assert await asyncio.to_thread(recorder.paused.wait, WAIT_S), "the transport never paused"
         assert not proto.writable.is_set()
+        if isinstance(proto, LeanWebSocketProtocol):
+            assert not proto.write_text("x")  # paused: the hub must queue instead
         slow.transport.resume_reading()
         for i in range(FLOOD):
             assert (await asyncio.wait_for(slow.recv(), WAIT_S))[:4] == f"{i:04d}"
@@ -221,6 +223,42 @@ async def test_hub_close_codes_on_the_served_protocol(settings: Settings) -> Non
         assert await close_code(base + "/ws/display/c1?key=not-a-valid-key-0000000000") == 4401
         assert await close_code(base + "/ws/t/" + "x" * 32) == 4404
         assert await close_code(base + "/ws/t/" + "x" * 32, origin="http://evil.example") == 4403
+
+
+# around each length limit of the frame header (7 bits, 16 bits, 64 bits), in bytes of UTF-8
+DIRECT = ["", "a", "x" * 125, "é" * 63, "y" * 65535, "z" * 65536, "é" * 40_000]
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_write_text_frames_any_length_and_refuses_what_send_must_handle(deflate: bool) -> None:
+    """The hub's direct write: what a client reads equals the text, at every header length; it
+    refuses (writes nothing) before the accept, after the close, and when compression is on."""
+    written: list[bool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        write = text_writer(send)
+        assert write is not None
+        await receive()
+        written.append(write("too early"))
+        await send({"type": "websocket.accept"})
+        for text in DIRECT:
+            if not write(text):
+                written.append(False)
+                await send({"type": "websocket.send", "text": text})
+            else:
+                written.append(True)
+        await receive()  # the client's close
+        written.append(write("too late"))
+
+    with uvicorn_thread(app, ws=LeanWebSocketProtocol, ws_per_message_deflate=deflate) as (base, _):
+        async with await open_ws(base + "/", compression="deflate" if deflate else None) as ws:
+            for text in DIRECT:
+                assert await asyncio.wait_for(ws.recv(), WAIT_S) == text
+        await wait_for(lambda: len(written) == len(DIRECT) + 2)
+    assert written == [False, *([not deflate] * len(DIRECT)), False]
+    assert text_writer(WebSocketsSansIOProtocol.send) is None  # not a lean protocol's: none
 
 
 async def test_inbox_is_empty_handed_and_has_one_receiver() -> None:
