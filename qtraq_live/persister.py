@@ -308,6 +308,9 @@ async def _write_one(db: Store, e: Entry, live: Live) -> bool:
 
 
 # Upserts: an older state never overwrites a newer one (redelivery in any order is harmless).
+# A ticket's id, clinic and day never change: the insert writes them, an update leaves them (and
+# the two indexes on clinic and day) alone.
+SET_ONCE = frozenset({"id", "clinic", "day"})
 SQL = {
     "events": "INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
               "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -323,7 +326,7 @@ SQL = {
               "updated_version = excluded.updated_version WHERE excluded.updated_version > queues.updated_version",
     "tickets": f"INSERT INTO tickets ({', '.join(TICKET_FIELDS)}, issued_queue, updated_version, updated_at, token) "
                f"VALUES ({', '.join('?' * (len(TICKET_FIELDS) + 4))}) ON CONFLICT (id) DO UPDATE SET "
-               + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS[1:])
+               + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS if k not in SET_ONCE)
                + ", token = coalesce(tickets.token, excluded.token), updated_version = excluded.updated_version, "
                "updated_at = excluded.updated_at WHERE excluded.updated_version > tickets.updated_version",
     "ticket_eta": "UPDATE tickets SET eta_issue_s = ? WHERE id = ?",

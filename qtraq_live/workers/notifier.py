@@ -120,7 +120,8 @@ class Notifier:
             return
         clinic = stream.split(":")[2]
         notices = await self.notices_for(clinic, await self.triggers_for(clinic, entries))
-        await asyncio.to_thread(self.create_all, notices)
+        if notices:  # most batches have none: no hop to a thread for nothing
+            await asyncio.to_thread(self.create_all, notices)
         await self.redis.xack(stream, GROUP, *ids)
 
     async def events_loop(self, stop: asyncio.Event) -> None:
