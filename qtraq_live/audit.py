@@ -94,4 +94,4 @@ async def copy_loop(ctx: Context, stop: asyncio.Event) -> None:
                 raise
             await _ensure_group(ctx.redis)  # Redis was wiped: nothing is pending any more
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.05)
+            await asyncio.wait_for(stop.wait(), 0.1)

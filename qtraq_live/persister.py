@@ -86,7 +86,7 @@ class Persister:
     """One consumer of group ``persist`` on every clinic stream; one per primary."""
 
     def __init__(self, redis: aioredis.Redis, store: Store, consumer: str | None = None, *,
-                 batch: int = 500, block_ms: int = 1000, linger_s: float = 0.05) -> None:
+                 batch: int = 500, block_ms: int = 1000, linger_s: float = 0.1) -> None:
         self.redis = redis
         self.store = store
         self.consumer = consumer or f"persister-{os.getpid()}"
