@@ -67,6 +67,7 @@ async def copy(client: aioredis.Redis, store: Store) -> int:
 
 
 async def _copy_batch(client: aioredis.Redis, store: Store, start: str, block_ms: int | None = None) -> int:
+    """One batch: written in one transaction, acknowledged and deleted only after its commit."""
     resp = await client.xreadgroup(GROUP, "primary", {keys.AUDIT: start}, count=BATCH, block=block_ms)
     entries = resp[0][1] if resp else []
     if not entries:
