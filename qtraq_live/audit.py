@@ -56,33 +56,43 @@ async def _ensure_group(client: aioredis.Redis) -> None:
             raise
 
 
-async def copy(client: aioredis.Redis, store: Store, *, block_ms: int | None = None) -> int:
+async def copy(client: aioredis.Redis, store: Store) -> int:
     """Copy what is waiting (first entries read before a crash, then new ones) into SQLite."""
     await _ensure_group(client)
     copied = 0
     for start in ("0", ">"):
-        while True:
-            resp = await client.xreadgroup(GROUP, "primary", {keys.AUDIT: start}, count=BATCH,
-                                           block=block_ms if start == ">" else None)
-            entries = resp[0][1] if resp else []
-            if not entries:
-                break
-            async with store.transaction() as db:
-                await db.executemany(
-                    "INSERT INTO audit_log (at, actor, action, target, ip) VALUES (?, ?, ?, ?, ?)",
-                    [(f["at"], f["actor"], f["action"], f["target"], f["ip"]) for _, f in entries])
-            ids = [entry_id for entry_id, _ in entries]
-            await client.xack(keys.AUDIT, GROUP, *ids)
-            await client.xdel(keys.AUDIT, *ids)  # IP addresses: not kept in Redis once recorded
-            copied += len(entries)
-            if block_ms is not None:
-                return copied
+        while n := await _copy_batch(client, store, start):
+            copied += n
     return copied
 
 
+async def _copy_batch(client: aioredis.Redis, store: Store, start: str, block_ms: int | None = None) -> int:
+    """One batch: written in one transaction, acknowledged and deleted only after its commit."""
+    resp = await client.xreadgroup(GROUP, "primary", {keys.AUDIT: start}, count=BATCH, block=block_ms)
+    entries = resp[0][1] if resp else []
+    if not entries:
+        return 0
+    async with store.transaction() as db:
+        await db.executemany("INSERT INTO audit_log (at, actor, action, target, ip) VALUES (?, ?, ?, ?, ?)",
+                             [(f["at"], f["actor"], f["action"], f["target"], f["ip"]) for _, f in entries])
+    ids = [entry_id for entry_id, _ in entries]
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.xack(keys.AUDIT, GROUP, *ids)
+        pipe.xdel(keys.AUDIT, *ids)  # IP addresses: not kept in Redis once recorded
+        await pipe.execute()
+    return len(entries)
+
+
 async def copy_loop(ctx: Context, stop: asyncio.Event) -> None:
-    """The duty: copy as entries arrive until ``stop``."""
+    """The duty: copy as entries arrive until ``stop``. What a crash left unacknowledged is
+    copied first (a failed batch ends the duty, and its restart begins here)."""
+    await copy(ctx.redis, ctx.store)
     while not stop.is_set():
-        await copy(ctx.redis, ctx.store, block_ms=1000)
+        try:
+            await _copy_batch(ctx.redis, ctx.store, ">", 1000)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await _ensure_group(ctx.redis)  # Redis was wiped: nothing is pending any more
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.05)
+            await asyncio.wait_for(stop.wait(), 0.1)

@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -45,7 +46,7 @@ TICKET_FIELDS = ("id", "clinic", "queue", "label", "status", "prev_status", "pri
                  "served_at", "done_at", "day", "appointment_id", "issue_ahead")
 QUEUE_COLUMNS = frozenset({"id", "clinic", "name", "prefix", "avg_service_s", "ema_s", "paused",
                            "self_checkin", "notify_ahead", "created_at"})
-TIMES = frozenset({"created_at", "called_at", "served_at", "done_at"})
+PERSISTED_SCRIPT = resources.files("qtraq_live").joinpath("lua/persisted.lua").read_text()
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 Json = dict[str, Any]
@@ -85,7 +86,7 @@ class Persister:
     """One consumer of group ``persist`` on every clinic stream; one per primary."""
 
     def __init__(self, redis: aioredis.Redis, store: Store, consumer: str | None = None, *,
-                 batch: int = 500, block_ms: int = 1000, linger_s: float = 0.05) -> None:
+                 batch: int = 500, block_ms: int = 1000, linger_s: float = 0.1) -> None:
         self.redis = redis
         self.store = store
         self.consumer = consumer or f"persister-{os.getpid()}"
@@ -94,6 +95,7 @@ class Persister:
         self.linger_s = linger_s  # after a short batch, let the next one gather (group commit)
         self._groups: set[str] = set()       # clinics whose group this process has checked
         self._pending: dict[str, str] = {}   # clinic -> cursor in our pending entries still to replay
+        self._persisted = redis.register_script(PERSISTED_SCRIPT)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Persist until ``stop`` is set. Outages are logged once and retried with backoff."""
@@ -213,7 +215,7 @@ class Persister:
     # -- writing ------------------------------------------------------------------------
 
     async def _persist(self, entries: list[Entry]) -> int:
-        """One transaction for the batch, then XACK, then TTLs on final tickets."""
+        """One transaction for the batch, then TTLs on final tickets and XACK in one round trip."""
         good = [e for e in entries if e.rows is not None]
         try:
             live = await self._live([e.event for e in good if e.event])
@@ -235,8 +237,7 @@ class Persister:
         if trimmed:
             log.error("%d stream entries were trimmed before they were persisted (first %s of clinic %s)",
                       len(trimmed), trimmed[0].entry_id, trimmed[0].clinic)
-        await self._ack(done + trimmed)
-        await self._expire(ttl)
+        await self._release(done + trimmed, ttl)
         return len(done) + len(trimmed)
 
     async def _live(self, events: list[Json]) -> Live:
@@ -265,26 +266,17 @@ class Persister:
                 live.queue_extra[q] = {k: v for k, v in rest[2 * i + 1].items() if k not in QUEUE_COLUMNS}
         return live
 
-    async def _ack(self, entries: Iterable[Entry]) -> None:
+    async def _release(self, entries: Iterable[Entry], plan: TtlPlan) -> None:
+        """TTLs of the batch's final tickets, then XACK of its entries (``lua/persisted.lua``)."""
         by_stream: dict[str, list[str]] = {}
         for e in entries:
             by_stream.setdefault(keys.events(e.clinic), []).append(e.entry_id)
-        if not by_stream:
+        if not (by_stream or plan.expire or plan.keep):
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, GROUP, *ids)
-            await pipe.execute()
-
-    async def _expire(self, plan: TtlPlan) -> None:
-        if not (plan.expire or plan.keep):
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, deadline in plan.expire:
-                pipe.pexpireat(key, deadline)
-            for key in plan.keep:
-                pipe.persist(key)
-            await pipe.execute()
+        args: list[Any] = [GROUP, len(plan.expire), len(plan.keep), *(deadline for _, deadline in plan.expire)]
+        for ids in by_stream.values():
+            args += [len(ids), *ids]
+        await self._persisted(keys=[*(key for key, _ in plan.expire), *plan.keep, *by_stream], args=args)
 
 
 def _entry(clinic: str, entry_id: str, fields: dict[str, str] | None) -> Entry:
@@ -316,6 +308,9 @@ async def _write_one(db: Store, e: Entry, live: Live) -> bool:
 
 
 # Upserts: an older state never overwrites a newer one (redelivery in any order is harmless).
+# A ticket's id, clinic and day never change: the insert writes them, an update leaves them (and
+# the two indexes on clinic and day) alone.
+SET_ONCE = frozenset({"id", "clinic", "day"})
 SQL = {
     "events": "INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
               "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -331,7 +326,7 @@ SQL = {
               "updated_version = excluded.updated_version WHERE excluded.updated_version > queues.updated_version",
     "tickets": f"INSERT INTO tickets ({', '.join(TICKET_FIELDS)}, issued_queue, updated_version, updated_at, token) "
                f"VALUES ({', '.join('?' * (len(TICKET_FIELDS) + 4))}) ON CONFLICT (id) DO UPDATE SET "
-               + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS[1:])
+               + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS if k not in SET_ONCE)
                + ", token = coalesce(tickets.token, excluded.token), updated_version = excluded.updated_version, "
                "updated_at = excluded.updated_at WHERE excluded.updated_version > tickets.updated_version",
     "ticket_eta": "UPDATE tickets SET eta_issue_s = ? WHERE id = ?",
@@ -339,74 +334,107 @@ SQL = {
                        "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)",
 }
 
+# Tables keyed by the row's first value whose upsert keeps the newest version: of one key's rows
+# in a batch only the first (it may insert: created_at, issued_queue) and the last matter.
+NEWEST_WINS = frozenset({"clinics", "queues", "tickets", "clinic_versions"})
+
 
 def event_rows(ev: Json) -> Rows:
     """The rows one event writes (ticket rows without their token, which Redis supplies).
     Raises on a malformed event, before anything is written."""
-    v, at, clinic = int(ev["v"]), int(ev["at"]), str(ev["clinic"])
-    tickets = list(ev["tickets"])
-    body = dict(ev, tickets=[{k: val for k, val in t.items() if k != "name"} for t in tickets])
-    rows: Rows = {table: [] for table in SQL}
-    rows["events"].append((clinic, v, str(ev["type"]), at, ev.get("queue"),
-                           orjson.dumps([int(t["id"]) for t in tickets]).decode(), orjson.dumps(body).decode()))
+    v, at, clinic, etype = int(ev["v"]), int(ev["at"]), str(ev["clinic"]), str(ev["type"])
+    tickets, queues = list(ev["tickets"]), ev["queues"]
+    body = dict(ev, tickets=[_nameless(t) for t in tickets])
     state = ev.get("clinic_state")
-    if state:
-        rows["clinics"].append((state["id"], state["name"], state["timezone"], int(bool(state["mask_names"])),
-                                state["lang"], at, v))
-    for q in ev["queues"]:
-        rows["queues"].append((q["id"], q["clinic"], q["name"], q["prefix"], int(q["avg_service_s"]),
-                               int(q["ema_s"]), int(bool(q["self_checkin"])), int(q["notify_ahead"]),
-                               int(bool(q["paused"])), at, v, v))
-    for t in tickets:
-        issued_queue = t["queue"] if ev["type"] == "issued" else None
-        rows["tickets"].append((*_ticket_row(t), issued_queue, v, at))
-    if ev["type"] == "issued" and tickets and ev["queues"]:
+    issued = etype == "issued"
+    rows: Rows = {
+        "events": [(clinic, v, etype, at, ev.get("queue"), orjson.dumps([int(t["id"]) for t in tickets]).decode(),
+                    orjson.dumps(body).decode())],
+        "clinics": [(state["id"], state["name"], state["timezone"], int(bool(state["mask_names"])), state["lang"],
+                     at, v)] if state else [],
+        "queues": [(q["id"], q["clinic"], q["name"], q["prefix"], int(q["avg_service_s"]), int(q["ema_s"]),
+                    int(bool(q["self_checkin"])), int(q["notify_ahead"]), int(bool(q["paused"])), at, v, v)
+                   for q in queues],
+        "tickets": [(*_ticket_row(t), t["queue"] if issued else None, v, at) for t in tickets],
+        "ticket_eta": [],
+        "clinic_versions": [(clinic, v)],
+    }
+    if issued and tickets and queues:
         # The ETA the patient was shown, kept beside the real wait (called_at - created_at).
-        q = ev["queues"][0]
+        q = queues[0]
         eta = eta_seconds(int(tickets[0].get("issue_ahead") or 0), q["ema_s"], q["counters_open"],
                           q.get("pause_left_s", 0))
         rows["ticket_eta"].append((eta, int(tickets[0]["id"])))
-    rows["clinic_versions"].append((clinic, v))
     return rows
 
 
+def _nameless(t: Json) -> Json:
+    """A ticket as the events table keeps it: names stay out of the record's history."""
+    t = dict(t)
+    t.pop("name", None)
+    return t
+
+
 async def write_rows(db: Store, batch: list[Rows], tokens: dict[int, str]) -> None:
-    """Write the rows of a batch of events, table by table, in event order."""
+    """Write the rows of a batch of events, table by table, in event order (of the tables in
+    :data:`NEWEST_WINS`, each key's first and last row only: a batch often touches a queue twice)."""
     for table, sql in SQL.items():
         rows = [row for rows in batch for row in rows[table]]
+        if table in NEWEST_WINS:
+            rows = _first_and_last(rows)
         if table == "tickets":
-            rows = [(*row, tokens.get(int(row[0]))) for row in rows]
+            rows = [(*row, tokens.get(row[0])) for row in rows]
         if rows:
             await db.executemany(sql, rows)
 
 
+def _first_and_last(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    first: dict[Any, tuple[Any, ...]] = {}
+    last: dict[Any, tuple[Any, ...]] = {}
+    for row in rows:
+        first.setdefault(row[0], row)
+        last[row[0]] = row
+    return [*first.values(), *(row for key, row in last.items() if row is not first[key])]
+
+
+def _ms(val: Any) -> int | None:
+    return int(val) if val else None
+
+
+def _count(val: Any) -> int:
+    return int(val or 0)
+
+
+def _flag(val: Any) -> int:
+    return int(bool(val))
+
+
+# How each ticket field is stored (None: as it is); the order of TICKET_FIELDS.
+_TICKET_COLUMNS: tuple[tuple[str, Any], ...] = tuple(
+    (k, {"created_at": _ms, "called_at": _ms, "served_at": _ms, "done_at": _ms, "notify": _flag, "score": str,
+         "id": _count, "priority": _count, "recalls": _count, "issue_ahead": _count}.get(k))
+    for k in TICKET_FIELDS)
+
+
 def _ticket_row(t: Json) -> tuple[Any, ...]:
-    row: list[Any] = []
-    for k in TICKET_FIELDS:
-        val = t.get(k)
-        if k in TIMES:
-            val = int(val) if val else None
-        elif k == "notify":
-            val = int(bool(val))
-        elif k in ("id", "priority", "recalls", "issue_ahead"):
-            val = int(val or 0)
-        elif k == "score":
-            val = str(val)
-        row.append(val)
-    return tuple(row)
+    get = t.get
+    return tuple([get(k) if convert is None else convert(get(k)) for k, convert in _TICKET_COLUMNS])
 
 
 async def _apply_live(db: Store, live: Live) -> None:
-    for clinic, arrival in live.arrival.items():
-        await db.execute("UPDATE clinic_versions SET arrival = max(coalesce(arrival, 0), ?) WHERE clinic = ?",
-                         (arrival, clinic))
-    for queue, counters in live.seen.items():
+    """One statement per kind for the whole batch: each call is a round trip to SQLite's thread."""
+    if live.arrival:
+        await db.executemany("UPDATE clinic_versions SET arrival = max(coalesce(arrival, 0), ?) WHERE clinic = ?",
+                             [(arrival, clinic) for clinic, arrival in live.arrival.items()])
+    seen = [(queue, counter, int(float(at)))
+            for queue, counters in live.seen.items() for counter, at in counters.items()]
+    if seen:
         await db.executemany(
             "INSERT INTO counters_seen (queue, counter, seen_at) VALUES (?, ?, ?) ON CONFLICT (queue, counter) "
-            "DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",
-            [(queue, counter, int(float(at))) for counter, at in counters.items()])
-    for queue, extra in live.queue_extra.items():
-        await db.execute("UPDATE queues SET extra = ? WHERE id = ?", (json.dumps(extra, sort_keys=True), queue))
+            "DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)", seen)
+    if live.queue_extra:
+        await db.executemany("UPDATE queues SET extra = ? WHERE id = ?",
+                             [(json.dumps(extra, sort_keys=True), queue) for queue, extra in live.queue_extra.items()])
 
 
 async def _ttl_plan(db: Store, events: list[Json]) -> TtlPlan:

@@ -278,3 +278,21 @@ async def test_the_eta_shown_at_issue_is_kept_beside_the_real_wait(engine: Queue
                                 "WHERE queue = 'eq' ORDER BY id")
     assert [(r["issue_ahead"], r["eta_issue_s"]) for r in rows] == [(t["ahead"], t["eta_s"]) for t in shown]
     assert rows[0]["called_at"] >= rows[0]["created_at"] and rows[1]["called_at"] is None
+
+
+async def test_one_batch_keeps_what_only_a_first_event_knows(engine: QueueEngine, aredis: aioredis.Redis,
+                                                             store: Store) -> None:
+    """A batch writes each queue's and ticket's first and last row only: the first may insert."""
+    await make_clinics(engine)
+    t = await engine.issue("gp")
+    await engine.transfer(t["id"], "lab")
+    await engine.update_queue("lab", notify_ahead=5)
+    await engine.next("lab", "1")
+    await Persister(aredis, store).drain()  # one batch
+    row = await store.fetchone("SELECT queue, issued_queue, status, updated_version FROM tickets WHERE id = ?",
+                               (t["id"],))
+    version = await engine.version("c1")
+    assert row == {"queue": "lab", "issued_queue": "gp", "status": "called", "updated_version": version}
+    lab = await store.fetchone("SELECT created_version, updated_version, notify_ahead FROM queues WHERE id = 'lab'")
+    assert lab == {"created_version": 3, "updated_version": version, "notify_ahead": 5}
+    assert await store.fetchval("SELECT version FROM clinic_versions WHERE clinic = 'c1'") == version

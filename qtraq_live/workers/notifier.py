@@ -41,7 +41,7 @@ GROUP = "notify"
 CONSUMER = "notifier"
 BATCH = 200
 BLOCK_MS = 500
-LINGER_S = 0.05  # after a short batch, let the next gather: per-batch work dominates under load
+LINGER_S = 0.1  # after a short batch, let the next gather: per-batch work dominates under load
 STALE_EVENT_MS = 10 * 60 * 1000  # events older than this (a first start, a long outage) send nothing
 CLINIC_REFRESH_S = 2.0
 UPKEEP_S = 2.0
@@ -120,7 +120,8 @@ class Notifier:
             return
         clinic = stream.split(":")[2]
         notices = await self.notices_for(clinic, await self.triggers_for(clinic, entries))
-        await asyncio.to_thread(self.create_all, notices)
+        if notices:  # most batches have none: no hop to a thread for nothing
+            await asyncio.to_thread(self.create_all, notices)
         await self.redis.xack(stream, GROUP, *ids)
 
     async def events_loop(self, stop: asyncio.Event) -> None:
