@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
@@ -77,6 +78,36 @@ def _sentinel_master(url: str, sentinel_cls: Any, decode: bool) -> Any:
                                health_check_interval=30)
 
 
+class PackedInC(AbstractConnection):
+    """Commands packed by hiredis (C) rather than by redis-py's Python loop, the same bytes
+    (as redis-py's synchronous client does): about 5 µs less a command. A multi-word command
+    name, or an argument hiredis does not take, is packed by redis-py as before."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " not in args[0]:
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)
+
+
+class TcpConnection(PackedInC, Connection):
+    pass
+
+
+class UnixConnection(PackedInC, UnixDomainSocketConnection):
+    pass
+
+
+class TlsConnection(PackedInC, SSLConnection):
+    pass
+
+
+PACKED_IN_C: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: TcpConnection, UnixDomainSocketConnection: UnixConnection, SSLConnection: TlsConnection}
+
+
 class WaitingPool(aioredis.BlockingConnectionPool):
     """A burst of requests waits for a free connection rather than failing at the pool's limit.
 
@@ -86,11 +117,12 @@ class WaitingPool(aioredis.BlockingConnectionPool):
     out and taken back directly (checked as the parent checks it); once one waits, every
     checkout and release is the parent's, so waiters are woken in turn and time out as before.
     Skipped on the direct path: redis-py's OpenTelemetry pool counts and its released-connection
-    event (re-authentication by streaming credential providers), neither used here.
+    event (re-authentication by streaming credential providers), neither used here. Its
+    connections pack commands in C (:class:`PackedInC`).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, connection_class: type[AbstractConnection] = Connection, **kwargs: Any) -> None:
+        super().__init__(connection_class=PACKED_IN_C.get(connection_class, connection_class), **kwargs)
         self._waiting = 0  # tasks inside the parent's checkout
 
     def _direct(self) -> bool:

@@ -1,17 +1,20 @@
 """The web layer's Redis pool: a burst beyond it waits its turn (and times out as configured),
-while the common case, an idle connection, is handed out directly."""
+while the common case, an idle connection, is handed out directly; commands are packed in C,
+into the bytes redis-py would send."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.connection import UnixDomainSocketConnection
 
 from qtraq_live.config import Settings
-from qtraq_live.redis_conn import WaitingPool, async_client
+from qtraq_live.redis_conn import UnixConnection, WaitingPool, async_client
 
 MakePool = Callable[[int, float], WaitingPool]
 
@@ -78,3 +81,20 @@ async def test_a_wait_beyond_the_timeout_fails_as_before(make_pool: MakePool) ->
     await pool.release(held)
     assert await pool.get_connection() is held  # the failed wait left the pool usable
     await pool.release(held)
+
+
+@pytest.mark.parametrize("args", [
+    ("EVALSHA", "a" * 40, 1, "qt:k", b'{"queue": "gp"}', 1764000000000, 1.5, "Ünal", "x" * 10_000),
+    ("CONFIG GET", "maxmemory"),  # a two-word command name: two arguments on the wire
+    ("SET", "k", bytearray(b"v")),  # not taken by hiredis: redis-py packs it
+    ("SET", "k", memoryview(b"v")),
+])
+def test_commands_are_packed_into_the_bytes_redis_py_sends(args: tuple[Any, ...]) -> None:
+    ours = UnixConnection(path="/nowhere").pack_command(*args)
+    theirs = UnixDomainSocketConnection(path="/nowhere").pack_command(*args)
+    assert b"".join(ours) == b"".join(theirs)
+
+
+def test_what_redis_py_refuses_to_pack_is_refused() -> None:
+    with pytest.raises(redis.exceptions.DataError):
+        UnixConnection(path="/nowhere").pack_command("SET", "k", None)
