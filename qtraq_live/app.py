@@ -92,8 +92,8 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
             await app.state.redis.aclose()
 
     routes: list[BaseRoute] = [
+        Mount("/api/v1", routes=API_ROUTES),  # first: the router tries routes in turn
         *api_health.routes,
-        Mount("/api/v1", routes=API_ROUTES),
         *api_docs.page_routes,
         *display_pages.routes,
         *accounts_page.routes,

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
@@ -76,13 +78,88 @@ def _sentinel_master(url: str, sentinel_cls: Any, decode: bool) -> Any:
                                health_check_interval=30)
 
 
+class PackedInC(AbstractConnection):
+    """Commands packed by hiredis (C) rather than by redis-py's Python loop, the same bytes
+    (as redis-py's synchronous client does): about 5 µs less a command. A multi-word command
+    name, or an argument hiredis does not take, is packed by redis-py as before."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " not in args[0]:
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass
+        return super().pack_command(*args)
+
+
+class TcpConnection(PackedInC, Connection):
+    pass
+
+
+class UnixConnection(PackedInC, UnixDomainSocketConnection):
+    pass
+
+
+class TlsConnection(PackedInC, SSLConnection):
+    pass
+
+
+PACKED_IN_C: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: TcpConnection, UnixDomainSocketConnection: UnixConnection, SSLConnection: TlsConnection}
+
+
+class WaitingPool(aioredis.BlockingConnectionPool):
+    """A burst of requests waits for a free connection rather than failing at the pool's limit.
+
+    redis-py's blocking pool takes a condition, its lock and a timer (and its parent a second
+    lock) for every command, even when a connection is idle: about 14 µs of a request's CPU per
+    command, more than sending the command. While no task waits, an idle connection is handed
+    out and taken back directly (checked as the parent checks it); once one waits, every
+    checkout and release is the parent's, so waiters are woken in turn and time out as before.
+    Skipped on the direct path: redis-py's OpenTelemetry pool counts and its released-connection
+    event (re-authentication by streaming credential providers), neither used here. Its
+    connections pack commands in C (:class:`PackedInC`).
+    """
+
+    def __init__(self, *, connection_class: type[AbstractConnection] = Connection, **kwargs: Any) -> None:
+        super().__init__(connection_class=PACKED_IN_C.get(connection_class, connection_class), **kwargs)
+        self._waiting = 0  # tasks inside the parent's checkout
+
+    def _direct(self) -> bool:
+        return not self._waiting and not self._lock.locked()  # locked: redis-py is moving connections
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        if self._available_connections and self._direct():
+            connection = self._available_connections.pop()
+            self._in_use_connections.add(connection)
+            try:
+                await self.ensure_connection(connection)
+            except BaseException:
+                await self.release(connection)
+                raise
+            return connection
+        self._waiting += 1
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
+        finally:
+            self._waiting -= 1
+
+    async def release(self, connection: AbstractConnection) -> None:
+        if not self._direct():
+            await super().release(connection)
+            return
+        self._in_use_connections.remove(connection)
+        if connection.should_reconnect():  # type: ignore[no-untyped-call]
+            await connection.disconnect()
+        self._available_connections.append(connection)
+
+
 def async_client(settings: Settings, *, decode: bool = True) -> aioredis.Redis:
     url = redis_url(settings)
     if _is_sentinel(url):
         return _sentinel_master(url, AsyncSentinel, decode)  # type: ignore[no-any-return]
-    # A burst of requests waits for a free connection rather than failing at the pool's limit.
-    pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=decode, health_check_interval=30,
-                                                    max_connections=POOL_SIZE, timeout=POOL_WAIT_S)
+    pool = WaitingPool.from_url(url, decode_responses=decode, health_check_interval=30,
+                                max_connections=POOL_SIZE, timeout=POOL_WAIT_S)
     return aioredis.Redis(connection_pool=pool)
 
 

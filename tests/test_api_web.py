@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette import responses
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -16,6 +18,7 @@ from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.errors import ConfigError
 from qtraq_live.web import errors as web_errors
+from qtraq_live.web.responses import JSONResponse
 
 from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401
 
@@ -126,6 +129,18 @@ async def test_unexpected_errors_are_a_bare_500() -> None:
         r = await client.get("/api/v1/boom")
     assert error_of(r) == (500, "internal_error")
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("content", [{"called": {"id": 7, "label": "A-007", "name": "Ünal\u2028\x01", "eta_s": None,
+                                                "notify": True, "avg": 12.5}},
+                                     {1: "int keys", None: "null key"}, [2**70, "beyond 64 bits"], [], "text"])
+def test_json_answers_are_written_as_starlette_writes_them(content: object) -> None:
+    assert JSONResponse(content).body == responses.JSONResponse(content).body
+
+
+def test_json_answers_refuse_what_starlette_refuses() -> None:
+    with pytest.raises(TypeError):
+        JSONResponse({"at": datetime.now(timezone.utc)})
 
 
 def test_a_bad_trusted_proxy_entry_fails_at_start(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
@@ -24,6 +24,7 @@ from ..store import Store
 from ..validation import Field, Schema
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
+from ..web.responses import JSONResponse
 from . import codes, consent, notices, passwords, privacy, records, useragent
 
 log = logging.getLogger(__name__)

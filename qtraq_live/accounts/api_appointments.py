@@ -12,7 +12,7 @@ from typing import Any
 
 import segno
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
@@ -21,6 +21,7 @@ from ..api.issue import track_url
 from ..errors import Forbidden, Invalid, NotFound
 from ..validation import Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from . import appointments, notices, records, stats
 from .api import now_ms, require_account, store_of
 

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import access
@@ -21,6 +21,7 @@ from ..errors import Invalid, NotFound, Unavailable
 from ..store import Store
 from ..validation import SLUG, Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from .common import audit, engine_of
 
 CREATE_USER = Schema({

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
 from ..errors import Unauthorized
 from ..validation import Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from .common import audit
 
 LOGIN_BODY = Schema({

@@ -7,13 +7,14 @@ from functools import partial
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_staff
 from ..errors import NotFound
 from ..validation import SLUG, Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from .common import audit, engine_of
 
 NAME = Field("string", min_length=1, max_length=80)

@@ -11,11 +11,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ..display import render
 from ..openapi import PREFIX, document
+from ..web.responses import JSONResponse
 
 Json = dict[str, Any]
 

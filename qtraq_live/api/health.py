@@ -9,11 +9,12 @@ import sqlite3
 import redis.exceptions
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..web.errors import error_response
 from ..web.instrument import metrics_endpoint
+from ..web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_staff
@@ -21,6 +21,7 @@ from ..errors import Conflict, Invalid, NotFound, Unavailable
 from ..store import Store
 from ..validation import E164, EMAIL, Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from ..workers import delivery_log, overrides
 from ..workers import channels
 from ..workers.channels import CHANNELS

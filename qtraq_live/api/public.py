@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import Invalid, NotFound
@@ -17,6 +17,7 @@ from ..queue_engine import public_ticket
 from ..validation import EMPTY
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
+from ..web.responses import JSONResponse
 from .common import audit, engine_of
 from .issue import PUBLIC_JOIN, issue_ticket
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_queue_action, require_staff
@@ -13,6 +13,7 @@ from ..metrics import PRESS_SECONDS, observe_call
 from ..queue_engine import COUNTER_MAX
 from ..validation import EMPTY, Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from .common import audit, audit_entry, engine_of
 from .issue import STAFF_ISSUE, issue_ticket
 

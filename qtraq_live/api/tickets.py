@@ -6,13 +6,14 @@ from __future__ import annotations
 from functools import partial
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import Staff, authenticate_staff, require_staff
 from ..errors import Forbidden, NotFound
 from ..validation import EMPTY, SLUG, Field, Schema
 from ..web.request import read_json
+from ..web.responses import JSONResponse
 from .common import audit_entry, engine_of
 
 # URL segment -> engine action

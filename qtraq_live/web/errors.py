@@ -16,11 +16,12 @@ from typing import Any
 import redis.exceptions
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
 from ..errors import QtraqError, RateLimited
 from ..metrics import REDIS_ERRORS
 from .instrument import route_label
+from .responses import JSONResponse
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
         data: Any = {}
     else:
         try:
-            data = json.loads(raw, parse_constant=_no_constants)
+            data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads
         except (ValueError, RecursionError):  # bad UTF-8 or JSON, huge integers, deep nesting
             raise BadRequest("request body is not valid JSON", code="bad_json") from None
     return schema.validate(data)
@@ -36,13 +36,16 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # json.loads with a hook builds one per call
+
+
 def client_ip(request: Request) -> str:
     """The caller's address. ``X-Forwarded-For`` is believed only from a trusted proxy
     (addresses or networks in ``security.trusted_proxies``), and then read from the right,
     skipping the proxies themselves."""
     peer = request.client.host if request.client else ""
     trusted = trusted_networks(request.app.state.settings)
-    if not _within(peer, trusted):
+    if not trusted or not _within(peer, trusted):  # no proxies: the peer, without parsing it
         return peer or "unknown"
     forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",") if p.strip()]
     for hop in reversed(forwarded):
