@@ -1,7 +1,7 @@
 """Engine and HTTP "next" throughput on one machine.
 
     python benchmarks/engine.py [--ops 20000] [--http-seconds 10] [--clients 50] [--rates 1000,1500]
-                                [--skip-engine] [--skip-http] [--pin-all]
+                                [--skip-engine] [--skip-http] [--placement http|split|all]
 
 Part 1 (engine): a redis-server pinned to core 0, this process on core 1; prints ops/s of
 ``issue`` and ``next`` through the Lua script, awaited one by one, with 50 in flight, and
@@ -9,7 +9,9 @@ pipelined (EVALSHA batches of 100).
 Part 2 (HTTP): ``qtraq-live serve`` (one HTTP process, the embedded Redis, the duties
 process) with its HTTP process pinned to core 0 and 50 keep-alive clients on core 1 pressing
 ``POST /api/v1/queues/{q}/next`` with a bearer token. Redis and the duties process are left to
-the scheduler (``--pin-all`` pins them to core 0 as well). Three phases, each after the
+the scheduler (``--placement split`` pins them to core 1, beside the clients, as a 2-core
+deployment would keep Redis off the HTTP process's core; ``--placement all`` pins them to
+core 0 with the HTTP process). Three phases, each after the
 primary's consumers caught up and an AOF rewrite: closed loop (each client presses again as
 soon as it has its answer: the most the server does), then open loop at each ``--rates`` (presses
 due at fixed times whatever the answers do; latency counts from when a press was due, so a
@@ -218,7 +220,14 @@ def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-async def http_part(seconds: float, clients: int, rates: list[float], pin_all: bool) -> None:
+PLACEMENTS = {  # where Redis and the duties process go (the HTTP process is always on core 0)
+    "http": "the HTTP process on core 0 (Redis and the duties process unpinned)",
+    "split": "the HTTP process on core 0, Redis and the duties process on core 1",
+    "all": "everything on core 0",
+}
+
+
+async def http_part(seconds: float, clients: int, rates: list[float], placement: str) -> None:
     import httpx
 
     with tempfile.TemporaryDirectory() as data_dir:
@@ -237,8 +246,10 @@ async def http_part(seconds: float, clients: int, rates: list[float], pin_all: b
             await asyncio.sleep(0.5)
             port = json.loads(serve_json.read_text())["port"]
             for child in tree(server.pid):
-                if pin_all or role_of(child) in ("serve", "http worker"):
+                if placement == "all" or role_of(child) in ("serve", "http worker"):
                     pin(child, 0)
+                elif placement == "split":
+                    pin(child, 1)
             pin(os.getpid(), 1)
             base = f"http://127.0.0.1:{port}/api/v1"
             h = {"Authorization": f"Bearer {token}"}
@@ -256,8 +267,7 @@ async def http_part(seconds: float, clients: int, rates: list[float], pin_all: b
             await r.aclose()
             warm = time.perf_counter() + 1
             await asyncio.gather(*(http_client(port, token, f"q{q}", warm, [], []) for q in range(clients)))
-            placement = "everything" if pin_all else "the HTTP process (Redis and the duties process unpinned)"
-            print(f"http: qtraq-live serve, 1 HTTP process, embedded Redis; {placement} on core 0; "
+            print(f"http: qtraq-live serve, 1 HTTP process, embedded Redis; {PLACEMENTS[placement]}; "
                   f"{clients} keep-alive clients on core 1", flush=True)
             phases = [("as fast as answered", None)] + [(f"open loop {rate:,.0f}/s", clients / rate) for rate in rates]
             for label, interval in phases:
@@ -298,15 +308,16 @@ def main() -> None:
     ap.add_argument("--http-seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--rates", default="1000,1500", help="presses per second of the open-loop runs, comma-separated")
-    ap.add_argument("--pin-all", action="store_true",
-                    help="pin the embedded Redis and the duties process to the server's core too")
+    ap.add_argument("--placement", choices=sorted(PLACEMENTS), default="http",
+                    help="where the embedded Redis and the duties process run: " + "; ".join(
+                        f"{k}: {v}" for k, v in PLACEMENTS.items()))
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
     a = ap.parse_args()
     if not a.skip_engine:
         asyncio.run(engine_part(a.ops))
     if not a.skip_http:
-        uvloop.run(http_part(a.http_seconds, a.clients, [float(x) for x in a.rates.split(",")], a.pin_all))
+        uvloop.run(http_part(a.http_seconds, a.clients, [float(x) for x in a.rates.split(",")], a.placement))
 
 
 if __name__ == "__main__":
