@@ -17,6 +17,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,25 @@ log = logging.getLogger(__name__)
 THAW_EVERY_S = 3600.0
 
 
-def freeze_after_full(phase: str, info: dict[str, Any]) -> None:
-    """A ``gc.callbacks`` entry: what survived a full collection is long-lived; freeze it."""
-    if phase == "stop" and info["generation"] == 2:
-        gc.freeze()
+def freezer(loop: asyncio.AbstractEventLoop) -> Callable[[str, dict[str, Any]], None]:
+    """A ``gc.callbacks`` entry: what survived a full collection is long-lived; freeze it on
+    the loop's next turn, not inside the collection's caller (code that collects and then
+    looks for an object's referrers, as Hypothesis does, must still find them: frozen
+    objects are not searched)."""
+
+    def after_collection(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            loop.call_soon_threadsafe(gc.freeze)
+
+    return after_collection
 
 
 async def freeze_survivors(thaw_every_s: float = THAW_EVERY_S) -> None:
     """Run for the life of the process (a task started once start-up is over)."""
     gc.collect()  # start-up garbage goes now, not into the frozen set
     gc.freeze()
-    gc.callbacks.append(freeze_after_full)
+    hook = freezer(asyncio.get_running_loop())
+    gc.callbacks.append(hook)
     try:
         while True:
             await asyncio.sleep(thaw_every_s)
@@ -44,4 +53,4 @@ async def freeze_survivors(thaw_every_s: float = THAW_EVERY_S) -> None:
             log.info("hourly full collection: %d objects freed in %.0f ms", freed,
                      (time.perf_counter() - started) * 1000)
     finally:
-        gc.callbacks.remove(freeze_after_full)
+        gc.callbacks.remove(hook)
