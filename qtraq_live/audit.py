@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "audit"
 BATCH = 500
+LINGER_S = 0.1  # after a batch, let the next gather (as the persister and the notifier do)
 STREAM_MAXLEN = 1_000_000  # a safety cap only: the copier deletes what it has written
 
 
@@ -45,7 +46,6 @@ def entry(actor: str, action: str, target: str = "", ip: str = "") -> Record:
 async def append(client: aioredis.Redis, e: Record) -> None:
     """Append one entry on its own (for actions that are not an engine change)."""
     await client.xadd(e.stream, dict(e.fields), maxlen=e.maxlen, approximate=True)
-
 
 
 async def _ensure_group(client: aioredis.Redis) -> None:
@@ -95,4 +95,4 @@ async def copy_loop(ctx: Context, stop: asyncio.Event) -> None:
                 raise
             await _ensure_group(ctx.redis)  # Redis was wiped: nothing is pending any more
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.1)
+            await asyncio.wait_for(stop.wait(), LINGER_S)
