@@ -31,9 +31,9 @@ def die_with_parent(parent_pid: int | None = None, sig: int = signal.SIGTERM) ->
         os._exit(1)
 
 
-def popen(argv: Sequence[str], *, stdout: int | None = None,
-          stderr: int | None = None) -> subprocess.Popen[bytes]:
-    """``subprocess.Popen`` for a child that gets SIGTERM when this process dies.
+def popen(argv: Sequence[str], *, stdout: int | None = None, stderr: int | None = None,
+          death_signal: int = signal.SIGTERM) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` for a child that gets ``death_signal`` when this process dies.
 
     The child gets its own process group: a Ctrl+C in the terminal (or ``timeout``) signals
     the whole foreground group, and the supervisor, not the terminal, decides the order in
@@ -41,7 +41,7 @@ def popen(argv: Sequence[str], *, stdout: int | None = None,
     """
     parent = os.getpid()
     return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                            process_group=0, preexec_fn=lambda: die_with_parent(parent))
+                            process_group=0, preexec_fn=lambda: die_with_parent(parent, death_signal))
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -70,10 +70,12 @@ class Child:
     MAX_BACKOFF_S = 30.0
     HEALTHY_AFTER_S = 10.0  # a child that ran this long before dying is restarted at once
 
-    def __init__(self, name: str, argv: Sequence[str], stop_timeout: float = 10.0) -> None:
+    def __init__(self, name: str, argv: Sequence[str], stop_timeout: float = 10.0,
+                 death_signal: int = signal.SIGTERM) -> None:
         self.name = name
         self.argv = list(argv)
         self.stop_timeout = stop_timeout
+        self.death_signal = death_signal  # what the kernel sends it if the supervisor is killed
         self.proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._failures = 0
@@ -84,7 +86,7 @@ class Child:
         return self.proc.pid if self.proc is not None else None
 
     def start(self) -> None:
-        self.proc = popen(self.argv)
+        self.proc = popen(self.argv, death_signal=self.death_signal)
         self._started = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 

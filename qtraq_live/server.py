@@ -116,7 +116,12 @@ def background_children(settings: Settings, role: str) -> list[Child]:
         return []
     children = [Child("duties", _python("qtraq_live.cli", "duties"), STOP_TIMEOUT_S)]
     if settings.embedded_redis:
-        children += [Child(f"rq-worker-{i + 1}", _python("qtraq_live.cli", "worker"), STOP_TIMEOUT_S)
+        # These workers reach only the embedded Redis, which stops with the supervisor: if the
+        # supervisor is killed, RQ's warm shutdown would retry a vanished Redis for minutes.
+        # SIGKILL instead; the notice ledger turns a send cut short into "outcome unknown",
+        # never a second send.
+        children += [Child(f"rq-worker-{i + 1}", _python("qtraq_live.cli", "worker"), STOP_TIMEOUT_S,
+                           death_signal=signal.SIGKILL)
                      for i in range(settings["notify.workers"])]
     return children
 

@@ -65,6 +65,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
 def wait_until(condition: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout * TIMEOUT_FACTOR
     while not condition():
@@ -140,8 +147,12 @@ class ServeProcess:
         children = children_of(self.proc.pid) if self.proc.poll() is None else []
         self.proc.kill()
         self.proc.wait()
-        wait_until(lambda: not any(alive(pid) for pid in children), STOP_TIMEOUT_S,
-                   "the supervisor's children to exit")
+        try:
+            wait_until(lambda: not any(alive(pid) for pid in children), STOP_TIMEOUT_S,
+                       "the supervisor's children to exit")
+        except TimeoutError as exc:
+            left = [f"{pid}: {command_line(pid)}" for pid in children if alive(pid)]
+            raise TimeoutError(f"{exc}; still running: {left}\n{self.log_tail()}") from None
 
     def __enter__(self) -> ServeProcess:
         return self.start()
