@@ -120,7 +120,7 @@ async def engine_part(ops: int) -> None:
                 for i in range(start, min(ops, start + 100)):
                     args = {"queue": f"q{i % 10}", "id": str(base - ops + 1 + i), "priority": 0,
                             "day": day, "token": f"benchtoken{i:022d}"}
-                    pipe.evalsha(eng._script.sha, 0, "issue", json.dumps(args), int(time.time() * 1000), 50000)
+                    pipe.evalsha(eng._scripts["issue"].sha, 0, "issue", json.dumps(args), int(time.time() * 1000), 50000)
                 await pipe.execute()
         row("issue, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
         await r.aclose()

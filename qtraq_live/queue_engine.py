@@ -1,9 +1,10 @@
 """The live queue state in Redis.
 
-Every mutation is one call of ``lua/engine.lua``: it checks the transition, changes the
-hashes and sorted sets, bumps the clinic's version by one and appends the event to the
-clinic's stream, all atomically. This module holds the pure rules (statuses, transitions,
-labels, ordering, ETA, what a patient may see) and a thin async layer that calls the script.
+Every mutation is one call of an engine script (``lua/engine/``, one per family of
+operations): it checks the transition, changes the hashes and sorted sets, bumps the clinic's
+version by one and appends the event to the clinic's stream, all atomically. This module holds
+the pure rules (statuses, transitions, labels, ordering, ETA, what a patient may see) and a
+thin async layer that calls the scripts.
 It imports nothing from the web layer.
 """
 
@@ -162,10 +163,28 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _load_script() -> str:
-    text = resources.files("qtraq_live").joinpath("lua/engine.lua").read_text()
-    table = {action: [str(s) for s in src] for action, src in TRANSITIONS.items()}
-    return text.replace("__TRANSITIONS__", "'" + json.dumps(table) + "'", 1)
+SCRIPT_FAMILIES = ("define", "pause", "issue", "next", "act", "read")
+_OP_DEFINITION = re.compile(r"^function ops\.(\w+)\(", re.M)
+
+
+def _load_scripts() -> dict[str, str]:
+    """One script per family of operations (``lua/engine/``): what they all share, the
+    family's own functions, the dispatch. Redis runs a whole script on every call, so a call
+    should define no more functions than its family needs."""
+    folder = resources.files("qtraq_live").joinpath("lua/engine")
+    lib, run = (folder.joinpath(f"{name}.lua").read_text() for name in ("lib", "run"))
+    table = "'" + json.dumps({action: [str(s) for s in src] for action, src in TRANSITIONS.items()}) + "'"
+    return {family: "\n".join((lib, folder.joinpath(f"{family}.lua").read_text(), run)).replace(
+        "__TRANSITIONS__", table) for family in SCRIPT_FAMILIES}
+
+
+def _change_result(out: Json) -> Json:
+    """A change answers ``{"id", "rank", "event"}``: its ticket and queue come from the event."""
+    event = out.pop("event")
+    ticket = next(t for t in event["tickets"] if t["id"] == out["id"])
+    out["v"], out["ticket"] = event["v"], ticket
+    out["queue"] = next(q for q in event["queues"] if q["id"] == ticket["queue"])
+    return out
 
 
 _ERRORS: dict[str, Callable[[str, str], QtraqError]] = {
@@ -195,12 +214,14 @@ class QueueEngine:
         self.redis = redis
         self.clock = clock
         self.stream_maxlen = stream_maxlen
-        self._script = redis.register_script(_load_script())
+        self._families = [redis.register_script(source) for source in _load_scripts().values()]
+        self._scripts = {op: script for script in self._families for op in _OP_DEFINITION.findall(script.script)}
         self._tz: dict[str, str] = {}  # queue id -> clinic timezone (definitions change rarely)
 
     async def load_scripts(self) -> None:
-        """Load the script once at start so the first press needs no round trip more."""
-        await self._call_redis(self.redis.script_load(self._script.script))
+        """Load the scripts once at start so the first press needs no round trip more."""
+        for script in self._families:
+            await self._call_redis(self.redis.script_load(script.script))
 
     async def _call_redis(self, awaitable: Any) -> Any:
         try:
@@ -215,11 +236,11 @@ class QueueEngine:
         argv: list[Any] = [op, orjson.dumps(present), now_ms, self.stream_maxlen]
         if record is not None:
             argv += [record.stream, orjson.dumps(dict(record.fields)), record.maxlen]
-        raw = await self._call_redis(self._script(args=argv))
+        raw = await self._call_redis(self._scripts[op](args=argv))
         out: Json = orjson.loads(raw)
         if "error" in out:
             raise _ERRORS[out["error"]](out.get("field") or op, out["message"])
-        return out
+        return _change_result(out) if "event" in out else out
 
     # -- definitions -----------------------------------------------------------------
 

@@ -12,7 +12,10 @@ import redis.asyncio as aioredis
 from qtraq_live import redis_keys as keys
 from qtraq_live.errors import Conflict, Invalid, NotFound
 from qtraq_live.queue_engine import (
+    _OP_DEFINITION,
+    ACTIONS,
     QueueEngine,
+    _load_scripts,
     eta_seconds,
     format_label,
     mask_name,
@@ -250,3 +253,41 @@ async def test_token_opens_one_ticket_and_patient_can_leave(clock_engine: tuple[
     left = await eng.cancel_by_token(t["token"])
     assert left["status"] == "cancelled"
     assert (await eng.queue_snapshot("gp"))["waiting"] == []
+
+
+def test_each_operation_lives_in_exactly_one_script() -> None:
+    defined = [op for source in _load_scripts().values() for op in _OP_DEFINITION.findall(source)]
+    assert len(defined) == len(set(defined))
+    assert set(defined) == {*ACTIONS, "create_clinic", "update_clinic", "create_queue", "update_queue", "pause",
+                            "resume", "issue", "next", "queue_snapshot", "clinic_snapshot", "ticket"}
+
+
+async def test_a_script_refuses_another_familys_operation(clock_engine: tuple[QueueEngine, Clock],
+                                                          aredis: aioredis.Redis) -> None:
+    eng, _ = clock_engine
+    before = await eng.version("c1")
+    raw = await aredis.evalsha(eng._scripts["next"].sha, 0, "issue", '{"queue": "gp"}', 1, 100)
+    assert '"error":"invalid_field"' in raw and "unknown operation issue" in raw
+    assert await eng.version("c1") == before
+
+
+async def test_a_change_answers_with_what_its_event_says(clock_engine: tuple[QueueEngine, Clock]) -> None:
+    """The answer is built from the event's own JSON (encoded once): the same ticket and queue."""
+    eng, clock = clock_engine
+    first = await eng.issue("gp", name="Asha")
+    await eng.issue("gp")
+    clock.advance(60)
+    called = await eng.next("gp", "2")
+    called_in = await eng.events_since("c1", await eng.version("c1") - 1)
+    moved = await eng.transfer(first["id"] + 1, "lab")
+    moved_in = await eng.events_since("c1", await eng.version("c1") - 1)
+    for answer, events in ((called, called_in), (moved, moved_in)):
+        assert events is not None and len(events) == 1
+        ticket = next(t for t in events[0]["tickets"] if t["id"] == answer["id"])
+        queue = next(q for q in events[0]["queues"] if q["id"] == answer["queue"])
+        assert {k: answer[k] for k in ("status", "queue", "counter", "label")} == \
+            {k: ticket[k] for k in ("status", "queue", "counter", "label")}
+        assert answer["eta_s"] == (None if answer["status"] != "waiting" else
+                                   eta_seconds(answer["ahead"], queue["ema_s"], queue["counters_open"]))
+    assert called["id"] == first["id"] and called["status"] == "called" and called["counter"] == "2"
+    assert moved["queue"] == "lab" and moved["position"] == 1 and moved["ahead"] == 0

@@ -1,7 +1,7 @@
 """A tiny run of benchmarks/redis_ops.py (the Redis figures of docs/deploy/README.md, "Sizing"):
 the harness runs end to end against real processes. It asserts no figure but one invariant of
 the engine: a "next" press is exactly two Lua script calls, the staff lookup (lua/staff.lua)
-and the change with its audit entry (lua/engine.lua)."""
+and the change with its audit entry (lua/engine/)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,86 @@
+-- One ticket's transition, and transfers (part of a script, see lib.lua).
+
+local TRANSITIONS = cjson.decode(__TRANSITIONS__)
+
+local function can(action, status)
+  local allowed = TRANSITIONS[action]
+  for _, s in ipairs(allowed) do if s == status then return true end end
+  return false
+end
+
+-- recall, serve, skip, no_show, done, cancel, requeue: one ticket, one transition.
+local function simple(action, etype, apply)
+  local t, err = load_ticket(A.ticket)
+  if not t then return err end
+  if not can(action, t.status) then
+    return fail('illegal_transition', 'cannot ' .. action .. ' a ticket that is ' .. t.status, 'status')
+  end
+  local fields = {prev_status = t.status}
+  apply(t, fields)
+  set_ticket(t, fields)
+  local qs = queue_state(t.queue)
+  local _, ev = emit(t.clinic, etype, t.queue, {ticket_state(t)}, {qs})
+  return result(ev, t)
+end
+
+function ops.recall()
+  return simple('recall', 'recalled', function(t, f)
+    f.recalls = tostring(num(t.recalls) + 1)
+    t.recalls = f.recalls
+    push_recent(t.clinic, t)
+  end)
+end
+
+function ops.serve()
+  return simple('serve', 'serving', function(t, f) f.status = 'serving'; f.served_at = tostring(NOW) end)
+end
+
+function ops.skip()
+  return simple('skip', 'skipped', function(t, f) leave_counter(t); f.status = 'skipped' end)
+end
+
+function ops.no_show()
+  return simple('no_show', 'no_show', function(t, f) leave_counter(t); f.status = 'no_show' end)
+end
+
+function ops.done()
+  return simple('done', 'done', function(t, f)
+    leave_counter(t); learn_service_time(t); f.status = 'done'; f.done_at = tostring(NOW)
+  end)
+end
+
+function ops.cancel()
+  return simple('cancel', 'cancelled', function(t, f)
+    if t.status == 'waiting' then redis.call('ZREM', K.waiting(t.queue), t.id) end
+    leave_counter(t); f.status = 'cancelled'; f.done_at = tostring(NOW)
+  end)
+end
+
+function ops.requeue()
+  return simple('requeue', 'requeued', function(t, f)
+    leave_counter(t)
+    redis.call('ZADD', K.waiting(t.queue), t.score, t.id)
+    f.status = 'waiting'; f.counter = ''; f.called_at = '0'; f.served_at = '0'
+  end)
+end
+
+function ops.transfer()
+  local t, err = load_ticket(A.ticket)
+  if not t then return err end
+  local to = hgetall(K.queue(A.to_queue))
+  if not to then return fail('not_found', 'unknown queue ' .. A.to_queue, 'queue') end
+  if to.clinic ~= t.clinic then return fail('invalid_field', 'queue ' .. A.to_queue .. ' is in another clinic', 'queue') end
+  if to.id == t.queue then return fail('illegal_transition', 'ticket is already in queue ' .. to.id, 'queue') end
+  if not can('transfer', t.status) then
+    return fail('illegal_transition', 'cannot transfer a ticket that is ' .. t.status, 'status')
+  end
+  local from = t.queue
+  if t.status == 'waiting' then redis.call('ZREM', K.waiting(from), t.id) end
+  leave_counter(t)
+  set_ticket(t, {prev_status = t.status, status = 'waiting', queue = to.id, counter = '', called_at = '0', served_at = '0'})
+  redis.call('ZADD', K.waiting(to.id), t.score, t.id)
+  local qs = queue_state(to.id)
+  local _, ev = emit(t.clinic, 'transferred', to.id, {ticket_state(t)}, {queue_state(from), qs}, {from_queue = from})
+  return result(ev, t)
+end
+

@@ -1,0 +1,42 @@
+-- A new ticket (part of a script, see lib.lua).
+
+function ops.issue()
+  local q = hgetall(K.queue(A.queue))
+  if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
+  local id = A.id
+  if id then
+    if redis.call('EXISTS', K.ticket(id)) == 1 then return fail('conflict', 'ticket ' .. id .. ' exists', 'id') end
+  else
+    id = tostring(redis.call('INCR', 'qt:seq:ticket'))
+  end
+  local n = redis.call('INCR', K.labels(A.queue, A.day))
+  redis.call('EXPIRE', K.labels(A.queue, A.day), 3 * 86400)
+  local label = q.prefix .. '-' .. string.format('%03d', n)
+  -- arrival stamp in µs-like units, strictly increasing per clinic so order is total
+  local arrival
+  if A.arrival_ms then
+    arrival = A.arrival_ms * 1000 + (tonumber(id) % 1000)
+  else
+    arrival = NOW * 1000
+    local last = num(redis.call('GET', K.arrival(q.clinic)))
+    if arrival <= last then arrival = last + 1 end
+    redis.call('SET', K.arrival(q.clinic), string.format('%.0f', arrival))
+  end
+  local score = arrival
+  if A.priority == 0 then score = score + NORMAL_OFFSET end
+  local t = {
+    id = id, clinic = q.clinic, queue = A.queue, label = label, status = 'waiting', prev_status = '',
+    priority = tostring(A.priority), score = string.format('%.0f', score), name = A.name or '',
+    notify = A.notify and '1' or '0', lang = A.lang or '', counter = '', recalls = '0',
+    created_at = tostring(NOW), called_at = '0', served_at = '0', done_at = '0', day = A.day,
+    appointment_id = A.appointment_id or '', token = A.token,
+  }
+  redis.call('ZADD', K.waiting(A.queue), t.score, id)
+  t.issue_ahead = tostring(redis.call('ZRANK', K.waiting(A.queue), id))  -- for ETA quality (predicted vs real)
+  set_ticket({id = id}, t)
+  redis.call('SET', K.token(A.token), id)
+  local qs = queue_state(A.queue)
+  local _, ev = emit(q.clinic, 'issued', A.queue, {ticket_state(t)}, {qs})
+  return result(ev, t)
+end
+
