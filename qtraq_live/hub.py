@@ -26,7 +26,7 @@ from . import redis_keys as keys
 from .config import Settings
 from .errors import QtraqError, Unauthorized, Unavailable
 from .hub_send import Outbox, Subscriber, message
-from .hub_sockets import REDIS_ERRORS, REPLAY_MAX
+from .hub_sockets import REPLAY_MAX
 from .mirror import Json, Mirror, call_of, dumps, touched_queues
 from .queue_engine import QueueEngine, parse_event
 
@@ -79,7 +79,7 @@ class Hub:
             for sub in list(subs):
                 self.outbox.stop(sub)
                 await _close(sub, 1001)
-        with contextlib.suppress(*REDIS_ERRORS):
+        with contextlib.suppress(*redis_conn.UNREACHABLE):
             await self.engine.redis.delete(self._wake_key)
         if self._stream_redis is not None:
             await self._stream_redis.aclose()
@@ -114,7 +114,7 @@ class Hub:
             assert self._stream_redis is not None
             try:
                 batches = await self._stream_redis.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
-            except REDIS_ERRORS:
+            except redis_conn.UNREACHABLE:
                 metrics.REDIS_ERRORS.inc()
                 log.warning("event stream read failed; closing this process's sockets and retrying", exc_info=True)
                 self._close_all(Unavailable.close_code)
@@ -154,7 +154,7 @@ class Hub:
                     continue
                 try:
                     live = await self.engine.redis.smembers(keys.display_keys_of(clinic))
-                except REDIS_ERRORS:
+                except redis_conn.UNREACHABLE:
                     continue  # the reader closes everything while Redis is away
                 for sub in screens:
                     if sub.key_hash not in live:
@@ -168,7 +168,7 @@ class Hub:
         self._spawn(self._wake(), "hub-wake")
 
     async def _wake(self) -> None:
-        with contextlib.suppress(*REDIS_ERRORS):
+        with contextlib.suppress(*redis_conn.UNREACHABLE):
             async with self.engine.redis.pipeline(transaction=False) as pipe:
                 pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1)
                 pipe.expire(self._wake_key, WAKE_TTL_S)

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import redis.exceptions
 from starlette.convertors import Convertor
 from starlette.datastructures import Headers
 from starlette.routing import compile_path
@@ -25,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from . import auth, metrics
 from . import redis_keys as keys
+from .redis_conn import UNREACHABLE
 from .errors import Forbidden, NotFound, QtraqError, Unauthorized, Unavailable
 from .hub_send import Subscriber, message
 from .mirror import Json, Mirror, dumps, watchers_touched
@@ -34,7 +34,6 @@ from .web.middleware import assign_request_id
 if TYPE_CHECKING:
     from .hub import Hub
 
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 REPLAY_MAX = 2000  # a longer absence is answered with a snapshot
 SOCKETS = metrics.WS_CONNECTIONS
 
@@ -221,7 +220,7 @@ def _since(ws: WebSocket) -> int | None:
 async def _redis(awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
-    except REDIS_ERRORS as exc:
+    except UNREACHABLE as exc:
         metrics.REDIS_ERRORS.inc()
         raise Unavailable(f"live state unreachable: {exc.__class__.__name__}") from exc
 

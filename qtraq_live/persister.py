@@ -33,6 +33,7 @@ import redis.exceptions
 
 from . import redis_keys as keys
 from .errors import Unavailable
+from .redis_conn import UNREACHABLE
 from .queue_engine import eta_seconds, parse_event
 from .store import Store
 
@@ -47,7 +48,6 @@ TICKET_FIELDS = ("id", "clinic", "queue", "label", "status", "prev_status", "pri
 QUEUE_COLUMNS = frozenset({"id", "clinic", "name", "prefix", "avg_service_s", "ema_s", "paused",
                            "self_checkin", "notify_ahead", "created_at"})
 PERSISTED_SCRIPT = resources.files("qtraq_live").joinpath("lua/persisted.lua").read_text()
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 Json = dict[str, Any]
 
@@ -108,7 +108,7 @@ class Persister:
                 if self._forget(exc):
                     continue
                 down = await self._pause(stop, exc, down, backoff)
-            except (*REDIS_DOWN, Unavailable) as exc:
+            except (*UNREACHABLE, Unavailable) as exc:
                 down = await self._pause(stop, exc, down, backoff)
             except Exception as exc:  # a bug must not stop the record: log it, retry later
                 log.error("persister step failed", exc_info=True)
@@ -474,7 +474,7 @@ def _describe(exc: BaseException) -> str:
     """An outage in words, without data: Unavailable messages are ours, others by class."""
     if isinstance(exc, Unavailable):
         return exc.message
-    if isinstance(exc, REDIS_DOWN):
+    if isinstance(exc, UNREACHABLE):
         return f"Redis unreachable ({type(exc).__name__})"
     if isinstance(exc, redis.exceptions.ResponseError):
         return f"Redis refused a command ({str(exc).split(' ', 1)[0]})"

@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
 from .metrics import REDIS_ERRORS
+from .redis_conn import UNREACHABLE
 
 Json = dict[str, Any]
 
@@ -226,7 +226,7 @@ class QueueEngine:
     async def _call_redis(self, awaitable: Any) -> Any:
         try:
             return await awaitable
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+        except UNREACHABLE as exc:
             REDIS_ERRORS.inc()
             raise Unavailable(f"live queue store unreachable: {exc.__class__.__name__}") from exc
 

@@ -24,6 +24,7 @@ from .config import Settings
 from .errors import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)  # Redis down or cut off
 POOL_SIZE = 200
 POOL_WAIT_S = 5
 

@@ -8,7 +8,6 @@ reaches a metric. The families themselves live in :mod:`qtraq_live.metrics`.
 from __future__ import annotations
 
 import logging
-import redis.exceptions
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from .. import metrics
+from ..redis_conn import UNREACHABLE
 
 log = logging.getLogger(__name__)
 _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}  # by (method, route, status)
@@ -46,7 +46,7 @@ async def metrics_endpoint(request: Request) -> Response:
     scrape still answers, with every other family."""
     try:
         extra = await metrics.queue_families(request.app.state.redis)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+    except UNREACHABLE as exc:
         metrics.REDIS_ERRORS.inc()
         log.warning("metrics: queue figures unavailable (%s)", exc.__class__.__name__)
         extra = []
