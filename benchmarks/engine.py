@@ -2,6 +2,7 @@
 
     python benchmarks/engine.py [--ops 20000] [--http-seconds 10] [--clients 50] [--rates 1000,1500]
                                 [--skip-engine] [--skip-http] [--placement http|split|all]
+                                [--baseline GIT_REF [--rounds 2]]
 
 Part 1 (engine): a redis-server pinned to core 0, this process on core 1; prints ops/s of
 ``issue`` and ``next`` through the Lua script, awaited one by one, with 50 in flight, and
@@ -17,6 +18,11 @@ soon as it has its answer: the most the server does), then open loop at each ``-
 due at fixed times whatever the answers do; latency counts from when a press was due, so a
 stall is not hidden). Each phase prints requests/s, p50/p99/max, CPU per press of each
 process, other processes' CPU, Redis forks and Redis time per press by command.
+With ``--baseline REF`` the HTTP part runs the server of that commit (``git archive`` into a
+temporary folder, first on PYTHONPATH) and of this tree in turn, ``--rounds`` times each, in the
+same run: this machine's speed drifts by a third over minutes, so only figures taken side by
+side compare. Every run starts with a calibration line (a fixed Python loop, a trivial Redis
+script) that says how fast the machine was, so runs on different days can be put side by side.
 Targets on the 2-core machine: engine >= 5,000 ops/s; HTTP next >= 1,500 req/s with
 p99 <= 20 ms at 50 clients (docs/benchmarks.md says how this reads them).
 """
@@ -120,7 +126,8 @@ async def engine_part(ops: int) -> None:
                 for i in range(start, min(ops, start + 100)):
                     args = {"queue": f"q{i % 10}", "id": str(base - ops + 1 + i), "priority": 0,
                             "day": day, "token": f"benchtoken{i:022d}"}
-                    pipe.evalsha(eng._scripts["issue"].sha, 0, "issue", json.dumps(args), int(time.time() * 1000), 50000)
+                    pipe.evalsha(eng._scripts["issue"].sha, 0, "issue", json.dumps(args),
+                                 int(time.time() * 1000), 50000)
                 await pipe.execute()
         row("issue, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
         await r.aclose()
@@ -213,9 +220,17 @@ def group_cpu(leader: int) -> dict[str, float]:
     return out
 
 
-def cli(data_dir: str, *args: str, stdin: str | None = None) -> str:
-    env = {**os.environ, "QTRAQ_DATA_DIR": data_dir}
-    out = subprocess.run([sys.executable, "-m", "qtraq_live.cli", *args], env=env, input=stdin,
+def tree_env(source: Path | None) -> dict[str, str]:
+    """The environment that runs ``qtraq_live`` from ``source`` (this tree when None); the
+    command must also run in ``source``, as ``python -m`` puts its working folder first."""
+    if source is None:
+        return dict(os.environ)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(source), os.environ.get("PYTHONPATH"))))}
+
+
+def cli(data_dir: str, *args: str, stdin: str | None = None, source: Path | None = None) -> str:
+    env = {**tree_env(source), "QTRAQ_DATA_DIR": data_dir}
+    out = subprocess.run([sys.executable, "-m", "qtraq_live.cli", *args], env=env, input=stdin, cwd=source or ROOT,
                          capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -227,14 +242,17 @@ PLACEMENTS = {  # where Redis and the duties process go (the HTTP process is alw
 }
 
 
-async def http_part(seconds: float, clients: int, rates: list[float], placement: str) -> None:
+async def http_part(seconds: float, clients: int, rates: list[float], placement: str,
+                    source: Path | None = None, label: str = "") -> None:
     import httpx
 
     with tempfile.TemporaryDirectory() as data_dir:
-        cli(data_dir, "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password-123\n")
-        token = cli(data_dir, "token", "create", "bench")
-        env = {**os.environ, "QTRAQ_DATA_DIR": data_dir, "QTRAQ_PORT": "0"}
-        server = subprocess.Popen([sys.executable, "-m", "qtraq_live.cli", "serve", "--port", "0"], env=env,
+        cli(data_dir, "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password-123\n",
+            source=source)
+        token = cli(data_dir, "token", "create", "bench", source=source)
+        env = {**tree_env(source), "QTRAQ_DATA_DIR": data_dir, "QTRAQ_PORT": "0"}
+        server = subprocess.Popen([sys.executable, "-m", "qtraq_live.cli", "serve", "--port", "0"],
+                                  env=env, cwd=source or ROOT,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             serve_json = Path(data_dir) / "serve.json"
@@ -267,10 +285,11 @@ async def http_part(seconds: float, clients: int, rates: list[float], placement:
             await r.aclose()
             warm = time.perf_counter() + 1
             await asyncio.gather(*(http_client(port, token, f"q{q}", warm, [], []) for q in range(clients)))
-            print(f"http: qtraq-live serve, 1 HTTP process, embedded Redis; {PLACEMENTS[placement]}; "
+            print(f"http{label}: qtraq-live serve, 1 HTTP process, embedded Redis; {PLACEMENTS[placement]}; "
                   f"{clients} keep-alive clients on core 1", flush=True)
-            phases = [("as fast as answered", None)] + [(f"open loop {rate:,.0f}/s", clients / rate) for rate in rates]
-            for label, interval in phases:
+            phases = [(f"{label.strip()} as fast as answered".strip(), None)] + [
+                (f"{label.strip()} open loop {rate:,.0f}/s".strip(), clients / rate) for rate in rates]
+            for phase, interval in phases:
                 r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
                 await caught_up(r, "bench")
                 await settle_aof(r)
@@ -286,7 +305,7 @@ async def http_part(seconds: float, clients: int, rates: list[float], placement:
                 cpu1 = {**group_cpu(server.pid), "load generator": time.process_time()}
                 ours = sum(cpu1.values()) - sum(cpu0.values())
                 others = max(0.0, box_busy_seconds() - box0 - ours) / elapsed
-                row(f"POST next x{clients}, {label}", len(lat), elapsed, lat)
+                row(f"POST next x{clients}, {phase}", len(lat), elapsed, lat)
                 rewrites = (await r.info("stats"))["total_forks"]
                 stats = await r.info("commandstats")
                 await r.aclose()
@@ -298,8 +317,45 @@ async def http_part(seconds: float, clients: int, rates: list[float], placement:
                     f"{k.removeprefix('cmdstat_')} {v['usec'] / max(1, len(lat)):.0f} us ({v['calls'] / max(1, len(lat)):.2g}x)"
                     for k, v in top), flush=True)
         finally:
+            stopping = time.monotonic()
             os.killpg(server.pid, 15)
-            server.wait(30)
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, 9)
+                server.wait()
+            print(f"  server stopped {time.monotonic() - stopping:.1f} s after SIGTERM (SIGKILL after 60 s)",
+                  flush=True)
+
+
+async def calibrate() -> None:
+    """How fast this machine is right now: a fixed Python loop (this process) and a trivial
+    Lua call in a fresh Redis (its own CPU time per call)."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    loop_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis")
+        server.start()
+        r = aioredis.from_url(server.url)
+        sha = await r.script_load("return 1")
+        await r.config_resetstat()
+        for _ in range(5000):
+            await r.evalsha(sha, 0)
+        per_call = (await r.info("commandstats"))["cmdstat_evalsha"]["usec_per_call"]
+        await r.aclose()
+        server.stop()
+    print(f"calibration: 5M-step Python loop {loop_s:.2f} s; trivial EVALSHA {per_call:.2f} us of Redis CPU",
+          flush=True)
+
+
+def exported(ref: str, into: Path) -> Path:
+    """``ref``'s tree, exported with ``git archive`` into ``into``."""
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def main() -> None:
@@ -311,13 +367,25 @@ def main() -> None:
     ap.add_argument("--placement", choices=sorted(PLACEMENTS), default="http",
                     help="where the embedded Redis and the duties process run: " + "; ".join(
                         f"{k}: {v}" for k, v in PLACEMENTS.items()))
+    ap.add_argument("--baseline", metavar="GIT_REF", help="also run the HTTP part on this commit's server, in turn")
+    ap.add_argument("--rounds", type=int, default=2, help="with --baseline: runs of each, alternating")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
     a = ap.parse_args()
+    asyncio.run(calibrate())
     if not a.skip_engine:
         asyncio.run(engine_part(a.ops))
-    if not a.skip_http:
-        uvloop.run(http_part(a.http_seconds, a.clients, [float(x) for x in a.rates.split(",")], a.placement))
+    if a.skip_http:
+        return
+    rates = [float(x) for x in a.rates.split(",") if x]
+    if not a.baseline:
+        uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = [(f" [{a.baseline}]", exported(a.baseline, Path(tmp))), (" [this tree]", None)]
+        for round_ in range(a.rounds):
+            for label, source in trees if round_ % 2 == 0 else trees[::-1]:
+                uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, source, label))
 
 
 if __name__ == "__main__":

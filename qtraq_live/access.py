@@ -169,6 +169,7 @@ async def mirror_access(store: Store, redis: aioredis.Redis) -> None:
         for d in dkeys:
             pipe.set(keys.display_key_by_hash(d["key_hash"]), d["clinic"])
             pipe.sadd(keys.display_keys_of(d["clinic"]), d["key_hash"])
+        pipe.publish(keys.CREDENTIALS_CHANGED, "mirror")  # serving processes drop cached credentials
         await pipe.execute()
     log.info("mirrored access: %d users, %d API tokens, %d display keys", len(users), len(tokens), len(dkeys))
 

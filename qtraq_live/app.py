@@ -30,6 +30,7 @@ from .api import notifications as api_notifications
 from .api import public as api_public
 from .api import queues as api_queues
 from .api import tickets as api_tickets
+from .auth import CredentialCache
 from .config import Settings
 from .display import pages as display_pages
 from .errors import Unavailable
@@ -79,13 +80,16 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         if role == "all":
             app.state.store = Store(settings.data_dir / "qtraq.db")
             await app.state.store.open()
+        app.state.credentials = CredentialCache(app.state.redis, settings["security.credential_cache_s"])
         app.state.hub = Hub(app.state.engine, settings)
         await app.state.hub.start()
-        gc_task = asyncio.create_task(gc_policy.freeze_survivors(), name="gc-policy")
+        tasks = [asyncio.create_task(gc_policy.freeze_survivors(), name="gc-policy"),
+                 asyncio.create_task(app.state.credentials.watch(), name="credential-invalidations")]
         try:
             yield
         finally:
-            gc_task.cancel()
+            for task in tasks:
+                task.cancel()
             await app.state.hub.stop()
             if app.state.store is not None:
                 await app.state.store.close()

@@ -87,6 +87,7 @@ SETTINGS: list[Setting] = [
     Setting("security.allowed_origins", [], "Origins allowed to open browser WebSockets and send cookie writes. Empty: same host only.", _as_list, env="QTRAQ_ALLOWED_ORIGINS"),
     Setting("security.trusted_proxies", [], "Proxy addresses whose X-Forwarded-For is believed (client IPs in logs and rate limits).", _as_list, env="QTRAQ_TRUSTED_PROXIES"),
     Setting("security.session_hours", 12, "Lifetime of a login session.", _as_int, minimum=1),
+    Setting("security.credential_cache_s", 5, "Seconds a process may reuse a staff credential it has checked (a logout reaches every process at once; other ends within this time). 0: check every request.", _as_int, minimum=0),
     Setting("security.join_rate_limit", 20, "Self check-ins one address may make per 10 minutes (clinic Wi-Fi shares one address: keep it generous).", _as_int, minimum=1),
     Setting("security.track_rate_limit", 120, "Ticket-page reads (GET /api/v1/t/{token}) one address may make per minute.", _as_int, minimum=1),
     Setting("hub.ping_interval_s", 20, "WebSocket keepalive ping interval; a socket with no pong for as long again is closed.", _as_int, minimum=1),

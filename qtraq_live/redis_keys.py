@@ -27,6 +27,7 @@ Access (written by the primary, read by every hub):
     qt:user:{id}               hash    staff user (username, role, queues JSON, disabled)
     qt:sess:{sha256}           hash    login session (kind staff|account, uid, csrf, ip, ua, created)
     qt:rl:{scope}:{who}        string  rate-limit counters
+    qt:credentials:changed     channel a staff credential ended (logout, rebuild): processes drop cached ones
 
 Notices (the notifier and RQ workers; RQ keeps its own ``rq:`` keys):
 
@@ -144,6 +145,7 @@ def session(sid: str) -> str:
     return f"qt:sess:{secret_hash(sid)}"
 
 
+CREDENTIALS_CHANGED = "qt:credentials:changed"  # pub/sub: drop cached staff credentials (auth.py)
 SESSIONS_PATTERN = "qt:sess:*"  # SCAN match for every session (erasing an account's sessions)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import httpx
 import pytest
 import redis
 
 from qtraq_live import auth
+from qtraq_live import redis_keys as keys
 from tests.support_http import PASSWORD, LiveServer, StartServer, app_server, start_server  # noqa: F401
 
 
@@ -154,10 +156,18 @@ def test_session_from_cookie_serves_the_hub(app_server: LiveServer) -> None:
 
 
 def test_a_disabled_user_is_logged_out_everywhere(app_server: LiveServer, sync_redis: redis.Redis) -> None:
-    c = app_server.staff("reception")
+    """Disabling writes the mirror and announces it (as every narrowing of a credential must):
+    processes that had the user's credential cached drop it as soon as they hear."""
+    c, bearer = app_server.staff("reception"), app_server.bearer("reception")
     uid = c.get("/auth/me").json()["user"]["id"]
-    sync_redis.hset(f"qt:user:{uid}", "disabled", "1")
-    assert c.get("/auth/me").status_code == 401
+    bearer_uid = bearer.get("/auth/me").json()["user"]["id"]
+    for user_id in (uid, bearer_uid):
+        sync_redis.hset(f"qt:user:{user_id}", "disabled", "1")
+    sync_redis.publish(keys.CREDENTIALS_CHANGED, "user")
+    deadline = time.monotonic() + 2
+    while {c.get("/auth/me").status_code, bearer.get("/auth/me").status_code} != {401}:
+        assert time.monotonic() < deadline, "a disabled user was still let in after the announcement"
+        time.sleep(0.01)
 
 
 def test_roles_nest(app_server: LiveServer) -> None:

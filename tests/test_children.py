@@ -13,7 +13,8 @@ import pytest
 from support_serve import alive
 
 # A child that ignores SIGTERM, as a process stuck in a warm shutdown would.
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)")
 PARENT = """
 import sys
 from qtraq_live.children import popen

@@ -43,6 +43,7 @@ async def logout(request: Request) -> Response:
     if session is not None:
         auth.check_csrf(request, session)
         await auth.end_session(request.app.state.redis, request.cookies.get(auth.SESSION_COOKIE))
+        request.app.state.credentials.forget()  # at once here; other processes when they hear of it
         await audit(request, f"{'user' if session.get('kind') == 'staff' else 'account'}:{session.get('uid')}",
                     "auth.logout")
     response = Response(status_code=204)
