@@ -90,6 +90,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # the subscription closes before the pool
             await app.state.hub.stop()
             if app.state.store is not None:
                 await app.state.store.close()
