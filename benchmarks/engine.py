@@ -2,7 +2,7 @@
 
     python benchmarks/engine.py [--ops 20000] [--http-seconds 10] [--clients 50] [--rates 1000,1500]
                                 [--skip-engine] [--skip-http] [--placement http|split|all]
-                                [--baseline GIT_REF [--rounds 2]]
+                                [--baseline GIT_REF [--rounds 2]] [--server-log FILE]
 
 Part 1 (engine): a redis-server pinned to core 0, this process on core 1; prints ops/s of
 ``issue`` and ``next`` through the Lua script, awaited one by one, with 50 in flight, and
@@ -243,17 +243,17 @@ PLACEMENTS = {  # where Redis and the duties process go (the HTTP process is alw
 
 
 async def http_part(seconds: float, clients: int, rates: list[float], placement: str,
-                    source: Path | None = None, label: str = "") -> None:
+                    source: Path | None = None, label: str = "", log_path: str | None = None) -> None:
     import httpx
 
-    with tempfile.TemporaryDirectory() as data_dir:
+    with tempfile.TemporaryDirectory() as data_dir, open(log_path or os.devnull, "ab") as server_log:
         cli(data_dir, "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password-123\n",
             source=source)
         token = cli(data_dir, "token", "create", "bench", source=source)
         env = {**tree_env(source), "QTRAQ_DATA_DIR": data_dir, "QTRAQ_PORT": "0"}
         server = subprocess.Popen([sys.executable, "-m", "qtraq_live.cli", "serve", "--port", "0"],
-                                  env=env, cwd=source or ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                  env=env, cwd=source or ROOT, stdout=server_log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
         try:
             serve_json = Path(data_dir) / "serve.json"
             deadline = time.monotonic() + 60
@@ -369,6 +369,7 @@ def main() -> None:
                         f"{k}: {v}" for k, v in PLACEMENTS.items()))
     ap.add_argument("--baseline", metavar="GIT_REF", help="also run the HTTP part on this commit's server, in turn")
     ap.add_argument("--rounds", type=int, default=2, help="with --baseline: runs of each, alternating")
+    ap.add_argument("--server-log", metavar="FILE", help="append the servers' output (JSON log lines) to FILE")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
     a = ap.parse_args()
@@ -379,13 +380,13 @@ def main() -> None:
         return
     rates = [float(x) for x in a.rates.split(",") if x]
     if not a.baseline:
-        uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement))
+        uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, log_path=a.server_log))
         return
     with tempfile.TemporaryDirectory() as tmp:
         trees = [(f" [{a.baseline}]", exported(a.baseline, Path(tmp))), (" [this tree]", None)]
         for round_ in range(a.rounds):
             for label, source in trees if round_ % 2 == 0 else trees[::-1]:
-                uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, source, label))
+                uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, source, label, a.server_log))
 
 
 if __name__ == "__main__":
