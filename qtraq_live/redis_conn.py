@@ -82,7 +82,13 @@ def _sentinel_master(url: str, sentinel_cls: Any, decode: bool) -> Any:
 class PackedInC(AbstractConnection):
     """Commands packed by hiredis (C) rather than by redis-py's Python loop, the same bytes
     (as redis-py's synchronous client does): about 5 µs less a command. A multi-word command
-    name, or an argument hiredis does not take, is packed by redis-py as before."""
+    name, or an argument hiredis does not take, is packed by redis-py as before.
+
+    And written without a task: redis-py bounds each write with ``asyncio.wait_for``, which on
+    Python 3.11 starts a task and a timer per command, though a write the transport takes at
+    once has nothing to wait for. Such a write goes straight to the transport; when something
+    stays in its buffer, redis-py's own send of nothing drains it, with its timeout and its
+    error handling, and everything else (not connected yet, a string command) is redis-py's."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if isinstance(args[0], str) and " " not in args[0]:
@@ -91,6 +97,20 @@ class PackedInC(AbstractConnection):
             except TypeError:
                 pass
         return super().pack_command(*args)
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not isinstance(command, list) or not self.is_connected:
+            await super().send_packed_command(command, check_health)
+            return
+        if check_health:
+            await self.check_health()  # a PING only when one is due
+        writer = self._writer
+        if writer is None or writer.transport.is_closing():
+            await super().send_packed_command(command, check_health=False)  # raises as redis-py does
+            return
+        writer.writelines(command)
+        if writer.transport.get_write_buffer_size():
+            await super().send_packed_command([], check_health=False)
 
 
 class TcpConnection(PackedInC, Connection):

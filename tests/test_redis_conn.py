@@ -98,3 +98,47 @@ def test_commands_are_packed_into_the_bytes_redis_py_sends(args: tuple[Any, ...]
 def test_what_redis_py_refuses_to_pack_is_refused() -> None:
     with pytest.raises(redis.exceptions.DataError):
         UnixConnection(path="/nowhere").pack_command("SET", "k", None)
+
+
+async def test_a_write_the_transport_takes_starts_no_task(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py's own connection bounds each write with asyncio.wait_for (a task and a timer
+    on Python 3.11); ours writes straight to the transport, replies unchanged."""
+    waits: list[object] = []
+    wait_for = asyncio.wait_for
+
+    def counted(awaitable: Any, timeout: float | None) -> Any:
+        waits.append(awaitable)
+        return wait_for(awaitable, timeout)
+
+    monkeypatch.setattr(asyncio, "wait_for", counted)
+    path = redis_url.removeprefix("unix://")
+    for cls, expected in ((UnixDomainSocketConnection, 21), (UnixConnection, 0)):
+        client = aioredis.Redis(connection_pool=aioredis.ConnectionPool(
+            connection_class=cls, path=path, decode_responses=True, socket_timeout=5))
+        await client.ping()
+        waits.clear()
+        for i in range(20):
+            assert await client.set(f"conn:{i}", i) is True
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.get("conn:3").incr("conn:4")
+            assert await pipe.execute() == ["3", 5]
+        assert len(waits) == expected, cls
+        await client.aclose()
+
+
+async def test_a_write_redis_does_not_read_still_times_out(redis_url: str) -> None:
+    """When the transport cannot take a command at once (Redis busy, the socket buffer full),
+    the write waits for the buffer to drain, bounded by socket_timeout as in redis-py."""
+    path = redis_url.removeprefix("unix://")
+    blocker = aioredis.Redis(unix_socket_path=path, socket_timeout=10)
+    conn = UnixConnection(path=path, socket_timeout=0.5)
+    await conn.connect()
+    sleeping = asyncio.create_task(blocker.execute_command("DEBUG", "SLEEP", "2"))
+    await asyncio.sleep(0.2)  # Redis is inside DEBUG SLEEP: it reads no socket
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(redis.exceptions.TimeoutError):
+        await conn.send_packed_command(conn.pack_command("SET", "conn:big", b"x" * (32 << 20)))
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert not conn.is_connected  # a half-written command is not left on the socket
+    await sleeping
+    await blocker.aclose()
