@@ -214,15 +214,19 @@ class CredentialCache:
         subscription is down (the announcements in between are lost)."""
         if self.ttl_s <= 0:
             return
+        warned = False  # one line per outage, not one per retry
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(keys.CREDENTIALS_CHANGED)
                 async for message in pubsub.listen():
                     self.forget()
-                    self.live = self.live or message["type"] == "subscribe"
+                    if message["type"] == "subscribe":
+                        self.live, warned = True, False
             except UNREACHABLE:
-                log.warning("credential invalidations unreachable; not caching credentials until back")
+                if not warned:
+                    log.warning("credential invalidations unreachable; not caching credentials until back")
+                warned = True
             except Exception:  # whatever it was, keep retrying: without the subscription nothing is kept
                 log.error("credential invalidations failed; not caching credentials until back", exc_info=True)
             finally:
