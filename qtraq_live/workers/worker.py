@@ -30,6 +30,21 @@ class NoticeWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return int(job.timeout or self.grace_s) + self.grace_s
 
+    def unsubscribe(self) -> None:
+        """Stop listening for RQ's commands without waiting a minute.
+
+        RQ unsubscribes first and then stops its listener thread, which redis-py 8 joins with
+        no timeout; when the thread has already read the confirmation it sits in its next
+        60 s read, and an idle worker took up to a minute to stop (``serve`` SIGKILLs it
+        after 15 s). Clearing the thread's loop first lets the confirmation end it."""
+        if self.pubsub_thread is None or self.pubsub is None:
+            return
+        log.info("worker %s: unsubscribing from %s", self.name, self.pubsub_channel_name)
+        self.pubsub_thread.stop(timeout=0)  # ends the loop after its current read, waits not
+        self.pubsub.unsubscribe()  # whose confirmation is that read's end
+        self.pubsub_thread.join(timeout=1)
+        self.pubsub.close()
+
 
 def make_worker(settings: Settings) -> NoticeWorker:
     jobs.configure(settings)  # raises ConfigError for a bad channel URL, before any job runs
