@@ -20,8 +20,8 @@ stall is not hidden). Each phase prints requests/s, p50/p99/max, CPU per press o
 process, other processes' CPU, Redis forks and Redis time per press by command.
 With ``--baseline REF`` the HTTP part runs the server of that commit (``git archive`` into a
 temporary folder, first on PYTHONPATH) and of this tree in turn, ``--rounds`` times each, in the
-same run: this machine's speed drifts by a third over minutes, so only figures taken side by
-side compare. Every run starts with a calibration line (a fixed Python loop, a trivial Redis
+same run: the development machine's speed has drifted by up to a factor of two within an hour,
+so only figures taken side by side compare. Every run starts with a calibration line (a fixed Python loop, a trivial Redis
 script) that says how fast the machine was, so runs on different days can be put side by side.
 Targets on the 2-core machine: engine >= 5,000 ops/s; HTTP next >= 1,500 req/s with
 p99 <= 20 ms at 50 clients (docs/benchmarks.md says how this reads them).
@@ -285,10 +285,11 @@ async def http_part(seconds: float, clients: int, rates: list[float], placement:
             await r.aclose()
             warm = time.perf_counter() + 1
             await asyncio.gather(*(http_client(port, token, f"q{q}", warm, [], []) for q in range(clients)))
-            print(f"http{label}: qtraq-live serve, 1 HTTP process, embedded Redis; {PLACEMENTS[placement]}; "
+            print(f"http{' ' + label if label else ''}: qtraq-live serve, 1 HTTP process, embedded Redis; {PLACEMENTS[placement]}; "
                   f"{clients} keep-alive clients on core 1", flush=True)
-            phases = [(f"{label.strip()} as fast as answered".strip(), None)] + [
-                (f"{label.strip()} open loop {rate:,.0f}/s".strip(), clients / rate) for rate in rates]
+            prefix = f"{label} " if label else ""
+            phases = [(f"{prefix}as fast as answered", None)] + [
+                (f"{prefix}open loop {rate:,.0f}/s", clients / rate) for rate in rates]
             for phase, interval in phases:
                 r = aioredis.from_url(f"unix://{Path(data_dir).resolve()}/redis/redis.sock", decode_responses=True)
                 await caught_up(r, "bench")
@@ -383,7 +384,7 @@ def main() -> None:
         uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, log_path=a.server_log))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        trees = [(f" [{a.baseline}]", exported(a.baseline, Path(tmp))), (" [this tree]", None)]
+        trees = [(f"[{a.baseline}]", exported(a.baseline, Path(tmp))), ("[this tree]", None)]
         for round_ in range(a.rounds):
             for label, source in trees if round_ % 2 == 0 else trees[::-1]:
                 uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, source, label, a.server_log))
