@@ -4,9 +4,10 @@
                                 [--skip-engine] [--skip-http] [--placement http|split|all]
                                 [--baseline GIT_REF [--rounds 2]] [--server-log FILE]
 
-Part 1 (engine): a redis-server pinned to core 0, this process on core 1; prints ops/s of
-``issue`` and ``next`` through the Lua script, awaited one by one, with 50 in flight, and
-pipelined (EVALSHA batches of 100).
+Part 1 (engine): a redis-server pinned to core 0, a process on core 1 calling the engine through
+the server's own Redis client (``redis_conn``); prints ops/s of ``issue`` and ``next`` through
+the Lua scripts, awaited one by one, with 50 in flight (10 queues, 5 counters each: 50 desks),
+and pipelined (EVALSHA batches of 100).
 Part 2 (HTTP): ``qtraq-live serve`` (one HTTP process, the embedded Redis, the duties
 process) with its HTTP process pinned to core 0 and 50 keep-alive clients on core 1 pressing
 ``POST /api/v1/queues/{q}/next`` with a bearer token. Redis and the duties process are left to
@@ -18,9 +19,8 @@ soon as it has its answer: the most the server does), then open loop at each ``-
 due at fixed times whatever the answers do; latency counts from when a press was due, so a
 stall is not hidden). Each phase prints requests/s, p50/p99/max, CPU per press of each
 process, other processes' CPU, Redis forks and Redis time per press by command.
-With ``--baseline REF`` the HTTP part runs the server of that commit (``git archive`` into a
-temporary folder, first on PYTHONPATH) and of this tree in turn, ``--rounds`` times each, in the
-same run: the development machine's speed has drifted by up to a factor of two within an hour,
+With ``--baseline REF`` both parts run that commit's code (``git archive`` into a temporary
+folder, first on the path) and this tree's in turn, ``--rounds`` times each, in the same run: the development machine's speed has drifted by up to a factor of two within an hour,
 so only figures taken side by side compare. Every run starts with a calibration line (a fixed Python loop, a trivial Redis
 script) that says how fast the machine was, so runs on different days can be put side by side.
 Targets on the 2-core machine: engine >= 5,000 ops/s; HTTP next >= 1,500 req/s with
@@ -45,14 +45,15 @@ from pathlib import Path
 import redis.asyncio as aioredis
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+# The engine part runs in a child process; for a --baseline it imports that commit's qtraq_live.
+sys.path[:0] = [p for p in (os.environ.get("QTRAQ_BENCH_TREE"), str(ROOT / "benchmarks"), str(ROOT)) if p]
 
 from fanout_stats import box_busy_seconds, process_cpu_seconds, tree  # noqa: E402
+from qtraq_live.config import load_settings  # noqa: E402
 from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
+from qtraq_live.redis_conn import async_client  # noqa: E402
 
 
 def pin(pid: int, core: int) -> None:
@@ -68,26 +69,28 @@ def pct(values: list[float], p: float) -> float:
 
 
 def row(name: str, n: int, seconds: float, lat_ms: list[float] | None = None) -> None:
-    line = f"{name:<34} {n:>8} ops {n / seconds:>10,.0f} ops/s"
+    line = f"{name:<48} {n:>8} ops {n / seconds:>10,.0f} ops/s"
     if lat_ms:
         line += f"   p50 {pct(lat_ms, .5):6.2f} ms  p99 {pct(lat_ms, .99):6.2f} ms  max {max(lat_ms):7.2f} ms"
     print(line, flush=True)
 
 
-async def engine_part(ops: int) -> None:
+async def engine_part(ops: int, label: str) -> None:
+    """The engine's Lua calls through the server's own Redis client (``redis_conn``)."""
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedRedis(Path(tmp) / "redis")
         server.start()
         assert server.process is not None
         pin(server.process.pid, 0)
         pin(os.getpid(), 1)
-        r = aioredis.from_url(server.url, decode_responses=True, max_connections=64)
+        r = async_client(load_settings({"QTRAQ_REDIS_URL": server.url, "QTRAQ_DATA_DIR": tmp}, resolve_secret=False))
         eng = QueueEngine(r)
         await eng.load_scripts()
         await eng.create_clinic("bench", "Bench")
         for q in range(10):
             await eng.create_queue("bench", f"q{q}", f"Q{q}", "A")
-        print(f"engine: redis {(await r.info('server'))['redis_version']}, {ops} ops per row", flush=True)
+        print(f"engine {label}: redis {(await r.info('server'))['redis_version']}, {ops} ops per row, "
+              "10 queues with 5 counters each", flush=True)
 
         t0 = time.perf_counter()
         lat: list[float] = []
@@ -95,43 +98,53 @@ async def engine_part(ops: int) -> None:
             s = time.perf_counter()
             await eng.issue(f"q{i % 10}")
             lat.append((time.perf_counter() - s) * 1000)
-        row("issue, awaited one by one", ops, time.perf_counter() - t0, lat)
+        row(f"{label} issue, awaited one by one", ops, time.perf_counter() - t0, lat)
 
         t0 = time.perf_counter()
         lat = []
         for i in range(ops):
             s = time.perf_counter()
-            await eng.next(f"q{i % 10}", "1")
+            await eng.next(f"q{i % 10}", str(i // 10 % 5 + 1))
             lat.append((time.perf_counter() - s) * 1000)
-        row("next, awaited one by one", ops, time.perf_counter() - t0, lat)
+        row(f"{label} next, awaited one by one", ops, time.perf_counter() - t0, lat)
 
-        async def worker(op: str, n: int, offset: int) -> None:
-            for i in range(n):
+        async def worker(op: str, n: int, w: int) -> None:
+            """Worker ``w`` is counter w // 10 + 1 of queue w % 10: 50 desks, each its own."""
+            for _ in range(n):
                 if op == "issue":
-                    await eng.issue(f"q{(i + offset) % 10}")
+                    await eng.issue(f"q{w % 10}")
                 else:
-                    await eng.next(f"q{(i + offset) % 10}", str(offset))
+                    await eng.next(f"q{w % 10}", str(w // 10 + 1))
 
         for op in ("issue", "next"):
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(op, ops // 50, w) for w in range(50)))
-            row(f"{op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
+            row(f"{label} {op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
 
         # Pipelined: the script itself, EVALSHA in batches of 100 (what a bulk import would do).
         day = time.strftime("%Y%m%d")
-        t0 = time.perf_counter()
         base = await r.incrby("qt:seq:ticket", ops)
-        for start in range(0, ops, 100):
-            async with r.pipeline(transaction=False) as pipe:
-                for i in range(start, min(ops, start + 100)):
-                    args = {"queue": f"q{i % 10}", "id": str(base - ops + 1 + i), "priority": 0,
-                            "day": day, "token": f"benchtoken{i:022d}"}
-                    pipe.evalsha(eng._scripts["issue"].sha, 0, "issue", json.dumps(args),
-                                 int(time.time() * 1000), 50000)
-                await pipe.execute()
-        row("issue, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
+        for op in ("issue", "next"):
+            t0 = time.perf_counter()
+            for start in range(0, ops, 100):
+                async with r.pipeline(transaction=False) as pipe:
+                    for i in range(start, min(ops, start + 100)):
+                        args = ({"queue": f"q{i % 10}", "id": str(base - ops + 1 + i), "priority": 0, "day": day,
+                                 "token": f"benchtoken{i:022d}"} if op == "issue"
+                                else {"queue": f"q{i % 10}", "counter": str(i // 10 % 5 + 1)})
+                        pipe.evalsha(eng._scripts[op].sha, 0, op, json.dumps(args), int(time.time() * 1000), 50000)
+                    await pipe.execute()
+            row(f"{label} {op}, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
         await r.aclose()
         server.stop()
+
+
+def engine_in_child(ops: int, source: Path | None, label: str) -> None:
+    """The engine part in a process of its own, importing ``source``'s qtraq_live (this tree
+    when None), so a baseline and this tree are measured by the same code."""
+    env = {**os.environ, "QTRAQ_BENCH_TREE": str(source)} if source else dict(os.environ)
+    subprocess.run([sys.executable, __file__, "--engine-only", "--ops", str(ops), "--label", label],
+                   env=env, check=True)
 
 
 REQUEST = (
@@ -368,26 +381,34 @@ def main() -> None:
     ap.add_argument("--placement", choices=sorted(PLACEMENTS), default="http",
                     help="where the embedded Redis and the duties process run: " + "; ".join(
                         f"{k}: {v}" for k, v in PLACEMENTS.items()))
-    ap.add_argument("--baseline", metavar="GIT_REF", help="also run the HTTP part on this commit's server, in turn")
+    ap.add_argument("--baseline", metavar="GIT_REF", help="also run this commit's engine and server, in turn")
     ap.add_argument("--rounds", type=int, default=2, help="with --baseline: runs of each, alternating")
     ap.add_argument("--server-log", metavar="FILE", help="append the servers' output (JSON log lines) to FILE")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-engine", action="store_true")
+    ap.add_argument("--engine-only", action="store_true", help=argparse.SUPPRESS)  # engine_in_child's
+    ap.add_argument("--label", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.engine_only:
+        asyncio.run(engine_part(a.ops, a.label))
+        return
     asyncio.run(calibrate())
-    if not a.skip_engine:
-        asyncio.run(engine_part(a.ops))
-    if a.skip_http:
-        return
     rates = [float(x) for x in a.rates.split(",") if x]
-    if not a.baseline:
-        uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, log_path=a.server_log))
-        return
     with tempfile.TemporaryDirectory() as tmp:
-        trees = [(f"[{a.baseline}]", exported(a.baseline, Path(tmp))), ("[this tree]", None)]
-        for round_ in range(a.rounds):
-            for label, source in trees if round_ % 2 == 0 else trees[::-1]:
-                uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, source, label, a.server_log))
+        trees: list[tuple[str, Path | None]] = [("", None)]
+        if a.baseline:
+            trees = [(f"[{a.baseline}]", exported(a.baseline, Path(tmp))), ("[this tree]", None)]
+        rounds = a.rounds if a.baseline else 1
+        for part in ("engine", "http"):
+            if a.skip_engine and part == "engine" or a.skip_http and part == "http":
+                continue
+            for round_ in range(rounds):
+                for label, source in trees if round_ % 2 == 0 else trees[::-1]:
+                    if part == "engine":
+                        engine_in_child(a.ops, source, label)
+                    else:
+                        uvloop.run(http_part(a.http_seconds, a.clients, rates, a.placement, source, label,
+                                             a.server_log))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
 from .metrics import REDIS_ERRORS
-from .redis_conn import UNREACHABLE
+from .redis_conn import UNREACHABLE, send_once
 
 Json = dict[str, Any]
 
@@ -230,13 +232,22 @@ class QueueEngine:
             REDIS_ERRORS.inc()
             raise Unavailable(f"live queue store unreachable: {exc.__class__.__name__}") from exc
 
+    async def _eval(self, script: AsyncScript, argv: list[Any]) -> Any:
+        """EVALSHA sent once (``send_once``): a change is never sent twice. NOSCRIPT (Redis
+        restarted, or its scripts were flushed) means it did not run: load it, send again."""
+        try:
+            return await send_once(self.redis, "EVALSHA", script.sha, 0, *argv)
+        except NoScriptError:
+            await self.redis.script_load(script.script)
+            return await send_once(self.redis, "EVALSHA", script.sha, 0, *argv)
+
     async def _run(self, op: str, args: Mapping[str, Any], record: Record | None = None) -> Json:
         now_ms = int(self.clock() * 1000)
         present = {k: v for k, v in args.items() if v is not None}  # Lua sees null as userdata
         argv: list[Any] = [op, orjson.dumps(present), now_ms, self.stream_maxlen]
         if record is not None:
             argv += [record.stream, orjson.dumps(dict(record.fields)), record.maxlen]
-        raw = await self._call_redis(self._scripts[op](args=argv))
+        raw = await self._call_redis(self._eval(self._scripts[op], argv))
         out: Json = orjson.loads(raw)
         if "error" in out:
             raise _ERRORS[out["error"]](out.get("field") or op, out["message"])

@@ -65,6 +65,7 @@ async def rebuild(store: Store, redis: aioredis.Redis, *, drain: bool = True,
         for i in range(0, len(old_keys), DELETE_CHUNK):
             pipe.delete(*old_keys[i:i + DELETE_CHUNK])
         _write_definitions(pipe, state)
+        _write_counters(pipe, state)
         counts = _write_tickets(pipe, state["tickets"])
         _write_labels(pipe, state["labels"])
         if seq:
@@ -135,8 +136,15 @@ def _write_definitions(pipe: Any, state: dict[str, Any]) -> None:
             "created_at": q["created_at"] or 0})
         pipe.zadd(keys.clinic_queues(q["clinic"]), {q["id"]: order[q["clinic"]]})
         order[q["clinic"]] += 1
+
+
+def _write_counters(pipe: Any, state: dict[str, Any]) -> None:
+    """When each counter last pressed "next", and which of them hold nobody now (idle)."""
+    busy = {(t["queue"], t["counter"]) for t in state["tickets"] if t["status"] in ("called", "serving") and t["counter"]}
     for s in state["seen"]:
         pipe.hset(keys.counters_seen(s["queue"]), s["counter"], s["seen_at"])
+        if (s["queue"], s["counter"]) not in busy:
+            pipe.zadd(keys.counters_idle(s["queue"]), {s["counter"]: s["seen_at"]})
 
 
 def _write_tickets(pipe: Any, tickets: list[Row]) -> dict[str, int]:

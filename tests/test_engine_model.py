@@ -1,8 +1,8 @@
 """The engine against a plain Python model of the queue, over random operation sequences.
 
 Hypothesis drives every operation (issue, next with and without idempotency keys, concurrent
-presses from two counters, every ticket action, transfer, pause, resume); after each step the
-engine's queues, statuses and version must equal the model's.
+presses from two counters, every ticket action, transfer, pause, resume) and lets minutes pass;
+after each step the engine's queues, statuses, version and open counters must equal the model's.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from qtraq_live.errors import Conflict
 from qtraq_live.queue_engine import RESULT_STATUS, TRANSITIONS, QueueEngine, TicketStatus
+
+COUNTER_OPEN_MS = 5 * 60 * 1000  # as the engine's Lua: a counter counts for 5 minutes at least
 
 QUEUES = ("gp", "lab")
 COUNTERS = ("1", "2", "3")
@@ -41,7 +43,14 @@ class Model:
     tickets: dict[int, ModelTicket] = field(default_factory=dict)
     counters: dict[str, dict[str, int]] = field(default_factory=lambda: {q: {} for q in QUEUES})
     paused: dict[str, bool] = field(default_factory=lambda: {q: False for q in QUEUES})
+    seen: dict[str, dict[str, int]] = field(default_factory=lambda: {q: {} for q in QUEUES})  # last press, ms
     version: int = 0
+
+    def counters_open(self, queue: str, now_ms: int, ema_s: int) -> int:
+        """Counters holding a patient, and those that pressed within two services (5 min at least)."""
+        since = now_ms - max(2 * ema_s * 1000, COUNTER_OPEN_MS)
+        recent = {c for c, at in self.seen[queue].items() if at >= since}
+        return max(1, len(recent | set(self.counters[queue])))
 
     def waiting(self, queue: str) -> list[int]:
         ts = [t for t in self.tickets.values() if t.queue == queue and t.status == S.WAITING]
@@ -51,8 +60,9 @@ class Model:
         if t.counter is not None and self.counters[t.queue].get(t.counter) == t.id:
             del self.counters[t.queue][t.counter]
 
-    def next(self, queue: str, counter: str) -> int | None:
+    def next(self, queue: str, counter: str, now_ms: int) -> int | None:
         """Returns the called id; bumps the version only when something changed."""
+        self.seen[queue][counter] = now_ms
         changed = False
         prev = self.counters[queue].pop(counter, None)
         if prev is not None and self.tickets[prev].status in (S.CALLED, S.SERVING):
@@ -86,14 +96,18 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.redis = aioredis.from_url(REDIS_URL, decode_responses=True)
-        self.clock = itertools.count(1_764_000_000_000)
-        self.engine = QueueEngine(self.redis, clock=lambda: next(self.clock) / 1000)
+        self.now_ms = 1_764_000_000_000  # each engine call takes a millisecond; time_passes jumps
+        self.engine = QueueEngine(self.redis, clock=self.tick)
         self.model = Model()
         self.arrivals = itertools.count()
         self.presses = itertools.count()
 
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coro)
+
+    def tick(self) -> float:
+        self.now_ms += 1
+        return self.now_ms / 1000
 
     @initialize()
     def setup(self) -> None:
@@ -122,7 +136,7 @@ class EngineMachine(RuleBasedStateMachine):
             return
         key = f"press-{next(self.presses)}"
         got = self.run(self.engine.next(queue, counter, idempotency_key=key))
-        assert (got["id"] if got else None) == self.model.next(queue, counter)
+        assert (got["id"] if got else None) == self.model.next(queue, counter, self.now_ms)
         if retry:  # the same press sent again: same answer, nobody else called
             version = self.run(self.engine.version("c1"))
             assert self.run(self.engine.next(queue, counter, idempotency_key=key)) == got
@@ -141,7 +155,7 @@ class EngineMachine(RuleBasedStateMachine):
         expected_first = self.model.waiting(queue)[:2]
         b_first = b is not None and expected_first and b["id"] == expected_first[0]
         for counter, result in (("2", b), ("1", a)) if b_first else (("1", a), ("2", b)):
-            assert (result["id"] if result else None) == self.model.next(queue, counter)
+            assert (result["id"] if result else None) == self.model.next(queue, counter, self.now_ms)
         assert a is None or b is None or a["id"] != b["id"]
 
     @precondition(lambda self: self.model.tickets)
@@ -181,6 +195,10 @@ class EngineMachine(RuleBasedStateMachine):
         self.model.paused[queue] = pause
         assert q["paused"] is pause
 
+    @rule(minutes=st.integers(1, 15))
+    def time_passes(self, minutes: int) -> None:
+        self.now_ms += minutes * 60_000
+
     @invariant()
     def engine_equals_model(self) -> None:
         if not hasattr(self, "model") or self.model.version == 0:
@@ -192,6 +210,9 @@ class EngineMachine(RuleBasedStateMachine):
             assert [t["position"] for t in snap["waiting"]] == list(range(1, len(snap["waiting"]) + 1))
             assert {t["id"] for t in snap["now_serving"]} == set(self.model.counters[q].values())
             assert snap["paused"] is self.model.paused[q]
+        state = self.run(self.engine.clinic_state("c1"))
+        for q in state["queues"]:
+            assert q["counters_open"] == self.model.counters_open(q["id"], self.now_ms, q["ema_s"])
         for t in self.model.tickets.values():
             got = self.run(self.engine.ticket(t.id))
             assert (got["status"], got["queue"]) == (t.status, t.queue)

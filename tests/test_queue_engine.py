@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from qtraq_live import redis_keys as keys
-from qtraq_live.errors import Conflict, Invalid, NotFound
+from qtraq_live.errors import Conflict, Invalid, NotFound, Unavailable
 from qtraq_live.queue_engine import (
     _OP_DEFINITION,
     ACTIONS,
@@ -291,3 +292,94 @@ async def test_a_change_answers_with_what_its_event_says(clock_engine: tuple[Que
                                    eta_seconds(answer["ahead"], queue["ema_s"], queue["counters_open"]))
     assert called["id"] == first["id"] and called["status"] == "called" and called["counter"] == "2"
     assert moved["queue"] == "lab" and moved["position"] == 1 and moved["ahead"] == 0
+
+
+async def test_text_anyone_typed_comes_back_exactly(clock_engine: tuple[QueueEngine, Clock]) -> None:
+    """The scripts write JSON as text: names and counters with quotes, backslashes, slashes and
+    non-ASCII letters still arrive as they were sent."""
+    eng, _ = clock_engine
+    name, counter = 'Asha "Ashu" Kumari \\ आशा</b>', 'Room "2" \\ कक्ष'
+    issued = await eng.issue("gp", name=name)
+    called = await eng.next("gp", counter)
+    event = (await eng.events_since("c1", await eng.version("c1") - 1))[0]  # type: ignore[index]
+    assert issued["name"] == name and called is not None and called["counter"] == counter
+    assert event["tickets"][0]["name"] == name and event["tickets"][0]["counter"] == counter
+    assert (await eng.ticket(issued["id"]))["name"] == name
+    snapshot = await eng.clinic_state("c1")
+    assert snapshot["recent"][0]["counter"] == counter and snapshot["recent"][0]["label"] == called["label"]
+
+
+async def test_an_event_without_tickets_has_empty_lists(engine: QueueEngine) -> None:
+    await engine.create_clinic("c9", "Clinic")
+    first = await engine.events_since("c9", 0)
+    assert first is not None and first[0]["tickets"] == [] and first[0]["queues"] == []
+    raw = await engine.redis.xrange(keys.events("c9"))
+    assert '"tickets":[]' in raw[0][1]["e"]  # a list in the stream itself, not cjson's {}
+
+
+@pytest.fixture
+async def lossy_engine(redis_url: str) -> AsyncIterator[tuple[QueueEngine, asyncio.Event]]:
+    """An engine whose Redis is reached through a proxy that, once the event is set, passes
+    the next command on to Redis and then cuts the connection instead of passing the answer
+    (once: a new connection afterwards works)."""
+    cut, armed = asyncio.Event(), asyncio.Event()
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        redis_r, redis_w = await asyncio.open_unix_connection(redis_url.removeprefix("unix://"))
+
+        async def up() -> None:
+            while data := await client_r.read(65536):
+                redis_w.write(data)
+                if armed.is_set():
+                    armed.clear()
+                    cut.set()
+
+        async def down() -> None:
+            while data := await redis_r.read(65536):
+                if cut.is_set():
+                    cut.clear()
+                    client_w.close()  # Redis ran the command; its answer is lost
+                    return
+                client_w.write(data)
+
+        tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        redis_w.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = aioredis.Redis(host="127.0.0.1", port=port, decode_responses=True)  # redis-py's default: retries
+    yield QueueEngine(client), armed
+    await client.aclose()
+    server.close()
+
+
+async def test_a_press_whose_answer_is_lost_calls_one_patient(
+        lossy_engine: tuple[QueueEngine, asyncio.Event], engine: QueueEngine) -> None:
+    """redis-py sends a command again after a connection error (its client retries by default);
+    a press must not be: the first one may have run, and a second would call the next patient."""
+    lossy, armed = lossy_engine
+    await engine.create_clinic("c1", "Clinic")
+    await engine.create_queue("c1", "gp", "GP", "A")
+    first, second = await engine.issue("gp"), await engine.issue("gp")
+    await lossy.load_scripts()
+    before = await engine.version("c1")
+    armed.set()
+    with pytest.raises(Unavailable):
+        await lossy.next("gp", "1")
+    assert await engine.version("c1") == before + 1
+    assert (await engine.ticket(first["id"]))["status"] == "called"
+    assert (await engine.ticket(second["id"]))["status"] == "waiting"
+
+
+async def test_a_script_redis_forgot_is_loaded_again(clock_engine: tuple[QueueEngine, Clock],
+                                                     aredis: aioredis.Redis) -> None:
+    """NOSCRIPT (Redis restarted without its scripts) means the call did not run: load, call."""
+    eng, _ = clock_engine
+    waiting = await eng.issue("gp")
+    await aredis.script_flush()
+    called = await eng.next("gp", "1")
+    assert called is not None and called["id"] == waiting["id"]
+    assert (await aredis.script_exists(eng._scripts["next"].sha)) == [True]

@@ -15,11 +15,11 @@ local function simple(action, etype, apply)
   if not can(action, t.status) then
     return fail('illegal_transition', 'cannot ' .. action .. ' a ticket that is ' .. t.status, 'status')
   end
+  local q = queue_hash(t.queue)
   local fields = {prev_status = t.status}
-  apply(t, fields)
+  apply(t, fields, q)
   set_ticket(t, fields)
-  local qs = queue_state(t.queue)
-  local _, ev = emit(t.clinic, etype, t.queue, {ticket_state(t)}, {qs})
+  local _, ev = emit(t.clinic, etype, t.queue, {ticket_json(t)}, {queue_json(q)})
   return result(ev, t)
 end
 
@@ -32,7 +32,7 @@ function ops.recall()
 end
 
 function ops.serve()
-  return simple('serve', 'serving', function(t, f) f.status = 'serving'; f.served_at = tostring(NOW) end)
+  return simple('serve', 'serving', function(t, f) f.status = 'serving'; f.served_at = NOW_S end)
 end
 
 function ops.skip()
@@ -44,15 +44,15 @@ function ops.no_show()
 end
 
 function ops.done()
-  return simple('done', 'done', function(t, f)
-    leave_counter(t); learn_service_time(t); f.status = 'done'; f.done_at = tostring(NOW)
+  return simple('done', 'done', function(t, f, q)
+    leave_counter(t); learn_service_time(t, q); f.status = 'done'; f.done_at = NOW_S
   end)
 end
 
 function ops.cancel()
   return simple('cancel', 'cancelled', function(t, f)
     if t.status == 'waiting' then redis.call('ZREM', K.waiting(t.queue), t.id) end
-    leave_counter(t); f.status = 'cancelled'; f.done_at = tostring(NOW)
+    leave_counter(t); f.status = 'cancelled'; f.done_at = NOW_S
   end)
 end
 
@@ -67,7 +67,7 @@ end
 function ops.transfer()
   local t, err = load_ticket(A.ticket)
   if not t then return err end
-  local to = hgetall(K.queue(A.to_queue))
+  local to = queue_hash(A.to_queue)
   if not to then return fail('not_found', 'unknown queue ' .. A.to_queue, 'queue') end
   if to.clinic ~= t.clinic then return fail('invalid_field', 'queue ' .. A.to_queue .. ' is in another clinic', 'queue') end
   if to.id == t.queue then return fail('illegal_transition', 'ticket is already in queue ' .. to.id, 'queue') end
@@ -79,8 +79,8 @@ function ops.transfer()
   leave_counter(t)
   set_ticket(t, {prev_status = t.status, status = 'waiting', queue = to.id, counter = '', called_at = '0', served_at = '0'})
   redis.call('ZADD', K.waiting(to.id), t.score, t.id)
-  local qs = queue_state(to.id)
-  local _, ev = emit(t.clinic, 'transferred', to.id, {ticket_state(t)}, {queue_state(from), qs}, {from_queue = from})
+  local _, ev = emit(t.clinic, 'transferred', to.id, {ticket_json(t)}, {queue_json(queue_hash(from)), queue_json(to)},
+                     ',"from_queue":' .. jtext(from))
   return result(ev, t)
 end
 

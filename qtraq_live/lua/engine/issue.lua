@@ -1,7 +1,7 @@
 -- A new ticket (part of a script, see lib.lua).
 
 function ops.issue()
-  local q = hgetall(K.queue(A.queue))
+  local q = queue_hash(A.queue)
   if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
   local id = A.id
   if id then
@@ -28,15 +28,14 @@ function ops.issue()
     id = id, clinic = q.clinic, queue = A.queue, label = label, status = 'waiting', prev_status = '',
     priority = tostring(A.priority), score = string.format('%.0f', score), name = A.name or '',
     notify = A.notify and '1' or '0', lang = A.lang or '', counter = '', recalls = '0',
-    created_at = tostring(NOW), called_at = '0', served_at = '0', done_at = '0', day = A.day,
+    created_at = NOW_S, called_at = '0', served_at = '0', done_at = '0', day = A.day,
     appointment_id = A.appointment_id or '', token = A.token,
   }
   redis.call('ZADD', K.waiting(A.queue), t.score, id)
   t.issue_ahead = tostring(redis.call('ZRANK', K.waiting(A.queue), id))  -- for ETA quality (predicted vs real)
   set_ticket({id = id}, t)
   redis.call('SET', K.token(A.token), id)
-  local qs = queue_state(A.queue)
-  local _, ev = emit(q.clinic, 'issued', A.queue, {ticket_state(t)}, {qs})
+  local _, ev = emit(q.clinic, 'issued', A.queue, {ticket_json(t)}, {queue_json(q)})
   return result(ev, t)
 end
 

@@ -21,6 +21,7 @@ local NORMAL_OFFSET = 4000000000000000  -- urgent (priority 1) tickets sort befo
 local op = ARGV[1]
 local A = cjson.decode(ARGV[2])
 local NOW = tonumber(ARGV[3])
+local NOW_S = string.format('%d', NOW)  -- as text, for hashes and JSON (tostring would print it again each time)
 local MAXLEN = ARGV[4]
 
 local K = {}
@@ -34,6 +35,7 @@ function K.queue(q) return 'qt:q:' .. q end
 function K.waiting(q) return 'qt:q:' .. q .. ':waiting' end
 function K.counters(q) return 'qt:q:' .. q .. ':counters' end
 function K.seen(q) return 'qt:q:' .. q .. ':seen' end
+function K.idle(q) return 'qt:q:' .. q .. ':idle' end
 function K.labels(q, day) return 'qt:q:' .. q .. ':labels:' .. day end
 function K.ticket(id) return 'qt:t:' .. id end
 function K.token(t) return 'qt:tok:' .. t end
@@ -54,22 +56,56 @@ local function hgetall(key)
   return t
 end
 
+-- A ticket's and a queue's hash as a table (false for a field it lacks), or nil when there is
+-- none. The table is made at its full size first: filled from empty it regrows five times.
+local function fill(t, flat)
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function ticket_hash(id)
+  local flat = redis.call('HGETALL', K.ticket(id))
+  if #flat == 0 then return nil end
+  return fill({id = false, clinic = false, queue = false, label = false, status = false, prev_status = false,
+               priority = false, score = false, name = false, notify = false, lang = false, counter = false,
+               recalls = false, created_at = false, called_at = false, served_at = false, done_at = false,
+               day = false, appointment_id = false, issue_ahead = false, token = false}, flat)
+end
+
+local function queue_hash(id)
+  local flat = redis.call('HGETALL', K.queue(id))
+  if #flat == 0 then return nil end
+  return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
+               ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
+               created_at = false}, flat)
+end
+
 local function num(s) return tonumber(s) or 0 end
 local function flag(s) return s == '1' end
-local function str_or_null(s) if s == nil or s == '' then return cjson.null end return s end
+
+-- JSON is written as text here, not through cjson: the tickets, queues and events a change
+-- writes are most of its work, and cjson prints every number through snprintf. A hash field
+-- already holds its number's text, and ids, labels, states and days are plain; only what
+-- needs escaping (a name someone typed) goes through cjson.
+local function jtext(s)
+  if not s then return 'null' end
+  if string.find(s, '[%c"\\]') then return cjson.encode(s) end
+  return '"' .. s .. '"'
+end
+-- Text this engine wrote itself and never needs escaping: ids, labels, states, days, scores.
+local function jplain(s) if not s then return 'null' end return '"' .. s .. '"' end
+local function jopt(s) if s == '' then return 'null' end return jtext(s) end
+local function jflag(s) if s == '1' then return 'true' end return 'false' end
+-- A hash field as a JSON number: every writer stores a number's text ('' or nothing for 0).
+local function jnum(s) if not s or s == '' then return '0' end return s end
 
 -- Counters serving this queue now: those holding a patient, and those that pressed "next"
--- within two average services (a doctor who left stops counting soon after).
+-- within two average services (a doctor who left stops counting soon after). The idle set
+-- (counters that pressed "next" and hold nobody, by when they pressed) makes this two counts,
+-- whatever the number of counters.
 local function counters_open(q, ema_s)
-  local busy = {}
-  local n = 0
-  local held = redis.call('HGETALL', K.counters(q))
-  for i = 1, #held, 2 do busy[held[i]] = true; n = n + 1 end
-  local window = math.max(2 * ema_s * 1000, COUNTER_OPEN_MS)
-  local flat = redis.call('HGETALL', K.seen(q))
-  for i = 1, #flat, 2 do
-    if not busy[flat[i]] and NOW - num(flat[i + 1]) <= window then n = n + 1 end
-  end
+  local since = NOW - math.max(2 * ema_s * 1000, COUNTER_OPEN_MS)
+  local n = redis.call('HLEN', K.counters(q)) + redis.call('ZCOUNT', K.idle(q), since, '+inf')
   if n < 1 then n = 1 end
   return n
 end
@@ -84,32 +120,33 @@ local function pause_left_s(h)
   return math.floor(left + 0.5)
 end
 
-local function queue_state(q)
-  local h = hgetall(K.queue(q))
-  return {
-    id = h.id, clinic = h.clinic, name = h.name, prefix = h.prefix,
-    paused = flag(h.paused), avg_service_s = num(h.avg_service_s), ema_s = num(h.ema_s),
-    pause_left_s = pause_left_s(h),
-    counters_open = counters_open(q, num(h.ema_s)), self_checkin = flag(h.self_checkin),
-    notify_ahead = num(h.notify_ahead),
-  }
+-- QueueState from the queue's hash (as this script left it); ``more`` adds fields.
+local function queue_json(h, more)
+  return '{"id":' .. jplain(h.id) .. ',"clinic":' .. jplain(h.clinic) .. ',"name":' .. jtext(h.name) ..
+    ',"prefix":' .. jtext(h.prefix) .. ',"paused":' .. jflag(h.paused) ..
+    ',"avg_service_s":' .. jnum(h.avg_service_s) .. ',"ema_s":' .. jnum(h.ema_s) ..
+    ',"pause_left_s":' .. pause_left_s(h) .. ',"counters_open":' .. counters_open(h.id, num(h.ema_s)) ..
+    ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) .. (more or '') .. '}'
 end
 
-local function clinic_state(c)
-  local h = hgetall(K.clinic(c))
-  return {id = h.id, name = h.name, timezone = h.timezone, mask_names = flag(h.mask_names), lang = h.lang}
+local function clinic_json(h)
+  return '{"id":' .. jplain(h.id) .. ',"name":' .. jtext(h.name) .. ',"timezone":' .. jtext(h.timezone) ..
+    ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. '}'
 end
 
-local function ticket_state(t)
-  return {
-    id = num(t.id), clinic = t.clinic, queue = t.queue, label = t.label, status = t.status,
-    prev_status = str_or_null(t.prev_status), priority = num(t.priority), score = t.score,
-    name = str_or_null(t.name), notify = flag(t.notify), lang = str_or_null(t.lang),
-    counter = str_or_null(t.counter), recalls = num(t.recalls), created_at = num(t.created_at),
-    called_at = num(t.called_at), served_at = num(t.served_at), done_at = num(t.done_at),
-    day = t.day, appointment_id = str_or_null(t.appointment_id), issue_ahead = num(t.issue_ahead),
-  }
+-- TicketState from the ticket's hash.
+local function ticket_json(t)
+  return '{"id":' .. t.id .. ',"clinic":' .. jplain(t.clinic) .. ',"queue":' .. jplain(t.queue) ..
+    ',"label":' .. jplain(t.label) .. ',"status":' .. jplain(t.status) .. ',"prev_status":' .. jopt(t.prev_status) ..
+    ',"priority":' .. jnum(t.priority) .. ',"score":' .. jplain(t.score) .. ',"name":' .. jopt(t.name) ..
+    ',"notify":' .. jflag(t.notify) .. ',"lang":' .. jopt(t.lang) .. ',"counter":' .. jopt(t.counter) ..
+    ',"recalls":' .. jnum(t.recalls) .. ',"created_at":' .. jnum(t.created_at) ..
+    ',"called_at":' .. jnum(t.called_at) .. ',"served_at":' .. jnum(t.served_at) ..
+    ',"done_at":' .. jnum(t.done_at) .. ',"day":' .. jplain(t.day) ..
+    ',"appointment_id":' .. jopt(t.appointment_id) .. ',"issue_ahead":' .. jnum(t.issue_ahead) .. '}'
 end
+
+local function version_json(c) return jnum(redis.call('GET', K.version(c)) or nil) end
 
 local function rank_of(t)
   if t.status ~= 'waiting' then return -1 end
@@ -119,19 +156,19 @@ local function rank_of(t)
 end
 
 -- Append the event for one change: +1 on the clinic version, one stream entry "{v}-0".
+-- ``tickets`` and ``queues`` are lists of their JSON, ``more`` adds fields.
 -- Returns the version and the event's JSON.
-local function emit(c, etype, queue_id, tickets, queues, extra)
+local function emit(c, etype, queue_id, tickets, queues, more)
   local v = redis.call('INCR', K.version(c))
-  local ev = {v = v, type = etype, clinic = c, queue = queue_id or cjson.null, at = NOW,
-              actor = A.actor or cjson.null, tickets = tickets, queues = queues}
-  if extra then for k, val in pairs(extra) do ev[k] = val end end
-  local json = cjson.encode(ev)
+  local json = '{"v":' .. v .. ',"type":"' .. etype .. '","clinic":' .. jplain(c) .. ',"queue":' .. jplain(queue_id) ..
+    ',"at":' .. NOW_S .. ',"actor":' .. jtext(A.actor) .. ',"tickets":[' .. table.concat(tickets, ',') ..
+    '],"queues":[' .. table.concat(queues, ',') .. ']' .. (more or '') .. '}'
   redis.call('XADD', K.events(c), 'MAXLEN', '~', MAXLEN, v .. '-0', 'e', json)
   return v, json
 end
 
 local function load_ticket(id)
-  local t = hgetall(K.ticket(id))
+  local t = ticket_hash(id)
   if not t then return nil, fail('not_found', 'unknown ticket ' .. tostring(id), 'ticket') end
   return t
 end
@@ -146,30 +183,41 @@ local function set_ticket(t, fields)
   redis.call('HSET', K.ticket(t.id), unpack(flat))
 end
 
--- The ticket leaves its counter (if it holds one): the counter is free for the next call.
-local function leave_counter(t)
-  if t.counter and t.counter ~= '' then
-    if redis.call('HGET', K.counters(t.queue), t.counter) == t.id then
-      redis.call('HDEL', K.counters(t.queue), t.counter)
-    end
+-- A counter now holds ticket ``id`` (busy), or nobody (idle since its last press, ``pressed``).
+local function hold(q, counter, id, pressed)
+  if id then
+    redis.call('HSET', K.counters(q), counter, id)
+    redis.call('ZREM', K.idle(q), counter)
+  else
+    redis.call('HDEL', K.counters(q), counter)
+    redis.call('ZADD', K.idle(q), pressed, counter)
   end
 end
 
--- Moving average of service time: from call (or start of service) to done, clamped.
-local function learn_service_time(t)
+-- The ticket leaves its counter (if it holds one): the counter is free for the next call.
+local function leave_counter(t)
+  if t.counter and t.counter ~= '' and redis.call('HGET', K.counters(t.queue), t.counter) == t.id then
+    hold(t.queue, t.counter, nil, redis.call('HGET', K.seen(t.queue), t.counter) or '0')
+  end
+end
+
+-- Moving average of service time: from call (or start of service) to done, clamped; ``q`` is
+-- the ticket's queue hash, kept in step with what is written.
+local function learn_service_time(t, q)
   local started = num(t.served_at)
   if started == 0 then started = num(t.called_at) end
   if started == 0 then return end
   local d = (NOW - started) / 1000
   if d < 5 then d = 5 end
   if d > 7200 then d = 7200 end
-  local ema = num(redis.call('HGET', K.queue(t.queue), 'ema_s'))
-  ema = math.floor((EMA_ALPHA * d + (1 - EMA_ALPHA) * ema) + 0.5)
-  redis.call('HSET', K.queue(t.queue), 'ema_s', ema)
+  local ema = math.floor((EMA_ALPHA * d + (1 - EMA_ALPHA) * num(q.ema_s)) + 0.5)
+  q.ema_s = tostring(ema)
+  redis.call('HSET', K.queue(t.queue), 'ema_s', q.ema_s)
 end
 
 local function push_recent(c, t)
-  redis.call('LPUSH', K.recent(c), cjson.encode({label = t.label, counter = t.counter, queue = t.queue, at = NOW}))
+  redis.call('LPUSH', K.recent(c), '{"label":' .. jplain(t.label) .. ',"counter":' .. jtext(t.counter) ..
+             ',"queue":' .. jplain(t.queue) .. ',"at":' .. NOW_S .. '}')
   redis.call('LTRIM', K.recent(c), 0, 19)
 end
 

@@ -7,39 +7,37 @@ function ops.next()
     local seen = redis.call('GET', ikey)
     if seen then return seen end
   end
-  local q = hgetall(K.queue(A.queue))
+  local q = queue_hash(A.queue)
   if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
   if flag(q.paused) then return fail('queue_paused', 'queue ' .. A.queue .. ' is paused', 'queue') end
   local changed = {}
   local prev_id = redis.call('HGET', K.counters(A.queue), A.counter)
   if prev_id then
-    local prev = hgetall(K.ticket(prev_id))
+    local prev = ticket_hash(prev_id)
     if prev and (prev.status == 'called' or prev.status == 'serving') then
-      set_ticket(prev, {prev_status = prev.status, status = 'done', done_at = tostring(NOW)})
-      learn_service_time(prev)
-      changed[#changed + 1] = ticket_state(prev)
+      set_ticket(prev, {prev_status = prev.status, status = 'done', done_at = NOW_S})
+      learn_service_time(prev, q)
+      changed[#changed + 1] = ticket_json(prev)
     end
-    redis.call('HDEL', K.counters(A.queue), A.counter)
   end
-  redis.call('HSET', K.seen(A.queue), A.counter, NOW)
+  redis.call('HSET', K.seen(A.queue), A.counter, NOW_S)
   local first = redis.call('ZRANGE', K.waiting(A.queue), 0, 0)[1]
   local out
   if first then
-    local t = hgetall(K.ticket(first))
+    local t = ticket_hash(first)
     redis.call('ZREM', K.waiting(A.queue), first)
-    set_ticket(t, {prev_status = t.status, status = 'called', counter = A.counter, called_at = tostring(NOW)})
-    redis.call('HSET', K.counters(A.queue), A.counter, first)
+    set_ticket(t, {prev_status = t.status, status = 'called', counter = A.counter, called_at = NOW_S})
+    hold(A.queue, A.counter, first)
     push_recent(q.clinic, t)
-    changed[#changed + 1] = ticket_state(t)
-    local qs = queue_state(A.queue)
-    local _, ev = emit(q.clinic, 'called', A.queue, changed, {qs})
+    changed[#changed + 1] = ticket_json(t)
+    local _, ev = emit(q.clinic, 'called', A.queue, changed, {queue_json(q)})
     out = result(ev, t)
-  elseif #changed > 0 then
-    local v = emit(q.clinic, 'done', A.queue, changed, {queue_state(A.queue)})
-    out = cjson.encode({ok = true, v = v, ticket = cjson.null, queue = queue_state(A.queue)})
   else
-    out = cjson.encode({ok = true, v = num(redis.call('GET', K.version(q.clinic))), ticket = cjson.null,
-                        queue = queue_state(A.queue)})
+    hold(A.queue, A.counter, nil, NOW_S)
+    local qs = queue_json(q)
+    local v
+    if #changed > 0 then v = emit(q.clinic, 'done', A.queue, changed, {qs}) else v = version_json(q.clinic) end
+    out = '{"ok":true,"v":' .. v .. ',"ticket":null,"queue":' .. qs .. '}'
   end
   if ikey then redis.call('SET', ikey, out, 'EX', 600) end
   return out

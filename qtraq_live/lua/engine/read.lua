@@ -1,26 +1,25 @@
 -- Reads: consistent with their version because the script runs atomically.
 
+-- QueueState with its waiting tickets (in order) and those at its counters.
 local function queue_view(qid)
-  local qs = queue_state(qid)
   local waiting = {}
   for _, id in ipairs(redis.call('ZRANGE', K.waiting(qid), 0, -1)) do
-    waiting[#waiting + 1] = ticket_state(hgetall(K.ticket(id)))
+    waiting[#waiting + 1] = ticket_json(ticket_hash(id))
   end
   local serving = {}
   local flat = redis.call('HGETALL', K.counters(qid))
   for i = 2, #flat, 2 do
-    local t = hgetall(K.ticket(flat[i]))
-    if t then serving[#serving + 1] = ticket_state(t) end
+    local t = ticket_hash(flat[i])
+    if t then serving[#serving + 1] = ticket_json(t) end
   end
-  qs.waiting = waiting
-  qs.now_serving = serving
-  return qs
+  return queue_json(queue_hash(qid), ',"waiting":[' .. table.concat(waiting, ',') ..
+                    '],"now_serving":[' .. table.concat(serving, ',') .. ']')
 end
 
 function ops.queue_snapshot()
   local clinic = redis.call('HGET', K.queue(A.queue), 'clinic')
   if not clinic then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
-  return cjson.encode({ok = true, v = num(redis.call('GET', K.version(clinic))), queue = queue_view(A.queue)})
+  return '{"ok":true,"v":' .. version_json(clinic) .. ',"queue":' .. queue_view(A.queue) .. '}'
 end
 
 function ops.clinic_snapshot()
@@ -29,10 +28,9 @@ function ops.clinic_snapshot()
   for _, qid in ipairs(redis.call('ZRANGE', K.clinic_queues(A.clinic), 0, -1)) do
     queues[#queues + 1] = queue_view(qid)
   end
-  local recent = {}
-  for _, r in ipairs(redis.call('LRANGE', K.recent(A.clinic), 0, 19)) do recent[#recent + 1] = cjson.decode(r) end
-  return cjson.encode({ok = true, v = num(redis.call('GET', K.version(A.clinic))), clinic = clinic_state(A.clinic),
-                       queues = queues, recent = recent})
+  return '{"ok":true,"v":' .. version_json(A.clinic) .. ',"clinic":' .. clinic_json(hgetall(K.clinic(A.clinic))) ..
+    ',"queues":[' .. table.concat(queues, ',') .. '],"recent":[' ..
+    table.concat(redis.call('LRANGE', K.recent(A.clinic), 0, 19), ',') .. ']}'
 end
 
 function ops.ticket()
@@ -43,7 +41,7 @@ function ops.ticket()
   end
   local t, err = load_ticket(id)
   if not t then return err end
-  return cjson.encode({ok = true, v = num(redis.call('GET', K.version(t.clinic))), ticket = ticket_state(t),
-                       rank = rank_of(t), queue = queue_state(t.queue), token = t.token})
+  return '{"ok":true,"v":' .. version_json(t.clinic) .. ',"ticket":' .. ticket_json(t) .. ',"rank":' .. rank_of(t) ..
+    ',"queue":' .. queue_json(queue_hash(t.queue)) .. ',"token":' .. jtext(t.token) .. '}'
 end
 
