@@ -20,9 +20,11 @@ due at fixed times whatever the answers do; latency counts from when a press was
 stall is not hidden). Each phase prints requests/s, p50/p99/max, CPU per press of each
 process, other processes' CPU, Redis forks and Redis time per press by command.
 With ``--baseline REF`` both parts run that commit's code (``git archive`` into a temporary
-folder, first on the path) and this tree's in turn, ``--rounds`` times each, in the same run: the development machine's speed has drifted by up to a factor of two within an hour,
-so only figures taken side by side compare. Every run starts with a calibration line (a fixed Python loop, a trivial Redis
-script) that says how fast the machine was, so runs on different days can be put side by side.
+folder, first on the path) and this tree's in turn, ``--rounds`` times each, in the same run:
+the development machine's speed has drifted by up to a factor of two within an hour, so only
+figures taken side by side compare. Every run starts with a calibration line (a fixed Python
+loop, a trivial Redis script) that says how fast the machine was, so runs on different days
+can be put side by side.
 Targets on the 2-core machine: engine >= 5,000 ops/s; HTTP next >= 1,500 req/s with
 p99 <= 20 ms at 50 clients (docs/benchmarks.md says how this reads them).
 """

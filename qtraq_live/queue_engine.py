@@ -148,7 +148,8 @@ def public_ticket(ticket: Mapping[str, Any], queue_name: str, clinic_name: str, 
 
 
 def parse_event(raw: str) -> Json:
-    """An event from its stream JSON; Lua's cjson writes empty lists as ``{}``."""
+    """An event from its stream JSON. Events written before 2026-12-06 (by cjson) carry an
+    empty list as ``{}``; a stream may still hold some."""
     ev: Json = orjson.loads(raw)
     ev["tickets"] = list(ev.get("tickets") or [])
     ev["queues"] = list(ev.get("queues") or [])
@@ -314,7 +315,7 @@ class QueueEngine:
         except NotFound:
             return None
         clinic: Json = snap["clinic"]
-        clinic["queues"] = [_queue_def(q) for q in _list(snap["queues"])]
+        clinic["queues"] = [_queue_def(q) for q in snap["queues"]]
         clinic["version"] = snap["v"]
         return clinic
 
@@ -467,11 +468,7 @@ class QueueEngine:
         """The raw snapshot (event-format ``TicketState``s with ``score``) a hub mirror starts
         from: ``{"v", "clinic": ClinicState, "queues": [QueueState + waiting + now_serving],
         "recent"}``."""
-        out = await self._run("clinic_snapshot", {"clinic": clinic_id})
-        for q in _list(out["queues"]):
-            q["waiting"], q["now_serving"] = _list(q["waiting"]), _list(q["now_serving"])
-        out["queues"], out["recent"] = _list(out["queues"]), _list(out["recent"])
-        return out
+        return await self._run("clinic_snapshot", {"clinic": clinic_id})
 
     async def version(self, clinic_id: str) -> int:
         return int(await self._call_redis(self.redis.get(keys.version(clinic_id))) or 0)
@@ -495,18 +492,14 @@ class QueueEngine:
         return [parse_event(fields["e"]) for _, fields in entries]
 
 
-def _list(value: Any) -> list[Any]:
-    return list(value or [])
-
-
 def _queue_def(q: Mapping[str, Any]) -> Json:
     return {k: q[k] for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
                               "counters_open", "self_checkin", "notify_ahead")}
 
 
 def _queue_tickets(q: Mapping[str, Any]) -> Json:
-    waiting = [ticket_view(t, rank, q) for rank, t in enumerate(_list(q["waiting"]))]
-    serving = sorted(_list(q["now_serving"]), key=lambda t: t["called_at"])
+    waiting = [ticket_view(t, rank, q) for rank, t in enumerate(q["waiting"])]
+    serving = sorted(q["now_serving"], key=lambda t: t["called_at"])
     return {"now_serving": [ticket_view(t, -1, q) for t in serving], "waiting": waiting}
 
 

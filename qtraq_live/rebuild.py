@@ -140,7 +140,8 @@ def _write_definitions(pipe: Any, state: dict[str, Any]) -> None:
 
 def _write_counters(pipe: Any, state: dict[str, Any]) -> None:
     """When each counter last pressed "next", and which of them hold nobody now (idle)."""
-    busy = {(t["queue"], t["counter"]) for t in state["tickets"] if t["status"] in ("called", "serving") and t["counter"]}
+    busy = {(t["queue"], t["counter"]) for t in state["tickets"]
+            if t["status"] in ("called", "serving") and t["counter"]}
     for s in state["seen"]:
         pipe.hset(keys.counters_seen(s["queue"]), s["counter"], s["seen_at"])
         if (s["queue"], s["counter"]) not in busy:
