@@ -60,12 +60,12 @@ end
 -- none. The table is made at its full size first: filled from empty it regrows five times.
 local function fill(t, flat)
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  if not t.id then return nil end  -- nothing, or a stray field written after the key expired
   return t
 end
 
 local function ticket_hash(id)
   local flat = redis.call('HGETALL', K.ticket(id))
-  if #flat == 0 then return nil end
   return fill({id = false, clinic = false, queue = false, label = false, status = false, prev_status = false,
                priority = false, score = false, name = false, notify = false, lang = false, counter = false,
                recalls = false, created_at = false, called_at = false, served_at = false, done_at = false,
@@ -74,7 +74,6 @@ end
 
 local function queue_hash(id)
   local flat = redis.call('HGETALL', K.queue(id))
-  if #flat == 0 then return nil end
   return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
                ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
                created_at = false}, flat)
