@@ -91,7 +91,8 @@ async def engine_part(ops: int, label: str) -> None:
         await eng.create_clinic("bench", "Bench")
         for q in range(10):
             await eng.create_queue("bench", f"q{q}", f"Q{q}", "A")
-        print(f"engine {label}: redis {(await r.info('server'))['redis_version']}, {ops} ops per row, "
+        prefix = f"{label} " if label else ""
+        print(f"engine{' ' + label if label else ''}: redis {(await r.info('server'))['redis_version']}, {ops} ops per row, "
               "10 queues with 5 counters each", flush=True)
 
         t0 = time.perf_counter()
@@ -100,7 +101,7 @@ async def engine_part(ops: int, label: str) -> None:
             s = time.perf_counter()
             await eng.issue(f"q{i % 10}")
             lat.append((time.perf_counter() - s) * 1000)
-        row(f"{label} issue, awaited one by one", ops, time.perf_counter() - t0, lat)
+        row(f"{prefix}issue, awaited one by one", ops, time.perf_counter() - t0, lat)
 
         t0 = time.perf_counter()
         lat = []
@@ -108,7 +109,7 @@ async def engine_part(ops: int, label: str) -> None:
             s = time.perf_counter()
             await eng.next(f"q{i % 10}", str(i // 10 % 5 + 1))
             lat.append((time.perf_counter() - s) * 1000)
-        row(f"{label} next, awaited one by one", ops, time.perf_counter() - t0, lat)
+        row(f"{prefix}next, awaited one by one", ops, time.perf_counter() - t0, lat)
 
         async def worker(op: str, n: int, w: int) -> None:
             """Worker ``w`` is counter w // 10 + 1 of queue w % 10: 50 desks, each its own."""
@@ -121,7 +122,7 @@ async def engine_part(ops: int, label: str) -> None:
         for op in ("issue", "next"):
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(op, ops // 50, w) for w in range(50)))
-            row(f"{label} {op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
+            row(f"{prefix}{op}, 50 in flight", ops // 50 * 50, time.perf_counter() - t0)
 
         # Pipelined: the script itself, EVALSHA in batches of 100 (what a bulk import would do).
         day = time.strftime("%Y%m%d")
@@ -136,7 +137,7 @@ async def engine_part(ops: int, label: str) -> None:
                                 else {"queue": f"q{i % 10}", "counter": str(i // 10 % 5 + 1)})
                         pipe.evalsha(eng._scripts[op].sha, 0, op, json.dumps(args), int(time.time() * 1000), 50000)
                     await pipe.execute()
-            row(f"{label} {op}, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
+            row(f"{prefix}{op}, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
         await r.aclose()
         server.stop()
 

@@ -7,6 +7,7 @@ every affected socket and that the figures are printed.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,15 @@ def test_small_city_run_loses_no_update_and_prints_every_figure(tmp_path: Path) 
         assert (r["lost"], r["closed"], r["notes"]) == (0, 0, []), server
         assert len(r["deliveries"]) == 60 * 100  # each press reaches its queue's 99 patients + display
         assert r["kib_per_socket"] > 0
+
+
+def test_the_engine_benchmark_prints_every_row() -> None:
+    """``benchmarks/engine.py``'s engine part on a few hundred calls: every row is printed with
+    a rate (it asserts no speed), so the benchmark does not rot between the runs that use it."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine.py"), "--skip-http", "--ops", "200"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.startswith("calibration: ")
+    for op in ("issue", "next"):
+        for how in ("awaited one by one", "50 in flight", "pipelined x100 (EVALSHA)"):
+            row = re.search(rf"^{re.escape(f'{op}, {how}')} +200 ops +([\d,]+) ops/s", out, re.M)
+            assert row is not None and int(row[1].replace(",", "")) > 0, out
