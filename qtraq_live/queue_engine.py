@@ -247,7 +247,7 @@ class QueueEngine:
         present = {k: v for k, v in args.items() if v is not None}  # Lua sees null as userdata
         argv: list[Any] = [op, orjson.dumps(present), now_ms, self.stream_maxlen]
         if record is not None:
-            argv += [record.stream, orjson.dumps(dict(record.fields)), record.maxlen]
+            argv += [record.stream, record.maxlen, *(x for kv in record.fields.items() for x in kv)]
         raw = await self._call_redis(self._eval(self._scripts[op], argv))
         out: Json = orjson.loads(raw)
         if "error" in out:

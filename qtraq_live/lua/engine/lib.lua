@@ -6,7 +6,7 @@
 -- defines only its own family's functions costs about half as much before it starts.
 --
 -- ARGV[1] op, ARGV[2] JSON arguments, ARGV[3] now in ms, ARGV[4] stream MAXLEN; optionally
--- ARGV[5] a stream, ARGV[6] a JSON object of fields, ARGV[7] its MAXLEN: an entry appended in
+-- ARGV[5] a stream, ARGV[6] its MAXLEN and ARGV[7..] an entry's fields and values: appended in
 -- the same step when the change happens (the staff audit record of the press).
 -- Returns JSON: {"error": code, "message": text, "field": name} or {"ok": true, ...}.
 -- Everything is validated before the first write, so an error leaves no trace.
