@@ -24,22 +24,23 @@ local NOW = tonumber(ARGV[3])
 local NOW_S = string.format('%d', NOW)  -- as text, for hashes and JSON (tostring would print it again each time)
 local MAXLEN = ARGV[4]
 
-local K = {}
-function K.clinic(c) return 'qt:c:' .. c end
-function K.version(c) return 'qt:c:' .. c .. ':v' end
-function K.events(c) return 'qt:c:' .. c .. ':events' end
-function K.clinic_queues(c) return 'qt:c:' .. c .. ':queues' end
-function K.recent(c) return 'qt:c:' .. c .. ':recent' end
-function K.arrival(c) return 'qt:c:' .. c .. ':arrival' end
-function K.queue(q) return 'qt:q:' .. q end
-function K.waiting(q) return 'qt:q:' .. q .. ':waiting' end
-function K.counters(q) return 'qt:q:' .. q .. ':counters' end
-function K.seen(q) return 'qt:q:' .. q .. ':seen' end
-function K.idle(q) return 'qt:q:' .. q .. ':idle' end
-function K.labels(q, day) return 'qt:q:' .. q .. ':labels:' .. day end
-function K.ticket(id) return 'qt:t:' .. id end
-function K.token(t) return 'qt:tok:' .. t end
-function K.idem(q, key) return 'qt:idem:' .. q .. ':' .. key end
+local K = {  -- made at its full size: filled one by one, the table would regrow five times
+  clinic = function(c) return 'qt:c:' .. c end,
+  version = function(c) return 'qt:c:' .. c .. ':v' end,
+  events = function(c) return 'qt:c:' .. c .. ':events' end,
+  clinic_queues = function(c) return 'qt:c:' .. c .. ':queues' end,
+  recent = function(c) return 'qt:c:' .. c .. ':recent' end,
+  arrival = function(c) return 'qt:c:' .. c .. ':arrival' end,
+  queue = function(q) return 'qt:q:' .. q end,
+  waiting = function(q) return 'qt:q:' .. q .. ':waiting' end,
+  counters = function(q) return 'qt:q:' .. q .. ':counters' end,
+  seen = function(q) return 'qt:q:' .. q .. ':seen' end,
+  idle = function(q) return 'qt:q:' .. q .. ':idle' end,
+  labels = function(q, day) return 'qt:q:' .. q .. ':labels:' .. day end,
+  ticket = function(id) return 'qt:t:' .. id end,
+  token = function(t) return 'qt:tok:' .. t end,
+  idem = function(q, key) return 'qt:idem:' .. q .. ':' .. key end,
+}
 
 local failed = false
 
