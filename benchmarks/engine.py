@@ -92,32 +92,30 @@ async def engine_part(ops: int, label: str) -> None:
         for q in range(10):
             await eng.create_queue("bench", f"q{q}", f"Q{q}", "A")
         prefix = f"{label} " if label else ""
-        print(f"engine{' ' + label if label else ''}: redis {(await r.info('server'))['redis_version']}, {ops} ops per row, "
-              "10 queues with 5 counters each", flush=True)
+        version = (await r.info("server"))["redis_version"]
+        print(f"engine{' ' + label if label else ''}: redis {version}, {ops} ops per row, 10 queues with 5 counters each",
+              flush=True)
 
-        t0 = time.perf_counter()
-        lat: list[float] = []
-        for i in range(ops):
-            s = time.perf_counter()
-            await eng.issue(f"q{i % 10}")
-            lat.append((time.perf_counter() - s) * 1000)
-        row(f"{prefix}issue, awaited one by one", ops, time.perf_counter() - t0, lat)
+        def desk(i: int) -> tuple[str, str]:
+            """Call ``i`` comes from counter (i // 10) % 5 + 1 of queue i % 10: 50 desks, each its own."""
+            return f"q{i % 10}", str(i // 10 % 5 + 1)
 
-        t0 = time.perf_counter()
-        lat = []
-        for i in range(ops):
-            s = time.perf_counter()
-            await eng.next(f"q{i % 10}", str(i // 10 % 5 + 1))
-            lat.append((time.perf_counter() - s) * 1000)
-        row(f"{prefix}next, awaited one by one", ops, time.perf_counter() - t0, lat)
+        async def call(op: str, i: int) -> None:
+            queue, counter = desk(i)
+            await (eng.issue(queue) if op == "issue" else eng.next(queue, counter))
+
+        for op in ("issue", "next"):
+            t0 = time.perf_counter()
+            lat: list[float] = []
+            for i in range(ops):
+                s = time.perf_counter()
+                await call(op, i)
+                lat.append((time.perf_counter() - s) * 1000)
+            row(f"{prefix}{op}, awaited one by one", ops, time.perf_counter() - t0, lat)
 
         async def worker(op: str, n: int, w: int) -> None:
-            """Worker ``w`` is counter w // 10 + 1 of queue w % 10: 50 desks, each its own."""
             for _ in range(n):
-                if op == "issue":
-                    await eng.issue(f"q{w % 10}")
-                else:
-                    await eng.next(f"q{w % 10}", str(w // 10 + 1))
+                await call(op, w)
 
         for op in ("issue", "next"):
             t0 = time.perf_counter()
@@ -132,9 +130,10 @@ async def engine_part(ops: int, label: str) -> None:
             for start in range(0, ops, 100):
                 async with r.pipeline(transaction=False) as pipe:
                     for i in range(start, min(ops, start + 100)):
-                        args = ({"queue": f"q{i % 10}", "id": str(base - ops + 1 + i), "priority": 0, "day": day,
+                        queue, counter = desk(i)
+                        args = ({"queue": queue, "id": str(base - ops + 1 + i), "priority": 0, "day": day,
                                  "token": f"benchtoken{i:022d}"} if op == "issue"
-                                else {"queue": f"q{i % 10}", "counter": str(i // 10 % 5 + 1)})
+                                else {"queue": queue, "counter": counter})
                         pipe.evalsha(eng._scripts[op].sha, 0, op, json.dumps(args), int(time.time() * 1000), 50000)
                     await pipe.execute()
             row(f"{prefix}{op}, pipelined x100 (EVALSHA)", ops, time.perf_counter() - t0)
