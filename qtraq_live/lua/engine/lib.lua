@@ -146,7 +146,7 @@ local function ticket_json(t)
     ',"appointment_id":' .. jopt(t.appointment_id) .. ',"issue_ahead":' .. jnum(t.issue_ahead) .. '}'
 end
 
-local function version_json(c) return jnum(redis.call('GET', K.version(c)) or nil) end
+local function version_json(c) return jnum(redis.call('GET', K.version(c))) end
 
 local function rank_of(t)
   if t.status ~= 'waiting' then return -1 end
