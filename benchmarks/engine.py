@@ -93,8 +93,8 @@ async def engine_part(ops: int, label: str) -> None:
             await eng.create_queue("bench", f"q{q}", f"Q{q}", "A")
         prefix = f"{label} " if label else ""
         version = (await r.info("server"))["redis_version"]
-        print(f"engine{' ' + label if label else ''}: redis {version}, {ops} ops per row, 10 queues with 5 counters each",
-              flush=True)
+        print(f"engine{' ' + label if label else ''}: redis {version}, {ops} ops per row, "
+              "10 queues with 5 counters each", flush=True)
 
         def desk(i: int) -> tuple[str, str]:
             """Call ``i`` comes from counter (i // 10) % 5 + 1 of queue i % 10: 50 desks, each its own."""
