@@ -15,7 +15,8 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from .queue_engine import eta_seconds, mask_name, ticket_view
+from .eta import estimate, queue_wait_s
+from .queue_engine import mask_name, ticket_view
 
 Json = dict[str, Any]
 
@@ -27,7 +28,7 @@ CALL_EVENTS = frozenset({"called", "recalled"})
 RECENT_KEPT = 20  # as many as Redis keeps
 RECENT_SHOWN = 10
 DISPLAY_FIELDS = ("id", "label", "queue", "status", "counter")
-HIDDEN_FROM_RECEPTION = ("position", "ahead", "eta_s")
+HIDDEN_FROM_RECEPTION = ("position", "ahead", "eta_s", "eta_low_s", "eta_high_s")
 QUEUE_DETAIL = ("avg_service_s", "self_checkin", "notify_ahead")
 
 
@@ -70,7 +71,7 @@ def reception_entry(t: Mapping[str, Any]) -> Json:
 def queue_header(q: Mapping[str, Any], n_waiting: int, detail: bool) -> Json:
     out: Json = {
         "id": q["id"], "name": q["name"], "prefix": q["prefix"], "paused": bool(q["paused"]),
-        "avg_wait_s": eta_seconds(n_waiting, q["ema_s"], q["counters_open"]),
+        "avg_wait_s": queue_wait_s(n_waiting, q),
         "service_s": int(q["ema_s"]), "counters_open": int(q["counters_open"]),
     }
     if detail:
@@ -83,10 +84,11 @@ def patient_fields(t: Mapping[str, Any], rank: int, q: Mapping[str, Any], clinic
     built directly: the API's ticket formats four timestamps that a patient never sees, and a
     big OPD renders 2,000 of these per press."""
     waiting = t["status"] == WAITING and rank >= 0
+    eta = estimate(rank, q) if waiting else (None, None, None)
     return {
         "label": t.get("label"), "status": t.get("status"),
         "position": rank + 1 if waiting else None, "ahead": rank if waiting else None,
-        "eta_s": eta_seconds(rank, q["ema_s"], q["counters_open"], q.get("pause_left_s", 0)) if waiting else None,
+        "eta_s": eta[0], "eta_low_s": eta[1], "eta_high_s": eta[2],
         "counter": t.get("counter"), "queue": {"name": q["name"]}, "clinic": {"name": clinic_name},
     }
 
@@ -225,10 +227,12 @@ class Mirror:
                 if of_queue is None:
                     of_queue = ranks[t["queue"]] = {i: n for n, (_, i) in enumerate(self.waiting[t["queue"]])}
                 rank = of_queue[tid]
-                eta = eta_seconds(rank, q["ema_s"], q["counters_open"], q.get("pause_left_s", 0))
-                out[tid] = f'{parts[2]},"position":{rank + 1},"ahead":{rank},"eta_s":{eta},{parts[3]}'
+                eta, low, high = estimate(rank, q)
+                out[tid] = (f'{parts[2]},"position":{rank + 1},"ahead":{rank},"eta_s":{eta},'
+                            f'"eta_low_s":{low},"eta_high_s":{high},{parts[3]}')
             else:
-                out[tid] = f'{parts[2]},"position":null,"ahead":null,"eta_s":null,{parts[3]}'
+                out[tid] = (f'{parts[2]},"position":null,"ahead":null,"eta_s":null,'
+                            f'"eta_low_s":null,"eta_high_s":null,{parts[3]}')
         return out
 
     def display_snapshot(self) -> Json:

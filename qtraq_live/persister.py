@@ -34,7 +34,8 @@ import redis.exceptions
 from . import redis_keys as keys
 from .errors import Unavailable
 from .redis_conn import UNREACHABLE
-from .queue_engine import eta_seconds, parse_event
+from .eta import estimate
+from .queue_engine import parse_event
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -362,8 +363,7 @@ def event_rows(ev: Json) -> Rows:
     if issued and tickets and queues:
         # The ETA the patient was shown, kept beside the real wait (called_at - created_at).
         q = queues[0]
-        eta = eta_seconds(int(tickets[0].get("issue_ahead") or 0), q["ema_s"], q["counters_open"],
-                          q.get("pause_left_s", 0))
+        eta = estimate(int(tickets[0].get("issue_ahead") or 0), q).eta_s
         rows["ticket_eta"].append((eta, int(tickets[0]["id"])))
     return rows
 

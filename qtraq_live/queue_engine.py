@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError
 
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
+from .eta import estimate
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
 
@@ -87,13 +88,6 @@ def order_score(priority: int, arrival_us: int) -> int:
     return arrival_us + (0 if priority else NORMAL_OFFSET)
 
 
-def eta_seconds(ahead: int, avg_s: float, counters: int, pause_left_s: float = 0) -> int:
-    """Expected wait before being called: the people ahead plus half a service in progress,
-    shared among the open counters, plus what is left of a pause in progress.
-    ``benchmarks/eta.py`` measures it against the naive constant."""
-    return int(round((ahead + 0.5) * max(avg_s, 1.0) / max(counters, 1) + pause_left_s))
-
-
 def mask_name(name: str | None) -> str | None:
     """``Ramesh Kumar`` → ``R. K.``: enough for a patient to recognise, not to identify."""
     if not name:
@@ -111,6 +105,7 @@ def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -
     """The API's ticket from a ticket state, its rank in the waiting set and its queue state."""
     waiting = state["status"] == S.WAITING and rank >= 0
     ahead = rank if waiting else None
+    eta = estimate(rank, queue) if waiting else (None, None, None)
     return {
         "id": int(state["id"]),
         "clinic": state["clinic"],
@@ -120,8 +115,9 @@ def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -
         "priority": int(state["priority"]),
         "position": rank + 1 if waiting else None,
         "ahead": ahead,
-        "eta_s": eta_seconds(rank, queue["ema_s"], queue["counters_open"], queue.get("pause_left_s", 0))
-        if waiting else None,
+        "eta_s": eta[0],
+        "eta_low_s": eta[1],
+        "eta_high_s": eta[2],
         "name": state.get("name"),
         "notify": bool(state.get("notify")),
         "lang": state.get("lang"),
@@ -135,7 +131,7 @@ def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -
     }
 
 
-PUBLIC_FIELDS = ("label", "status", "position", "ahead", "eta_s", "counter")
+PUBLIC_FIELDS = ("label", "status", "position", "ahead", "eta_s", "eta_low_s", "eta_high_s", "counter")
 
 
 def public_ticket(ticket: Mapping[str, Any], queue_name: str, clinic_name: str, version: int) -> Json:
@@ -339,6 +335,14 @@ class QueueEngine:
         return int(await self._call_redis(self.redis.incr(keys.TICKET_SEQ)))
 
     async def _day(self, queue_id: str) -> str:
+        return clinic_day(await self._timezone(queue_id), self.clock())
+
+    async def _hour_of_week(self, queue_id: str) -> int:
+        """0 (Monday 00:00-01:00) to 167 in the clinic's timezone: the ETA's hour profile."""
+        local = datetime.fromtimestamp(self.clock(), tz=ZoneInfo(await self._timezone(queue_id)))
+        return local.weekday() * 24 + local.hour
+
+    async def _timezone(self, queue_id: str) -> str:
         tz = self._tz.get(queue_id)
         if tz is None:
             clinic = await self._call_redis(self.redis.hget(keys.queue(queue_id), "clinic"))
@@ -346,7 +350,7 @@ class QueueEngine:
                 raise NotFound(f"unknown queue {queue_id}")
             tz = await self._call_redis(self.redis.hget(keys.clinic(clinic), "timezone")) or "UTC"
             self._tz[queue_id] = tz
-        return clinic_day(tz, self.clock())
+        return tz
 
     async def issue(self, queue_id: str, *, name: str | None = None, priority: int = 0,
                     notify: bool = False, lang: str | None = None, ticket_id: int | None = None,
@@ -377,7 +381,8 @@ class QueueEngine:
         _check_counter(counter)
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
             raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
-        out = await self._run("next", {"queue": queue_id, "counter": counter,
+        how = await self._hour_of_week(queue_id)
+        out = await self._run("next", {"queue": queue_id, "counter": counter, "how": how,
                                        "idempotency_key": idempotency_key, "actor": actor}, record)
         return _ticket(out) if out.get("ticket") else None
 
@@ -555,6 +560,6 @@ def _check_timezone(tz: Any) -> None:
 
 __all__ = [
     "ACTIONS", "ACTIVE", "QueueEngine", "TicketStatus", "TRANSITIONS", "RESULT_STATUS",
-    "clinic_day", "eta_seconds", "format_label", "mask_name", "order_score",
+    "clinic_day", "format_label", "mask_name", "order_score",
     "parse_event", "public_ticket", "ticket_view",
 ]

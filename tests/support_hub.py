@@ -18,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import TIMEOUT_FACTOR
+from qtraq_live.eta import queue_wait_s
 
 Json = dict[str, Any]
 WAIT_S = 10.0 * TIMEOUT_FACTOR
@@ -123,10 +124,9 @@ class Screen:
                 for qid, q in self.queues.items()}
 
 
-def engine_labels(snapshot: Json) -> Json:
-    """The same shape as :meth:`Screen.labels` from ``engine.clinic_snapshot()``."""
-    from qtraq_live.queue_engine import eta_seconds
-
-    return {q["id"]: ([t["label"] for t in q["now_serving"]], [t["label"] for t in q["waiting"]],
-                      eta_seconds(len(q["waiting"]), q["ema_s"], q["counters_open"]))
-            for q in snapshot["queues"]}
+def engine_labels(state: Json) -> Json:
+    """The same shape as :meth:`Screen.labels` from ``engine.clinic_state()`` (the raw state, which
+    holds what the wait is worked out from)."""
+    return {q["id"]: ([t["label"] for t in sorted(q["now_serving"], key=lambda t: t["called_at"])],
+                      [t["label"] for t in q["waiting"]], queue_wait_s(len(q["waiting"]), q))
+            for q in state["queues"]}

@@ -7,7 +7,8 @@ import pytest
 
 from tests.support_http import LiveServer, StartServer, error_of, start_server  # noqa: F401
 
-PUBLIC_KEYS = {"label", "status", "position", "ahead", "eta_s", "counter", "queue", "clinic", "version"}
+PUBLIC_KEYS = {"label", "status", "position", "ahead", "eta_s", "eta_low_s", "eta_high_s", "counter", "queue", "clinic",
+               "version"}
 
 
 @pytest.fixture
@@ -59,9 +60,9 @@ def test_token_holder_sees_only_public_fields(server: LiveServer) -> None:
     view = r.json()
     assert set(view) == PUBLIC_KEYS
     assert view == {"label": "A-002", "status": "waiting", "position": 2, "ahead": 1, "eta_s": view["eta_s"],
-                    "counter": None, "queue": {"name": "Queue gp"}, "clinic": {"name": "Clinic c1"},
+                    "eta_low_s": view["eta_low_s"], "eta_high_s": view["eta_high_s"], "counter": None, "queue": {"name": "Queue gp"}, "clinic": {"name": "Clinic c1"},
                     "version": server.run(server.engine.version("c1"))}
-    assert view["eta_s"] > 0
+    assert 0 < view["eta_low_s"] < view["eta_s"] < view["eta_high_s"]
     for secret in ("Ramesh", "Asha", first["token"], mine["token"], '"id"'):
         assert secret not in r.text
     desk.post("/queues/gp/next", json={"counter": "Room 4"})

@@ -169,10 +169,10 @@ async def test_random_drops_during_a_burst(live: LiveServer, engine: QueueEngine
         tasks.create_task(burst())
         tasks.create_task(follow(url, apply_screen))
         tasks.create_task(follow(ws_url(live.url, f"/ws/t/{patient['token']}"), apply_patient))
-    final = await engine.clinic_snapshot("c1")
-    assert screen.version == final["version"]
+    final = await engine.clinic_state("c1")
+    assert screen.version == final["v"]
     assert screen.labels() == engine_labels(final)
-    assert screen.snapshots == 1 and screen.seen == list(range(screen.seen[0], final["version"] + 1))
+    assert screen.snapshots == 1 and screen.seen == list(range(screen.seen[0], final["v"] + 1))
     public = await engine.ticket_by_token(patient["token"])
     assert public is not None
     assert {k: patient_msgs[-1][k] for k in ("status", "position", "counter")} == \
@@ -223,7 +223,7 @@ async def test_slow_client_is_resynced_and_delays_nobody(start_server: StartServ
         while screen.version < final:
             screen.apply(await recv(slow))
         assert screen.snapshots >= 2  # the first, and at least one resync
-        assert screen.labels() == engine_labels(await engine.clinic_snapshot("c1"))
+        assert screen.labels() == engine_labels(await engine.clinic_state("c1"))
 
 
 async def test_close_codes(live: LiveServer, engine: QueueEngine) -> None:

@@ -111,8 +111,8 @@ async def test_patient_bodies_follow_renames_and_moves(engine: QueueEngine) -> N
     await step(engine.next("gp", "2"))
     assert json.loads(m.patient_bodies(ids[-1:])[ids[-1]]) == {
         "label": "A-004", "status": "waiting", "position": 2, "ahead": 1,
-        "eta_s": m.patient_view(ids[-1])["eta_s"], "counter": None,  # type: ignore[index]
-        "queue": {"name": "General OPD"}, "clinic": {"name": "Town Clinic"}}
+        **{k: m.patient_view(ids[-1])[k] for k in ("eta_s", "eta_low_s", "eta_high_s")},  # type: ignore[index]
+        "counter": None, "queue": {"name": "General OPD"}, "clinic": {"name": "Town Clinic"}}
 
 
 async def test_apply_skips_old_and_refuses_holes(engine: QueueEngine) -> None:
@@ -134,8 +134,10 @@ async def test_display_masks_and_patient_sees_only_itself(engine: QueueEngine) -
     assert names == ["R. K.", "S. D."]
     view = m.patient_view(b["id"])
     assert view == {"label": b["label"], "status": "waiting", "position": 2, "ahead": 1,
-                    "eta_s": view["eta_s"], "counter": None, "queue": {"name": "General"},
+                    **{k: view[k] for k in ("eta_s", "eta_low_s", "eta_high_s")},
+                    "counter": None, "queue": {"name": "General"},
                     "clinic": {"name": "City Clinic"}}
+    assert view["eta_low_s"] < view["eta_s"] < view["eta_high_s"]
     text = json.dumps(view)
     assert a["label"] not in text and "Ramesh" not in text and "Sita" not in text
     assert b["token"] not in text and "id" not in view and "token" not in view

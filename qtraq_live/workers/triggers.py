@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..mirror import Mirror, touched_queues
-from ..queue_engine import eta_seconds
+from ..eta import estimate
 
 Json = dict[str, Any]
 
@@ -43,7 +43,7 @@ class Trigger:
 
 def _eta_min(mirror: Mirror, queue: str, ahead: int) -> int:
     q = mirror.queues[queue]
-    return max(1, round(eta_seconds(ahead, q["ema_s"], q["counters_open"]) / 60))
+    return max(1, round(estimate(ahead, q).eta_s / 60))
 
 
 def _waiting_check(t: Mapping[str, Any]) -> Json:

@@ -17,6 +17,12 @@ local EMA_ALPHA = 0.3
 local COUNTER_OPEN_MS = 5 * 60 * 1000
 local DEFAULT_PAUSE_S = 600
 local NORMAL_OFFSET = 4000000000000000  -- urgent (priority 1) tickets sort before all normal ones
+-- The wait estimator (docs/eta.md): a gap between two calls longer than this starts a new session,
+-- each gap moves the level by at least this step, and the hour profile by this one.
+local ETA_SESSION_MS = 3 * 3600 * 1000
+local ETA_STEP_MIN = 0.12
+local ETA_PROFILE_STEP = 0.1
+local ETA_DEV_PRIOR = 0.45
 
 local op = ARGV[1]
 local A = cjson.decode(ARGV[2])
@@ -36,6 +42,7 @@ local K = {  -- made at its full size: filled one by one, the table would regrow
   counters = function(q) return 'qt:q:' .. q .. ':counters' end,
   seen = function(q) return 'qt:q:' .. q .. ':seen' end,
   idle = function(q) return 'qt:q:' .. q .. ':idle' end,
+  eta_profile = function(q) return 'qt:q:' .. q .. ':eta_profile' end,
   labels = function(q, day) return 'qt:q:' .. q .. ':labels:' .. day end,
   ticket = function(id) return 'qt:t:' .. id end,
   token = function(t) return 'qt:tok:' .. t end,
@@ -77,7 +84,7 @@ local function queue_hash(id)
   local flat = redis.call('HGETALL', K.queue(id))
   return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
                ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
-               created_at = false}, flat)
+               created_at = false, eta_m = false, eta_d = false, eta_n = false, eta_at = false, eta_w = false}, flat)
 end
 
 local function num(s) return tonumber(s) or 0 end
@@ -126,6 +133,7 @@ local function queue_json(h, more)
     ',"prefix":' .. jtext(h.prefix) .. ',"paused":' .. jflag(h.paused) ..
     ',"avg_service_s":' .. jnum(h.avg_service_s) .. ',"ema_s":' .. jnum(h.ema_s) ..
     ',"pause_left_s":' .. pause_left_s(h) .. ',"counters_open":' .. counters_open(h.id, num(h.ema_s)) ..
+    ',"eta_m":' .. jnum(h.eta_m) .. ',"eta_d":' .. jnum(h.eta_d) .. ',"eta_n":' .. jnum(h.eta_n) ..
     ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) .. (more or '') .. '}'
 end
 
@@ -213,6 +221,70 @@ local function learn_service_time(t, q)
   local ema = math.floor((EMA_ALPHA * d + (1 - EMA_ALPHA) * num(q.ema_s)) + 0.5)
   q.ema_s = tostring(ema)
   redis.call('HSET', K.queue(t.queue), 'ema_s', q.ema_s)
+end
+
+-- A patient was just called in queue ``q`` (its hash, kept in step). The time since the queue's
+-- previous call, times the counters open, is one "cycle" of a counter: service plus changeover.
+-- It is learnt only when somebody was waiting all along (not a doctor waiting for patients) and no
+-- pause fell in between (pause_left_s covers pauses). The level is a clipped moving average of
+-- log cycles (one 90-minute visit moves it a little, not a lot), fast while a session is young;
+-- ``eta_d`` is the mean absolute deviation of log cycles (the spread of the range). A session
+-- starts from what this hour of the week (else this hour of the day) was like before: ``how``
+-- is the hour of the week in the clinic's timezone. Constant work per call, whatever the history.
+local function learn_gap(q, how)
+  local last = num(q.eta_at)
+  local m, d, n = tonumber(q.eta_m), tonumber(q.eta_d) or ETA_DEV_PRIOR, num(q.eta_n)
+  local pkey = K.eta_profile(q.id)
+  local wk, hk
+  if how then wk, hk = 'w' .. how, 'h' .. (how % 24) end
+  if last == 0 or NOW - last > ETA_SESSION_MS then
+    if wk then
+      local p = redis.call('HMGET', pkey, wk, hk)
+      m = tonumber(p[1]) or tonumber(p[2]) or m
+    end
+    n = 0
+  elseif q.eta_w == '1' and num(q.paused_at) < last then
+    local x = (NOW - last) / 1000 * counters_open(q.id, num(q.ema_s))
+    if x < 5 then x = 5 elseif x > 7200 then x = 7200 end
+    local lx = math.log(x)
+    if not m then  -- nothing learnt yet: start from the average service time
+      local prior = num(q.ema_s)
+      if prior < 10 then prior = math.max(num(q.avg_service_s), 10) end
+      m = math.log(prior)
+    end
+    local band = 2.5 * math.max(d, 0.15)
+    if lx > m + band then lx = m + band elseif lx < m - band then lx = m - band end
+    local step = 1 / (n + 2)
+    if step < ETA_STEP_MIN then step = ETA_STEP_MIN end
+    d = d + step * (math.abs(lx - m) - d)
+    m = m + step * (lx - m)
+    n = n + 1
+    if wk then
+      local p = redis.call('HMGET', pkey, wk, hk)
+      local pw, ph = tonumber(p[1]), tonumber(p[2])
+      pw = pw and pw + ETA_PROFILE_STEP * (lx - pw) or lx
+      ph = ph and ph + ETA_PROFILE_STEP * (lx - ph) or lx
+      redis.call('HSET', pkey, wk, string.format('%.4f', pw), hk, string.format('%.4f', ph))
+    end
+  end
+  q.eta_at = NOW_S
+  q.eta_w = redis.call('ZCARD', K.waiting(q.id)) > 0 and '1' or '0'
+  q.eta_n = tostring(n)
+  q.eta_d = string.format('%.4f', d)
+  if m then
+    q.eta_m = string.format('%.4f', m)
+    redis.call('HSET', K.queue(q.id), 'eta_at', q.eta_at, 'eta_w', q.eta_w, 'eta_n', q.eta_n, 'eta_d', q.eta_d, 'eta_m', q.eta_m)
+  else
+    redis.call('HSET', K.queue(q.id), 'eta_at', q.eta_at, 'eta_w', q.eta_w, 'eta_n', q.eta_n, 'eta_d', q.eta_d)
+  end
+end
+
+-- A press that called nobody: the next gap starts from an empty queue, so it is not learnt.
+local function learn_empty(q)
+  if q.eta_w == '1' then
+    q.eta_w = '0'
+    redis.call('HSET', K.queue(q.id), 'eta_w', '0')
+  end
 end
 
 local function push_recent(c, t)

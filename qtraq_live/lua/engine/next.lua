@@ -28,12 +28,14 @@ function ops.next()
     redis.call('ZREM', K.waiting(A.queue), first)
     set_ticket(t, {prev_status = t.status, status = 'called', counter = A.counter, called_at = NOW_S})
     hold(A.queue, A.counter, first)
+    learn_gap(q, A.how)
     push_recent(q.clinic, t)
     changed[#changed + 1] = ticket_json(t)
     local _, ev = emit(q.clinic, 'called', A.queue, changed, {queue_json(q)})
     out = result(ev, t)
   else
     hold(A.queue, A.counter, nil, NOW_S)
+    learn_empty(q)
     local qs = queue_json(q)
     local v
     if #changed > 0 then v = emit(q.clinic, 'done', A.queue, changed, {qs}) else v = version_json(q.clinic) end
