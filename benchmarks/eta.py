@@ -1,28 +1,48 @@
-"""How good is the ETA a patient is shown when they get their ticket?
+"""How right is the wait a patient is shown?
 
-    python benchmarks/eta.py [--days 5] [--seed 1]
+    python benchmarks/eta.py --log FILE.csv [--json OUT.json] [--avg-service-s 600]
+    python benchmarks/eta.py --write-log FILE.csv [--sessions 380] [--seed 1]
+    python benchmarks/eta.py [--days 5] [--seed 1]          # synthetic mornings
 
-Replays synthetic clinic mornings through the real engine (embedded Redis, a simulated
-clock): arrivals in waves, log-normal service times whose mean drifts through the morning and
-differs from the configured average, a second counter that opens and closes, a tea break that
-pauses the queue. For every served ticket it compares the ETA given at issue with the actual
-wait until the call, for our estimator and for the naive constant baseline
-(people ahead × the configured average service time, one counter). Prints the mean absolute
-error (MAE) and the median absolute error of both, per day and overall.
+**Replaying a consultation log** (``--log``): FILE has the header ``session,start[,end][,arrival]``
+(times ``H:MM:SS``, one row per consultation; without ``arrival`` every patient of a session is
+in the queue from its first start). Each session is replayed through the real engine (embedded
+Redis, a simulated clock injected here only): every consultation start is a ``next`` press at
+that time, an ``end`` a ``done``. After every press, every waiting ticket's ETA as the engine
+shows it (``queue_snapshot``: the same view the API and the sockets give) is compared with when
+that patient really started. Printed and written to OUT.json: MAE, median and p90 of the error
+by position (1-10) for ours, for the naive constant (position x the queue's ``avg_service_s``)
+and for the best constant in hindsight (position x the log's mean gap between starts), and how
+often the real start fell inside the shown range (``coverage``; the range is meant to hold 80 %).
+
+``--write-log`` writes a log of simulated outpatient sessions in that format (doctors of
+different pace, late starts, the long consultation every morning has, tea breaks nobody pauses
+for), for trying the replay where no real log is at hand.
+
+**Synthetic mornings** (no ``--log``): arrivals in waves, log-normal service times whose mean
+drifts through the morning, a second counter that opens and closes, a paused tea break; for
+every served ticket the ETA given at issue is compared with the real wait.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import json
 import heapq
 import math
 import random
 import statistics
 import sys
 import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
@@ -139,6 +159,216 @@ def summary(name: str, rows: list[tuple[float, float, float]]) -> tuple[float, f
     return mo, mn
 
 
+
+# -- replaying a consultation log ------------------------------------------------------------
+
+POSITIONS = 10  # the next ten patients: what a waiting room cares about
+
+
+@dataclass
+class Visit:
+    start: float  # seconds after the session's midnight
+    end: float | None
+    arrival: float | None
+
+
+def parse_time(text: str, line: int, name: str) -> float:
+    try:
+        h, m, sec = (int(x) for x in text.strip().split(":"))
+    except ValueError:
+        raise SystemExit(f"line {line}: {name} {text!r} is not H:MM:SS") from None
+    if not (0 <= h < 48 and 0 <= m < 60 and 0 <= sec < 60):
+        raise SystemExit(f"line {line}: {name} {text!r} is not H:MM:SS")
+    return h * 3600 + m * 60 + sec
+
+
+def read_log(path: Path) -> dict[str, list[Visit]]:
+    """Sessions in the order the file first names them, each one's visits by start time."""
+    sessions: dict[str, list[Visit]] = {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = set(reader.fieldnames or ())
+        if not {"session", "start"} <= fields:
+            raise SystemExit(f"{path}: the header must be session,start[,end][,arrival]")
+        for line, row in enumerate(reader, start=2):
+            end = row.get("end") or ""
+            arrival = row.get("arrival") or ""
+            sessions.setdefault(row["session"], []).append(Visit(
+                parse_time(row["start"], line, "start"),
+                parse_time(end, line, "end") if end.strip() else None,
+                parse_time(arrival, line, "arrival") if arrival.strip() else None))
+    for visits in sessions.values():
+        visits.sort(key=lambda v: v.start)
+    return sessions
+
+
+def mean_gap(sessions: dict[str, list[Visit]]) -> float:
+    gaps = [b.start - a.start for visits in sessions.values() for a, b in zip(visits, visits[1:])]
+    return statistics.mean(gaps) if gaps else 600.0
+
+
+@dataclass
+class Record:
+    position: int
+    actual: float
+    ours: float
+    low: float
+    high: float
+
+
+async def replay_session(eng: QueueEngine, clock: Clock, queue: str, midnight: float,
+                         visits: list[Visit]) -> list[Record]:
+    """One session through the engine; a record per waiting ticket (positions 1-10) per press."""
+    first = visits[0].start
+    steps: list[tuple[float, int, str, int]] = []  # (time, order at equal times, kind, visit)
+    for i, v in enumerate(visits):
+        steps.append((v.arrival if v.arrival is not None else first - 1, 0, "issue", i))
+        steps.append((v.start, 2, "start", i))
+        if v.end is not None:
+            steps.append((v.end, 1, "end", i))
+    steps.sort()
+    ticket_of: dict[int, int] = {}
+    visit_of: dict[int, int] = {}
+    records: list[Record] = []
+    for at, _, kind, i in steps:
+        clock.now = midnight + at
+        if kind == "issue" or (kind == "start" and i not in ticket_of):
+            # Placed by its start: the engine calls patients in the order the clinic saw them.
+            t = await eng.issue(queue, arrival_ms=int((midnight + first) * 1000) + i)
+            ticket_of[i], visit_of[t["id"]] = t["id"], i
+        if kind == "end":
+            try:
+                await eng.done(ticket_of[i])
+            except Conflict:
+                pass  # its counter already moved on
+        elif kind == "start":
+            called = await eng.next(queue, "1")
+            assert called is not None and called["id"] == ticket_of[i], "the replay calls in start order"
+            snap = await eng.queue_snapshot(queue)
+            for t in snap["waiting"][:POSITIONS]:
+                v = visits[visit_of[t["id"]]]
+                records.append(Record(t["position"], v.start - at, t["eta_s"], t["eta_low_s"], t["eta_high_s"]))
+    # Whoever is still waiting or called ends the session (the next one starts afresh).
+    snap = await eng.queue_snapshot(queue)
+    for t in snap["waiting"] + snap["now_serving"]:
+        await eng.cancel(t["id"]) if t["status"] == "waiting" else await eng.done(t["id"])
+    return records
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def errors(records: Iterable[Record], predict: Any) -> list[float]:
+    return [abs(predict(r) - r.actual) for r in records]
+
+
+def report(records: list[Record], naive_s: float, gap_s: float) -> dict[str, Any]:
+    estimators = {"ours": lambda r: r.ours, "naive": lambda r: r.position * naive_s,
+                  "constant": lambda r: r.position * gap_s}
+    by_position = []
+    for p in range(1, POSITIONS + 1):
+        rows = [r for r in records if r.position == p]
+        if not rows:
+            continue
+        entry: dict[str, Any] = {"position": p, "records": len(rows),
+                                 "coverage": sum(r.low <= r.actual <= r.high for r in rows) / len(rows)}
+        for name, predict in estimators.items():
+            e = errors(rows, predict)
+            entry[f"{name}_mae_s"] = statistics.mean(e)
+            entry[f"{name}_median_s"] = statistics.median(e)
+            entry[f"{name}_p90_s"] = quantile(e, 0.9)
+        by_position.append(entry)
+    return {
+        "records": len(records),
+        "ours_mae_s": statistics.mean(errors(records, estimators["ours"])),
+        "naive_mae_s": statistics.mean(errors(records, estimators["naive"])),
+        "constant_mae_s": statistics.mean(errors(records, estimators["constant"])),
+        "coverage": sum(r.low <= r.actual <= r.high for r in records) / len(records),
+        "naive_service_s": naive_s, "mean_gap_s": gap_s,
+        "by_position": by_position,
+    }
+
+
+def print_report(out: dict[str, Any], sessions: int) -> None:
+    print(f"{sessions} sessions, {out['records']} comparisons (positions 1-{POSITIONS}, at every press); "
+          f"mean gap {out['mean_gap_s']:.0f} s, naive {out['naive_service_s']:.0f} s a patient")
+    print("minutes of absolute error: MAE / median / p90")
+    print(f"{'pos':>3} {'n':>6}  {'ours':>17}  {'naive':>17}  {'best constant':>17}  {'in range':>8}")
+    for e in out["by_position"]:
+        cells = [f"{e[f'{k}_mae_s'] / 60:5.1f} {e[f'{k}_median_s'] / 60:5.1f} {e[f'{k}_p90_s'] / 60:5.1f}"
+                 for k in ("ours", "naive", "constant")]
+        print(f"{e['position']:>3} {e['records']:>6}  {cells[0]:>17}  {cells[1]:>17}  {cells[2]:>17}  "
+              f"{e['coverage']:>7.0%}")
+    print(f"all {out['records']:>6}  MAE ours {out['ours_mae_s'] / 60:.1f} min, naive {out['naive_mae_s'] / 60:.1f} "
+          f"({out['ours_mae_s'] / out['naive_mae_s']:.2f}x), best constant {out['constant_mae_s'] / 60:.1f} "
+          f"({out['ours_mae_s'] / out['constant_mae_s']:.2f}x); range coverage {out['coverage']:.1%}", flush=True)
+
+
+async def replay_log(path: Path, avg_service_s: int, json_out: Path | None) -> dict[str, Any]:
+    sessions = read_log(path)
+    if not sessions:
+        raise SystemExit(f"{path}: no consultations")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis")
+        server.start()
+        r = aioredis.from_url(server.url, decode_responses=True)
+        try:
+            clock = Clock(0.0)
+            eng = QueueEngine(r, clock=clock)
+            await eng.load_scripts()
+            await eng.create_clinic("c", "Clinic", timezone="Asia/Kolkata")
+            await eng.create_queue("c", "q", "OPD", "A", avg_service_s=avg_service_s)
+            day0 = datetime(2026, 1, 5, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()  # a Monday
+            records: list[Record] = []
+            for n, visits in enumerate(sessions.values()):
+                records += await replay_session(eng, clock, "q", day0 + n * 86400, visits)
+        finally:
+            await r.aclose()
+            server.stop()
+    out = report(records, avg_service_s, mean_gap(sessions))
+    print_report(out, len(sessions))
+    if json_out is not None:
+        json_out.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def write_log(path: Path, sessions: int, seed: int, pace_s: float) -> None:
+    """Simulated outpatient sessions: each with its own doctor's pace, a late start, heavy-tailed
+    consultations (and now and then a very long one), a tea break in some, arrivals through the
+    morning for half of them."""
+    rng = random.Random(seed)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["session", "start", "end", "arrival"])
+
+        def hms(t: float) -> str:
+            t = int(t)
+            return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+        for s in range(sessions):
+            pm = s % 2 == 1
+            pace = rng.lognormvariate(math.log(pace_s), 0.35)  # the doctor of the day
+            n = rng.randint(8, 30)
+            t = (14 if pm else 9) * 3600 + rng.uniform(0, 3600)
+            with_arrivals = rng.random() < 0.5
+            arrivals = sorted(t - 1800 + rng.uniform(0, n * pace * 0.8) for _ in range(n))
+            tea = rng.randint(n // 3, n) if rng.random() < 0.3 else -1
+            for i in range(n):
+                if with_arrivals:
+                    t = max(t, arrivals[i])
+                if i == tea:
+                    t += rng.uniform(600, 1800)
+                slow = 1 + 0.3 * i / n  # tiring through the session
+                d = rng.lognormvariate(math.log(pace * slow), 0.55)
+                if rng.random() < 0.03:
+                    d *= rng.uniform(4, 8)
+                end = t + d
+                w.writerow([f"s{s}", hms(t), hms(end), hms(arrivals[i]) if with_arrivals else ""])
+                t = end + rng.uniform(20, 90)  # the next patient comes in
+
+
 async def main(days: int, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedRedis(Path(tmp) / "redis")
@@ -163,7 +393,18 @@ async def main(days: int, seed: int) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=5)
+    ap.add_argument("--log", type=Path, help="replay this consultation log (session,start[,end][,arrival])")
+    ap.add_argument("--json", type=Path, help="with --log: write the figures here")
+    ap.add_argument("--avg-service-s", type=int, default=600, help="the queue's configured service time (naive)")
+    ap.add_argument("--write-log", type=Path, help="write a simulated consultation log here and stop")
+    ap.add_argument("--sessions", type=int, default=380, help="with --write-log: how many sessions")
+    ap.add_argument("--pace-s", type=float, default=400, help="with --write-log: a typical doctor's time a patient")
+    ap.add_argument("--days", type=int, default=5, help="synthetic mornings")
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    asyncio.run(main(a.days, a.seed))
+    if a.write_log:
+        write_log(a.write_log, a.sessions, a.seed, a.pace_s)
+    elif a.log:
+        asyncio.run(replay_log(a.log, a.avg_service_s, a.json))
+    else:
+        asyncio.run(main(a.days, a.seed))

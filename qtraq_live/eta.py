@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 Z80 = 1.2816  # standard normal 90th percentile: 10th..90th percentile = an 80 % range
-LEVEL_SPREAD = 0.35  # log-sd of a level learnt from no cycle of this session
-LEVEL_DRIFT = 0.12  # log-sd a level keeps however many cycles were seen (pace changes)
+LEVEL_SPREAD = 0.45  # log-sd of a level learnt from no cycle of this session
+LEVEL_DRIFT = 0.2  # log-sd a level keeps however many cycles were seen (pace changes)
 MIN_SIGMA = 0.1
 
 
