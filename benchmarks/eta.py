@@ -306,6 +306,20 @@ def print_report(out: dict[str, Any], sessions: int) -> None:
           f"({out['ours_mae_s'] / out['constant_mae_s']:.2f}x); range coverage {out['coverage']:.1%}", flush=True)
 
 
+async def replay(r: aioredis.Redis, sessions: dict[str, list[Visit]], avg_service_s: int) -> list[Record]:
+    """Every session through one queue of the engine on ``r``, a day apart (Mondays first)."""
+    clock = Clock(0.0)
+    eng = QueueEngine(r, clock=clock)
+    await eng.load_scripts()
+    await eng.create_clinic("replay", "Clinic", timezone="Asia/Kolkata")
+    await eng.create_queue("replay", "replay-q", "OPD", "A", avg_service_s=avg_service_s)
+    day0 = datetime(2026, 1, 5, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()
+    records: list[Record] = []
+    for n, visits in enumerate(sessions.values()):
+        records += await replay_session(eng, clock, "replay-q", day0 + n * 86400, visits)
+    return records
+
+
 async def replay_log(path: Path, avg_service_s: int, json_out: Path | None) -> dict[str, Any]:
     sessions = read_log(path)
     if not sessions:
@@ -315,15 +329,7 @@ async def replay_log(path: Path, avg_service_s: int, json_out: Path | None) -> d
         server.start()
         r = aioredis.from_url(server.url, decode_responses=True)
         try:
-            clock = Clock(0.0)
-            eng = QueueEngine(r, clock=clock)
-            await eng.load_scripts()
-            await eng.create_clinic("c", "Clinic", timezone="Asia/Kolkata")
-            await eng.create_queue("c", "q", "OPD", "A", avg_service_s=avg_service_s)
-            day0 = datetime(2026, 1, 5, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()  # a Monday
-            records: list[Record] = []
-            for n, visits in enumerate(sessions.values()):
-                records += await replay_session(eng, clock, "q", day0 + n * 86400, visits)
+            records = await replay(r, sessions, avg_service_s)
         finally:
             await r.aclose()
             server.stop()
