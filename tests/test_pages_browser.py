@@ -7,6 +7,7 @@ and must log no console error."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -261,6 +262,9 @@ def test_patient_leaves_the_queue(browser: BrowserContext, site: Site) -> None:
                               arg=mine["label"])
     phone = open_page(browser, mine["track_url"], 390, 844)
     phone.page.wait_for_function("() => document.getElementById('p-position').textContent === '2'")
+    wait = phone.page.inner_text("#p-eta")  # a range, not one number: "about 12–31 min"
+    low, high = (int(x) for x in re.fullmatch(r"about (\d+)–(\d+) min", wait).groups())  # type: ignore[union-attr]
+    assert low < high
     phone.page.click("#leave")
     assert phone.page.is_visible("#leave-dialog")
     phone.page.click("#leave-yes")

@@ -109,18 +109,21 @@ async def ticket_page(request: Request) -> Response:
         status_text += " " + t("js.go_to", where=_where(t, view["counter"]))
     data = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}", "leavable": LEAVABLE}
     return page(request, "ticket.html", lang=lang, data=data, ticket=view, status_text=status_text,
-                eta_text=_minutes(t, view["eta_s"]), leavable=LEAVABLE)
+                eta_text=_wait_range(t, view["eta_low_s"], view["eta_high_s"]), leavable=LEAVABLE)
 
 
 def _where(t: i18n.Translator, counter: str) -> str:
     return t("js.counter_n", n=counter) if counter.isdigit() else counter
 
 
-def _minutes(t: i18n.Translator, seconds: int | None) -> str:
-    if seconds is None:
+def _wait_range(t: i18n.Translator, low: int | None, high: int | None) -> str:
+    """As ``QT.waitRange`` in common.js: "about 25–40 min", one figure when both ends round alike."""
+    if low is None or high is None:
         return "–"
-    m = round(seconds / 60)
-    return t("js.under_minute") if m < 1 else t("js.minutes", n=m)
+    lo, hi = max(1, round(low / 60)), max(1, round(high / 60))
+    if high < 30:
+        return t("js.under_minute")
+    return t("js.minutes", n=hi) if lo >= hi else t("js.eta_range", low=lo, high=hi)
 
 
 async def _self_checkin_queue(request: Request) -> tuple[dict[str, Any], str] | None:

@@ -140,6 +140,14 @@
     return m < 1 ? t("under_minute") : t("minutes", { n: m });
   }
 
+  // The wait as a range ("about 25–40 min"), or one figure when both ends round alike.
+  function waitRange(low, high) {
+    if (low === null || low === undefined || high === null || high === undefined) { return "–"; }
+    var lo = Math.max(1, Math.round(low / 60)), hi = Math.max(1, Math.round(high / 60));
+    if (high < 30) { return t("under_minute"); }
+    return lo >= hi ? t("minutes", { n: hi }) : t("eta_range", { low: lo, high: hi });
+  }
+
   function where(counter) {
     if (!counter) { return ""; }
     return /^\d+$/.test(counter) ? t("counter_n", { n: counter }) : counter;
@@ -196,6 +204,6 @@
   window.QT = {
     data: data, t: t, api: api, errorText: errorText, randomKey: randomKey, socket: socket,
     chime: chime, soundBlocked: soundBlocked, audioContext: audioContext, speak: speak,
-    minutes: minutes, where: where, clock: clock, show: show
+    minutes: minutes, waitRange: waitRange, where: where, clock: clock, show: show
   };
 })();

@@ -20,7 +20,7 @@
     if (waiting) {
       $("p-position").textContent = ticket.position === null ? "–" : String(ticket.position);
       $("p-ahead").textContent = ticket.ahead === null ? "–" : String(ticket.ahead);
-      $("p-eta").textContent = QT.minutes(ticket.eta_s);
+      $("p-eta").textContent = QT.waitRange(ticket.eta_low_s, ticket.eta_high_s);
     }
     QT.show($("leave"), d.leavable.indexOf(ticket.status) >= 0);
     QT.show($("p-sound"), FINAL.indexOf(ticket.status) < 0 && !soundOn());
