@@ -11,8 +11,9 @@ Redis, a simulated clock injected here only): every consultation start is a ``ne
 that time, an ``end`` a ``done``. After every press, every waiting ticket's ETA as the engine
 shows it (``queue_snapshot``: the same view the API and the sockets give) is compared with when
 that patient really started. Printed and written to OUT.json: MAE, median and p90 of the error
-by position (1-10) for ours, for the naive constant (position x the queue's ``avg_service_s``)
-and for the best constant in hindsight (position x the log's mean gap between starts), and how
+by position (1-10) for ours, for the naive constant (position x the queue's ``avg_service_s``),
+for the best constant in hindsight (position x the log's mean gap between starts) and, overall,
+for the previous estimator ((ahead + 0.5) x the moving average of service times), and how
 often the real start fell inside the shown range (``coverage``; the range is meant to hold 80 %).
 
 ``--write-log`` writes a log of simulated outpatient sessions in that format (doctors of
@@ -214,6 +215,7 @@ class Record:
     ours: float
     low: float
     high: float
+    previous: float  # the estimator before this one: (ahead + 0.5) x the moving average of service times
 
 
 async def replay_session(eng: QueueEngine, clock: Clock, queue: str, midnight: float,
@@ -245,9 +247,11 @@ async def replay_session(eng: QueueEngine, clock: Clock, queue: str, midnight: f
             called = await eng.next(queue, "1")
             assert called is not None and called["id"] == ticket_of[i], "the replay calls in start order"
             snap = await eng.queue_snapshot(queue)
+            ema_s = (await eng.get_queue(queue) or {"ema_s": 0})["ema_s"]
             for t in snap["waiting"][:POSITIONS]:
                 v = visits[visit_of[t["id"]]]
-                records.append(Record(t["position"], v.start - at, t["eta_s"], t["eta_low_s"], t["eta_high_s"]))
+                records.append(Record(t["position"], v.start - at, t["eta_s"], t["eta_low_s"], t["eta_high_s"],
+                                      (t["ahead"] + 0.5) * ema_s))
     # Whoever is still waiting or called ends the session (the next one starts afresh).
     snap = await eng.queue_snapshot(queue)
     for t in snap["waiting"] + snap["now_serving"]:
@@ -266,7 +270,7 @@ def errors(records: Iterable[Record], predict: Any) -> list[float]:
 
 def report(records: list[Record], naive_s: float, gap_s: float) -> dict[str, Any]:
     estimators = {"ours": lambda r: r.ours, "naive": lambda r: r.position * naive_s,
-                  "constant": lambda r: r.position * gap_s}
+                  "constant": lambda r: r.position * gap_s, "previous": lambda r: r.previous}
     by_position = []
     for p in range(1, POSITIONS + 1):
         rows = [r for r in records if r.position == p]
@@ -285,6 +289,7 @@ def report(records: list[Record], naive_s: float, gap_s: float) -> dict[str, Any
         "ours_mae_s": statistics.mean(errors(records, estimators["ours"])),
         "naive_mae_s": statistics.mean(errors(records, estimators["naive"])),
         "constant_mae_s": statistics.mean(errors(records, estimators["constant"])),
+        "previous_mae_s": statistics.mean(errors(records, estimators["previous"])),
         "coverage": sum(r.low <= r.actual <= r.high for r in records) / len(records),
         "naive_service_s": naive_s, "mean_gap_s": gap_s,
         "by_position": by_position,
@@ -303,7 +308,8 @@ def print_report(out: dict[str, Any], sessions: int) -> None:
               f"{e['coverage']:>7.0%}")
     print(f"all {out['records']:>6}  MAE ours {out['ours_mae_s'] / 60:.1f} min, naive {out['naive_mae_s'] / 60:.1f} "
           f"({out['ours_mae_s'] / out['naive_mae_s']:.2f}x), best constant {out['constant_mae_s'] / 60:.1f} "
-          f"({out['ours_mae_s'] / out['constant_mae_s']:.2f}x); range coverage {out['coverage']:.1%}", flush=True)
+          f"({out['ours_mae_s'] / out['constant_mae_s']:.2f}x), previous estimator {out['previous_mae_s'] / 60:.1f}; "
+          f"range coverage {out['coverage']:.1%}", flush=True)
 
 
 async def replay(r: aioredis.Redis, sessions: dict[str, list[Visit]], avg_service_s: int) -> list[Record]:

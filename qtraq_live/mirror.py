@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from .eta import estimate, queue_wait_s
+from .eta import Estimator, estimate, queue_wait_s
 from .queue_engine import mask_name, ticket_view
 
 Json = dict[str, Any]
@@ -209,6 +209,7 @@ class Mirror:
         ranks are worked out in one pass, and only the numbers that move with every call are
         formatted per view (a big OPD renders 2,000 views per press)."""
         ranks: dict[str, dict[int, int]] = {}
+        estimators: dict[str, Estimator] = {}
         out: dict[int, str] = {}
         clinic_name = self.clinic["name"]
         for tid in tids:
@@ -227,7 +228,10 @@ class Mirror:
                 if of_queue is None:
                     of_queue = ranks[t["queue"]] = {i: n for n, (_, i) in enumerate(self.waiting[t["queue"]])}
                 rank = of_queue[tid]
-                eta, low, high = estimate(rank, q)
+                waits = estimators.get(t["queue"])
+                if waits is None:
+                    waits = estimators[t["queue"]] = Estimator(q)
+                eta, low, high = waits.at(rank)
                 out[tid] = (f'{parts[2]},"position":{rank + 1},"ahead":{rank},"eta_s":{eta},'
                             f'"eta_low_s":{low},"eta_high_s":{high},{parts[3]}')
             else:

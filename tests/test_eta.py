@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import eta as bench  # noqa: E402  (benchmarks/eta.py)
 
+LEARNT = st.builds(lambda m, d, n, w: f"{m:.4f} {d:.4f} {n} 1764000000000 {w} 9",
+                   st.one_of(st.just(0.0), st.floats(1.6, 9.0)), st.floats(0.0, 2.0), st.integers(0, 500),
+                   st.sampled_from("01"))
 QUEUE_STATS = st.fixed_dictionaries({
     "counters_open": st.integers(1, 8),
     "ema_s": st.integers(10, 7200),
-    "eta_m": st.one_of(st.just(0), st.floats(1.6, 9.0)),
-    "eta_d": st.floats(0.0, 2.0),
-    "eta_n": st.integers(0, 500),
+    "eta": st.one_of(st.just(""), LEARNT),
     "pause_left_s": st.integers(0, 3600),
 })
 
@@ -53,8 +54,8 @@ def test_more_counters_shorten_the_wait_and_a_pause_adds_what_is_left_of_it(q: d
 
 
 def test_a_session_learnt_well_narrows_the_range() -> None:
-    young = estimate(5, {"eta_m": math.log(300), "eta_d": 0.4, "eta_n": 0, "counters_open": 1})
-    learnt = estimate(5, {"eta_m": math.log(300), "eta_d": 0.4, "eta_n": 40, "counters_open": 1})
+    young = estimate(5, {"eta": f"{math.log(300):.4f} 0.4 0 1764000000000 1 9", "counters_open": 1})
+    learnt = estimate(5, {"eta": f"{math.log(300):.4f} 0.4 40 1764000000000 1 9", "counters_open": 1})
     assert learnt.high_s - learnt.low_s < young.high_s - young.low_s
 
 
@@ -79,8 +80,11 @@ async def opd(aredis: aioredis.Redis) -> tuple[QueueEngine, Clock]:
 
 
 async def learnt(aredis: aioredis.Redis) -> dict[str, float]:
-    h = await aredis.hgetall(redis_keys.queue("gp"))
-    return {k: float(h[k]) for k in ("eta_m", "eta_d", "eta_n") if k in h}
+    """The queue's packed ``eta`` field: "level deviation cycles last_call waiting hour"."""
+    packed = await aredis.hget(redis_keys.queue("gp"), "eta")
+    assert packed is not None
+    m, d, n = packed.split()[:3]
+    return {"eta_m": float(m), "eta_d": float(d), "eta_n": float(n)}
 
 
 async def run_cycles(eng: QueueEngine, clock: Clock, cycles: list[float]) -> None:
@@ -147,17 +151,19 @@ async def test_one_long_consultation_moves_the_level_a_little(opd: tuple[QueueEn
 async def test_a_new_session_starts_from_what_that_hour_was_like(opd: tuple[QueueEngine, Clock],
                                                                  aredis: aioredis.Redis) -> None:
     eng, clock = opd
-    for _ in range(30):
+    for _ in range(60):
         await eng.issue("gp")
-    await run_cycles(eng, clock, [150] * 20)  # Monday 09:00-09:50
-    await eng.next("gp", "1")
-    await aredis.hset(redis_keys.queue("gp"), "eta_m", f"{math.log(1000):.4f}")  # as if the afternoon was slow
+    await run_cycles(eng, clock, [150] * 20)  # Monday 09:00-09:50: a quick doctor
+    clock.now = MONDAY_9 + 5 * 3600  # 14:00: a slow one in the afternoon
+    await run_cycles(eng, clock, [1000] * 10)
+    assert math.exp((await learnt(aredis))["eta_m"]) > 500
     clock.now = MONDAY_9 + 86400 + 600  # Tuesday 09:10: a new session
     await eng.next("gp", "1")
     state = await learnt(aredis)
-    assert state["eta_n"] == 0 and 120 < math.exp(state["eta_m"]) < 190  # hour 9 learnt on Monday
+    assert state["eta_n"] == 0 and 120 < math.exp(state["eta_m"]) < 190  # as Monday's 9 o'clock
     profile = await aredis.hgetall(redis_keys.eta_profile("gp"))
-    assert set(profile) == {"w9", "h9"}  # one entry per hour of the week and of the day: bounded
+    # One entry per hour of the week and of the day that had calls: bounded, whatever the history.
+    assert set(profile) == {f"{kind}{h}" for kind in "wh" for h in (9, 14, 15, 16)}
 
 
 async def test_the_replay_reports_the_engines_own_etas(aredis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:

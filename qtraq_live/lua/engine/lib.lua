@@ -18,10 +18,10 @@ local COUNTER_OPEN_MS = 5 * 60 * 1000
 local DEFAULT_PAUSE_S = 600
 local NORMAL_OFFSET = 4000000000000000  -- urgent (priority 1) tickets sort before all normal ones
 -- The wait estimator (docs/eta.md): a gap between two calls longer than this starts a new session,
--- each gap moves the level by at least this step, and the hour profile by this one.
+-- each gap moves the level by at least this step, and each hour's level moves its profile entry by this one.
 local ETA_SESSION_MS = 3 * 3600 * 1000
 local ETA_STEP_MIN = 0.12
-local ETA_PROFILE_STEP = 0.1
+local ETA_PROFILE_STEP = 0.3
 local ETA_DEV_PRIOR = 0.45
 
 local op = ARGV[1]
@@ -84,7 +84,7 @@ local function queue_hash(id)
   local flat = redis.call('HGETALL', K.queue(id))
   return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
                ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
-               created_at = false, eta_m = false, eta_d = false, eta_n = false, eta_at = false, eta_w = false}, flat)
+               created_at = false, eta = false}, flat)
 end
 
 local function num(s) return tonumber(s) or 0 end
@@ -110,10 +110,15 @@ local function jnum(s) if not s or s == '' then return '0' end return s end
 -- within two average services (a doctor who left stops counting soon after). The idle set
 -- (counters that pressed "next" and hold nobody, by when they pressed) makes this two counts,
 -- whatever the number of counters.
+-- Counted once a call per queue: hold() and learn_service_time() drop what they change.
+local open_counters = {}
 local function counters_open(q, ema_s)
+  local n = open_counters[q]
+  if n then return n end
   local since = NOW - math.max(2 * ema_s * 1000, COUNTER_OPEN_MS)
-  local n = redis.call('HLEN', K.counters(q)) + redis.call('ZCOUNT', K.idle(q), since, '+inf')
+  n = redis.call('HLEN', K.counters(q)) + redis.call('ZCOUNT', K.idle(q), since, '+inf')
   if n < 1 then n = 1 end
+  open_counters[q] = n
   return n
 end
 
@@ -133,7 +138,7 @@ local function queue_json(h, more)
     ',"prefix":' .. jtext(h.prefix) .. ',"paused":' .. jflag(h.paused) ..
     ',"avg_service_s":' .. jnum(h.avg_service_s) .. ',"ema_s":' .. jnum(h.ema_s) ..
     ',"pause_left_s":' .. pause_left_s(h) .. ',"counters_open":' .. counters_open(h.id, num(h.ema_s)) ..
-    ',"eta_m":' .. jnum(h.eta_m) .. ',"eta_d":' .. jnum(h.eta_d) .. ',"eta_n":' .. jnum(h.eta_n) ..
+    ',"eta":' .. jplain(h.eta) ..
     ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) .. (more or '') .. '}'
 end
 
@@ -193,6 +198,7 @@ end
 
 -- A counter now holds ticket ``id`` (busy), or nobody (idle since its last press, ``pressed``).
 local function hold(q, counter, id, pressed)
+  open_counters[q] = nil
   if id then
     redis.call('HSET', K.counters(q), counter, id)
     redis.call('ZREM', K.idle(q), counter)
@@ -220,30 +226,45 @@ local function learn_service_time(t, q)
   if d > 7200 then d = 7200 end
   local ema = math.floor((EMA_ALPHA * d + (1 - EMA_ALPHA) * num(q.ema_s)) + 0.5)
   q.ema_s = tostring(ema)
+  open_counters[t.queue] = nil
   redis.call('HSET', K.queue(t.queue), 'ema_s', q.ema_s)
 end
 
--- A patient was just called in queue ``q`` (its hash, kept in step). The time since the queue's
--- previous call, times the counters open, is one "cycle" of a counter: service plus changeover.
--- It is learnt only when somebody was waiting all along (not a doctor waiting for patients) and no
--- pause fell in between (pause_left_s covers pauses). The level is a clipped moving average of
--- log cycles (one 90-minute visit moves it a little, not a lot), fast while a session is young;
--- ``eta_d`` is the mean absolute deviation of log cycles (the spread of the range). A session
--- starts from what this hour of the week (else this hour of the day) was like before: ``how``
--- is the hour of the week in the clinic's timezone. Constant work per call, whatever the history.
-local function learn_gap(q, how)
-  local last = num(q.eta_at)
-  local m, d, n = tonumber(q.eta_m), tonumber(q.eta_d) or ETA_DEV_PRIOR, num(q.eta_n)
+-- A patient was just called in queue ``q`` (its hash, kept in step); ``left``: somebody is still
+-- waiting. The time since the queue's previous call, times the counters open, is one "cycle" of
+-- a counter: service plus changeover. It is learnt only when somebody was waiting all along (not
+-- a doctor waiting for patients) and no pause fell in between (pause_left_s covers pauses). The
+-- level is a clipped moving average of log cycles (one 90-minute visit moves it a
+-- little), fast while a session is young, with the mean absolute deviation of log cycles (the
+-- spread of the range). A session starts from what this hour of the week (else of the day)
+-- was like: the profile takes an hour's level once, at the first call of another hour. ``how`` is
+-- the hour of the week in the clinic's timezone. Constant work per call, whatever the history.
+local function learn_gap(q, how, left)
+  -- ``eta`` packs what is learnt into one field: "level deviation cycles last_call waiting hour"
+  -- (one field to read and write, and the views get it as it is).
+  local m, d, n, last, waiting, hour
+  if q.eta then
+    m, d, n, last, waiting, hour = string.match(q.eta, '^(%S+) (%S+) (%d+) (%d+) ([01]) (%d*)$')
+  end
+  m, d, n, last = tonumber(m), tonumber(d) or ETA_DEV_PRIOR, tonumber(n) or 0, tonumber(last) or 0
+  if m == 0 then m = nil end
+  hour = tonumber(hour)
   local pkey = K.eta_profile(q.id)
-  local wk, hk
-  if how then wk, hk = 'w' .. how, 'h' .. (how % 24) end
+  if how and m and n > 0 and hour and hour ~= how then
+    local wk, hk = 'w' .. hour, 'h' .. (hour % 24)
+    local p = redis.call('HMGET', pkey, wk, hk)
+    local pw, ph = tonumber(p[1]), tonumber(p[2])
+    pw = pw and pw + ETA_PROFILE_STEP * (m - pw) or m
+    ph = ph and ph + ETA_PROFILE_STEP * (m - ph) or m
+    redis.call('HSET', pkey, wk, string.format('%.4f', pw), hk, string.format('%.4f', ph))
+  end
   if last == 0 or NOW - last > ETA_SESSION_MS then
-    if wk then
-      local p = redis.call('HMGET', pkey, wk, hk)
+    if how then
+      local p = redis.call('HMGET', pkey, 'w' .. how, 'h' .. (how % 24))
       m = tonumber(p[1]) or tonumber(p[2]) or m
     end
     n = 0
-  elseif q.eta_w == '1' and num(q.paused_at) < last then
+  elseif waiting == '1' and num(q.paused_at) < last then
     local x = (NOW - last) / 1000 * counters_open(q.id, num(q.ema_s))
     if x < 5 then x = 5 elseif x > 7200 then x = 7200 end
     local lx = math.log(x)
@@ -259,31 +280,17 @@ local function learn_gap(q, how)
     d = d + step * (math.abs(lx - m) - d)
     m = m + step * (lx - m)
     n = n + 1
-    if wk then
-      local p = redis.call('HMGET', pkey, wk, hk)
-      local pw, ph = tonumber(p[1]), tonumber(p[2])
-      pw = pw and pw + ETA_PROFILE_STEP * (lx - pw) or lx
-      ph = ph and ph + ETA_PROFILE_STEP * (lx - ph) or lx
-      redis.call('HSET', pkey, wk, string.format('%.4f', pw), hk, string.format('%.4f', ph))
-    end
   end
-  q.eta_at = NOW_S
-  q.eta_w = redis.call('ZCARD', K.waiting(q.id)) > 0 and '1' or '0'
-  q.eta_n = tostring(n)
-  q.eta_d = string.format('%.4f', d)
-  if m then
-    q.eta_m = string.format('%.4f', m)
-    redis.call('HSET', K.queue(q.id), 'eta_at', q.eta_at, 'eta_w', q.eta_w, 'eta_n', q.eta_n, 'eta_d', q.eta_d, 'eta_m', q.eta_m)
-  else
-    redis.call('HSET', K.queue(q.id), 'eta_at', q.eta_at, 'eta_w', q.eta_w, 'eta_n', q.eta_n, 'eta_d', q.eta_d)
-  end
+  if not m then m = 0 end  -- 0: nothing learnt (a log of seconds is never 0 here)
+  q.eta = string.format('%.4f %.4f %d %s %s %s', m, d, n, NOW_S, left and '1' or '0', how or '')
+  redis.call('HSET', K.queue(q.id), 'eta', q.eta)
 end
 
 -- A press that called nobody: the next gap starts from an empty queue, so it is not learnt.
 local function learn_empty(q)
-  if q.eta_w == '1' then
-    q.eta_w = '0'
-    redis.call('HSET', K.queue(q.id), 'eta_w', '0')
+  if q.eta and string.find(q.eta, ' 1 %d*$') then
+    q.eta = string.gsub(q.eta, ' 1 (%d*)$', ' 0 %1')
+    redis.call('HSET', K.queue(q.id), 'eta', q.eta)
   end
 end
 

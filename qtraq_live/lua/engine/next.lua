@@ -21,14 +21,15 @@ function ops.next()
     end
   end
   redis.call('HSET', K.seen(A.queue), A.counter, NOW_S)
-  local first = redis.call('ZRANGE', K.waiting(A.queue), 0, 0)[1]
+  local firsts = redis.call('ZRANGE', K.waiting(A.queue), 0, 1)
+  local first = firsts[1]
   local out
   if first then
     local t = ticket_hash(first)
     redis.call('ZREM', K.waiting(A.queue), first)
     set_ticket(t, {prev_status = t.status, status = 'called', counter = A.counter, called_at = NOW_S})
     hold(A.queue, A.counter, first)
-    learn_gap(q, A.how)
+    learn_gap(q, A.how, firsts[2] ~= nil)
     push_recent(q.clinic, t)
     changed[#changed + 1] = ticket_json(t)
     local _, ev = emit(q.clinic, 'called', A.queue, changed, {queue_json(q)})
