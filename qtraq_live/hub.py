@@ -318,7 +318,9 @@ class Hub:
             m = Mirror(await self.engine.clinic_state(clinic))
         finally:
             self._loading.pop(clinic, None)
-        if self.subs.get(clinic):
+        subs = self.subs.get(clinic)
+        if subs:
+            subs.refile(m.tickets)  # after a rebuild: tickets moved in the versions skipped
             self.mirrors[clinic] = m
             self._clinics_changed()
             self._advance()

@@ -106,6 +106,14 @@ class ClinicSubscribers:
             if tid in self.tickets:
                 self.place(tid, t["queue"])
 
+    def refile(self, tickets: Mapping[int, Mapping[str, Any]]) -> None:
+        """A mirror was rebuilt (versions were skipped): file each watched ticket it knows
+        under its queue now, as a transfer among the skipped events may have moved it."""
+        for tid in list(self.tickets):
+            t = tickets.get(tid)
+            if t is not None:
+                self.place(tid, t["queue"])
+
     # -- what a change reaches -------------------------------------------------------------
 
     def screens_for(self, queues: Collection[str]) -> list[Subscriber]:

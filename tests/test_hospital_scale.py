@@ -212,3 +212,39 @@ async def test_public_pages_use_the_mirror_and_check_the_key_first(hospital: Liv
             refused = delta(sync_redis, lambda p=path: page.append(fetch(p)), reads)  # type: ignore[misc]
             assert page[-1].status_code == 401 and refused == {**dict.fromkeys(reads, 0), "get": 1}
         assert fetch("/join/no-such-queue").status_code == 404
+
+
+def test_the_index_files_and_forgets_every_socket() -> None:
+    """The bookkeeping alone: what a change reaches, a transfer, a rebuilt mirror, and nothing
+    left behind once every socket is gone (an index that only grows would be a leak)."""
+
+    async def send(message: Any) -> None:
+        raise AssertionError("the index never sends")
+
+    def sub(kind: str, ticket: int | None = None, shows: tuple[str, ...] | None = None) -> Subscriber:
+        return Subscriber(None, send, "aiims", kind, ticket_id=ticket,  # type: ignore[arg-type]
+                          key_hash="k" if kind == "display" else None,
+                          allowed=None if shows is None else frozenset(shows))
+
+    index = ClinicSubscribers()
+    phone, twin, other = sub("patient", 1), sub("patient", 1), sub("patient", 2)
+    hall, cardio_tv, desk, doctor = sub("display"), sub("display", shows=("cardio",)), sub("reception"), \
+        sub("reception", shows=("derma", "ortho"))
+    for s in (phone, twin, other, hall, cardio_tv, desk, doctor):
+        index.add(s)
+    assert index.patients_for({"cardio"}, []) == []  # not placed yet: only by its ticket
+    assert {s.ticket_id for s in index.patients_for(set(), [1])} == {1}
+    index.place(1, "cardio")
+    index.place(2, "derma")
+    assert set(index.patients_for({"cardio"}, [])) == {phone, twin}
+    assert set(index.screens_for({"cardio"})) == {hall, cardio_tv, desk}
+    assert set(index.screens_for({"cardio", "ortho"})) == {hall, cardio_tv, desk, doctor}
+    assert set(index.displays()) == {hall, cardio_tv}
+    index.follow([{"id": 1, "queue": "ortho"}, {"id": 99, "queue": "ortho"}])  # a transfer; 99 unwatched
+    assert index.patients_for({"cardio"}, []) == [] and set(index.patients_for({"ortho"}, [])) == {phone, twin}
+    index.refile({1: {"queue": "derma"}})  # a rebuilt mirror knows better
+    assert set(index.patients_for({"derma"}, [])) == {phone, twin, other}
+    for s in (phone, twin, other, hall, cardio_tv, desk, doctor, phone):
+        index.remove(s)
+    assert len(index) == 0
+    assert (index.everything, index.screens, index.tickets, index.ticket_queue, index.watched) == (set(), {}, {}, {}, {})
