@@ -247,4 +247,5 @@ def test_the_index_files_and_forgets_every_socket() -> None:
     for s in (phone, twin, other, hall, cardio_tv, desk, doctor, phone):
         index.remove(s)
     assert len(index) == 0
-    assert (index.everything, index.screens, index.tickets, index.ticket_queue, index.watched) == (set(), {}, {}, {}, {})
+    left = (index.everything, index.screens, index.tickets, index.ticket_queue, index.watched)
+    assert left == (set(), {}, {}, {}, {})
