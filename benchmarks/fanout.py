@@ -42,6 +42,7 @@ from fanout_servers import SERVERS, Group, GroupPlan, Redis, ScreenPlan, Shared,
 from fanout_stats import Press, Result, box_busy_seconds, cpu_seconds, latencies, pss_kib, table  # noqa: E402
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
+ANONLOAD = Path(__file__).resolve().parent / "anonload.py"
 SOCKETS_PER_LOADGEN = 15_000  # a process may hold 20,000 files here
 SOCKETS_PER_SERVER = 18_000  # likewise for a server process: more sockets, more processes
 LOSS_TIMEOUT_S = 10.0
@@ -194,44 +195,25 @@ async def drive(server: Any, groups: list[Group], sc: Scenario, duration: float,
 
 
 class Anonymous:
-    """Open-loop anonymous GETs of public pages at ``rate``/s while the presses run (no
-    session, no key but a display's own URL): what a crowd of phones and a TV wall cost."""
+    """``anonload.py`` on the load cores: open-loop anonymous GETs of public pages at ``rate``/s
+    while the presses run (no session; a TV page's URL carries its key, as a TV's does)."""
 
-    def __init__(self, base: str, paths: list[str], rate: float) -> None:
-        self.base, self.paths, self.rate = base, paths, rate
-        self.statuses: dict[str, int] = {}
-        self.task: asyncio.Task[None] | None = None
+    def __init__(self, base: str, paths: list[str], rate: float, workdir: Path) -> None:
+        spec = workdir / "anonload.json"
+        spec.write_text(json.dumps({"base": base, "paths": paths, "rate": rate}))
+        self.out = workdir / "anonload-out.json"
+        self.rate = rate
+        self.proc = subprocess.Popen(pinned([sys.executable, str(ANONLOAD), str(spec), str(self.out)], load_cores()),
+                                     stdin=subprocess.PIPE)
 
-    async def run(self) -> None:
-        pending: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as http:
-            start, n = time.monotonic(), 0
-            try:
-                while True:
-                    await asyncio.sleep(max(0.0, start + n / self.rate - time.monotonic()))
-                    n += 1
-                    task = asyncio.create_task(self.get(http, random.choice(self.paths)))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-            finally:
-                await asyncio.gather(*pending, return_exceptions=True)
-
-    async def get(self, http: httpx.AsyncClient, path: str) -> None:
-        try:
-            status = str((await http.get(self.base + path)).status_code)
-        except httpx.HTTPError as exc:
-            status = type(exc).__name__
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.run())
-
-    async def stop(self) -> str:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+    def stop(self) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(60)
+        out = json.loads(self.out.read_text())
+        late = f", {out['late']} not sent (every connection busy)" if out["late"] else ""
         return f"anonymous GETs at {self.rate:.0f}/s: " + ", ".join(
-            f"{n} × {status}" for status, n in sorted(self.statuses.items()))
+            f"{n} × {status}" for status, n in sorted(out["statuses"].items())) + late
 
 
 async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Result:
@@ -242,6 +224,7 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Resul
     server.workers = sc.workers
     redis = Redis(workdir / "redis") if server.needs_redis else None
     load: Load | None = None
+    anonymous: Anonymous | None = None
     try:
         server.start(redis.url if redis else "", workdir)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
@@ -252,16 +235,15 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Resul
             load = Load(specs, workdir)
             await measure_idle(result, server.pid, load)
             say(f"  {result.connected} sockets open in {time.monotonic() - began:.1f} s")
-            anonymous = None
             if sc.anon_rate:
-                anonymous = Anonymous(server.base, server.anonymous_paths(groups), sc.anon_rate)
-                anonymous.start()
+                anonymous = Anonymous(server.base, server.anonymous_paths(groups), sc.anon_rate, workdir)
             await load.ask("mark")
             before = cpu_figures(server.pid, redis.pid if redis else None)
             presses = await drive(server, groups, sc, duration, http)
             after = cpu_figures(server.pid, redis.pid if redis else None)
             if anonymous is not None:
-                result.notes.append(await anonymous.stop())
+                result.notes.append(anonymous.stop())
+                anonymous = None
             result.notes += await server.resolve_versions(groups, presses)
             wall = after[0] - before[0]
             result.cpu_pct, result.redis_cpu_pct, result.others_cpu_pct = (
@@ -273,6 +255,8 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Resul
             await check_versions(result, server, http, groups, presses, sc.one_clinic)
         receipts = load.finish(result)
     finally:
+        if anonymous is not None and anonymous.proc.poll() is None:
+            anonymous.proc.kill()
         if load:
             load.kill()
         server.stop()
