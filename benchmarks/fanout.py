@@ -3,11 +3,17 @@
     python benchmarks/fanout.py                  # quick: city at 1,000 sockets and big OPD, 10 s each
     python benchmarks/fanout.py --full           # city at 1k, 5k and 10k sockets and big OPD, 60 s each
     python benchmarks/fanout.py --scenario city --servers qtraq,floor --sockets 10000 --duration 60
+    python benchmarks/fanout.py --scenario hospital --hospital 10000,36000 --anon-rate 200 --duration 30
 
 Scenarios: ``city`` (sockets/100 queues, each with 99 watching patients and 1 display, open-
-loop "next" presses at 20/s over random queues) and ``bigopd`` (one queue, 2,000 watching
-patients and 10 displays, one press every 2 s). A press's latency on a socket runs from
-sending the HTTP press to that socket reading the update; see docs/benchmarks.md.
+loop "next" presses at 20/s over random queues), ``bigopd`` (one queue, 2,000 watching
+patients and 10 displays, one press every 2 s) and ``hospital`` (one clinic of 100 queues,
+sockets/100 patients watching in each, 20 displays showing 5 queues each and 10 reception
+consoles showing all, 20 presses/s over random queues; past 18,000 sockets over
+ceil(sockets/18,000) server processes; with ``--anon-rate`` also a ``hospital+anon`` row for
+qtraq-live: the same while anonymous GETs of /join, /display and /t pages arrive at that
+rate). A press's latency on a socket runs from sending the HTTP press to that socket reading
+the update; see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +38,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fanout_servers import SERVERS, Group, GroupPlan, Redis, load_cores, pinned  # noqa: E402
+from fanout_servers import SERVERS, Group, GroupPlan, Redis, ScreenPlan, Shared, load_cores, pinned  # noqa: E402
 from fanout_stats import Press, Result, box_busy_seconds, cpu_seconds, latencies, pss_kib, table  # noqa: E402
 
 LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
+ANONLOAD = Path(__file__).resolve().parent / "anonload.py"
 SOCKETS_PER_LOADGEN = 15_000  # a process may hold 20,000 files here
+SOCKETS_PER_SERVER = 18_000  # likewise for a server process: more sockets, more processes
 LOSS_TIMEOUT_S = 10.0
+HOSPITAL_QUEUES, HOSPITAL_DISPLAYS, QUEUES_PER_DISPLAY, HOSPITAL_RECEPTIONS = 100, 20, 5, 10
 
 
 @dataclass
@@ -45,9 +54,21 @@ class Scenario:
     name: str
     plan: list[GroupPlan]
     rate: float  # presses per second, all queues together
+    screens: list[ScreenPlan] = field(default_factory=list)  # sockets that show several queues
+    one_clinic: bool = False  # every queue in one clinic (one version for all)
+    workers: int = 1
+    anon_rate: float = 0.0  # anonymous page GETs per second during the presses
 
 
-def scenario(name: str, sockets: int, duration: float) -> Scenario:
+def scenario(name: str, sockets: int, duration: float, anon_rate: float = 0.0) -> Scenario:
+    if name.startswith("hospital"):
+        rate = 20.0
+        lead = math.ceil(rate * duration / HOSPITAL_QUEUES * 1.5 + 10)
+        screens = [ScreenPlan("display", list(range(i * QUEUES_PER_DISPLAY, (i + 1) * QUEUES_PER_DISPLAY)))
+                   for i in range(HOSPITAL_DISPLAYS)]
+        screens += [ScreenPlan("reception", list(range(HOSPITAL_QUEUES))) for _ in range(HOSPITAL_RECEPTIONS)]
+        return Scenario(name, [GroupPlan(sockets // HOSPITAL_QUEUES, 0, lead) for _ in range(HOSPITAL_QUEUES)],
+                        rate, screens, True, math.ceil(sockets / SOCKETS_PER_SERVER), anon_rate)
     if name == "city":
         queues, rate = max(1, sockets // 100), 20.0
         per_queue = rate * duration / queues
@@ -137,17 +158,20 @@ async def drive(server: Any, groups: list[Group], sc: Scenario, duration: float,
                 http: httpx.AsyncClient) -> list[Press]:
     """Open loop: a press every 1/rate s on a random queue, never waiting for answers. A queue
     with a press still in flight is skipped when another is free, so each queue's presses (and
-    versions) stay in order; when every queue is busy the press waits behind its queue's."""
+    versions) stay in order; when every queue is busy the press waits behind its queue's.
+    In one clinic of many queues the baselines' ``seq`` counts every press (one sequence, as
+    the clinic's version); qtraq-live's versions are read back afterwards."""
     presses: list[Press] = []
     in_flight: dict[int, asyncio.Task[None]] = {}
     sent = [0] * len(groups)
     done = [0] * len(groups)  # successful presses: the n-th makes version first_version + n
     budget = [plan.lead for plan in sc.plan]
+    counter = iter(range(1, 1 << 62))
 
     async def press(g: int, before: asyncio.Task[None] | None) -> None:
         if before is not None:
             await before
-        seq = done[g] + 1
+        seq = next(counter) if sc.one_clinic else done[g] + 1
         url, body, headers = server.press(groups[g], seq)
         sent_ns = time.monotonic_ns()
         try:
@@ -166,34 +190,61 @@ async def drive(server: Any, groups: list[Group], sc: Scenario, duration: float,
         sent[g] += 1
         in_flight[g] = asyncio.create_task(press(g, in_flight.get(g)))
     await asyncio.gather(*in_flight.values())
+    presses.sort(key=lambda p: p.sent_ns)  # each queue's presses in the order they were made
     return presses
 
 
-async def run_one(name: str, sc_name: str, sockets: int, duration: float, base: Path) -> Result:
-    sc = scenario(sc_name, sockets, duration)
-    result = Result(name, sc_name, sum(p.patients + p.displays for p in sc.plan))
-    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{sc_name}-{result.sockets}-", dir=base))
+class Anonymous:
+    """``anonload.py`` on the load cores: open-loop anonymous GETs of public pages at ``rate``/s
+    while the presses run (no session; a TV page's URL carries its key, as a TV's does)."""
+
+    def __init__(self, base: str, paths: list[str], rate: float, workdir: Path) -> None:
+        spec = workdir / "anonload.json"
+        spec.write_text(json.dumps({"base": base, "paths": paths, "rate": rate}))
+        self.out = workdir / "anonload-out.json"
+        self.rate = rate
+        self.proc = subprocess.Popen(pinned([sys.executable, str(ANONLOAD), str(spec), str(self.out)], load_cores()),
+                                     stdin=subprocess.PIPE)
+
+    def stop(self) -> str:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(60)
+        out = json.loads(self.out.read_text())
+        late = f", {out['late']} not sent (every connection busy)" if out["late"] else ""
+        return f"anonymous GETs at {self.rate:.0f}/s: " + ", ".join(
+            f"{n} × {status}" for status, n in sorted(out["statuses"].items())) + late
+
+
+async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Result:
+    sockets = sum(p.patients + p.displays for p in sc.plan) + len(sc.screens)
+    result = Result(name, sc.name, sockets)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{sc.name}-{result.sockets}-", dir=base))
     server = SERVERS[name]()
+    server.workers = sc.workers
     redis = Redis(workdir / "redis") if server.needs_redis else None
     load: Load | None = None
+    anonymous: Anonymous | None = None
     try:
         server.start(redis.url if redis else "", workdir)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
             began = time.monotonic()
-            groups = await server.setup(http, sc.plan)
+            groups, shared = await server.setup(http, sc.plan, sc.screens, sc.one_clinic)
             say(f"  set up in {time.monotonic() - began:.1f} s")
-            group_sockets, at = [], 0
-            for group in groups:
-                group_sockets.append(list(range(at, at + len(group.urls))))
-                at += len(group.urls)
-            load = Load([{"url": url, "proto": proto} for group in groups for url, proto in group.urls],
-                        workdir)
+            group_sockets, specs = socket_plan(groups, shared)
+            load = Load(specs, workdir)
             await measure_idle(result, server.pid, load)
             say(f"  {result.connected} sockets open in {time.monotonic() - began:.1f} s")
+            if sc.anon_rate:
+                anonymous = Anonymous(server.base, server.anonymous_paths(groups), sc.anon_rate, workdir)
             await load.ask("mark")
             before = cpu_figures(server.pid, redis.pid if redis else None)
             presses = await drive(server, groups, sc, duration, http)
             after = cpu_figures(server.pid, redis.pid if redis else None)
+            if anonymous is not None:
+                result.notes.append(anonymous.stop())
+                anonymous = None
+            result.notes += await server.resolve_versions(groups, presses)
             wall = after[0] - before[0]
             result.cpu_pct, result.redis_cpu_pct, result.others_cpu_pct = (
                 100 * (b - a) / wall for a, b in zip(before[1:], after[1:]))
@@ -201,9 +252,11 @@ async def run_one(name: str, sc_name: str, sockets: int, duration: float, base: 
             deadline = time.monotonic() + LOSS_TIMEOUT_S
             while await load.ask("count") < expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            await check_versions(result, server, http, groups, presses)
+            await check_versions(result, server, http, groups, presses, sc.one_clinic)
         receipts = load.finish(result)
     finally:
+        if anonymous is not None and anonymous.proc.poll() is None:
+            anonymous.proc.kill()
         if load:
             load.kill()
         server.stop()
@@ -211,6 +264,21 @@ async def run_one(name: str, sc_name: str, sockets: int, duration: float, base: 
             redis.stop()
     latencies(result, presses, group_sockets, receipts, int(LOSS_TIMEOUT_S * 1e9))
     return result
+
+
+def socket_plan(groups: list[Group], shared: list[Shared]) -> tuple[list[list[int]], list[dict[str, Any]]]:
+    """Every socket once (each group's own, then the shared screens) and, per group, the
+    indexes of the sockets a press on it reaches."""
+    specs: list[dict[str, Any]] = []
+    group_sockets: list[list[int]] = []
+    for group in groups:
+        group_sockets.append(list(range(len(specs), len(specs) + len(group.urls))))
+        specs += [{"url": url, "proto": proto} for url, proto in group.urls]
+    for screen in shared:
+        for g in screen.groups:
+            group_sockets[g].append(len(specs))
+        specs.append({"url": screen.url, "proto": screen.proto, "headers": screen.headers})
+    return group_sockets, specs
 
 
 def cpu_figures(server_pid: int, redis_pid: int | None) -> tuple[float, float, float, float]:
@@ -230,8 +298,14 @@ async def measure_idle(result: Result, pid: int, load: Load) -> None:
 
 
 async def check_versions(result: Result, server: Any, http: httpx.AsyncClient, groups: list[Group],
-                         presses: list[Press]) -> None:
+                         presses: list[Press], one_clinic: bool) -> None:
     """Each press must have made exactly one version, or latencies were matched wrongly."""
+    if one_clinic:
+        final = await server.final_version(http, groups[0])
+        want = groups[0].first_version + sum(1 for p in presses if p.ok)
+        if final is not None and final != want:
+            result.notes.append(f"clinic: version {final}, expected {want}")
+        return
     for g, group in enumerate(groups):
         final = await server.final_version(http, group)
         want = group.first_version + sum(1 for p in presses if p.group == g and p.ok)
@@ -241,10 +315,15 @@ async def check_versions(result: Result, server: Any, http: httpx.AsyncClient, g
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", choices=["city", "bigopd", "all"], default="all")
+    parser.add_argument("--scenario", choices=["city", "bigopd", "hospital", "all"], default="all")
     parser.add_argument("--servers", default="qtraq,floor,socketio,channels",
                         help="comma-separated, from: " + ", ".join(SERVERS))
     parser.add_argument("--sockets", default="1000", help="city sizes, comma-separated")
+    parser.add_argument("--hospital", default="10000", help="hospital sizes (patient sockets), comma-separated")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="server processes for the hospital (default: one per 18,000 sockets)")
+    parser.add_argument("--anon-rate", type=float, default=0.0,
+                        help="also a hospital+anon row: anonymous page GETs per second during the presses")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of presses per run")
     parser.add_argument("--quick", action="store_true", help="city at 1,000 sockets and big OPD, 10 s each (default)")
     parser.add_argument("--full", action="store_true", help="city at 1,000, 5,000 and 10,000 sockets and big OPD, 60 s each")
@@ -262,19 +341,32 @@ async def main(argv: list[str] | None = None) -> list[Result]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     os.sched_setaffinity(0, load_cores())
     servers = [s for s in args.servers.split(",") if s]
-    runs = [("city", int(n)) for n in args.sockets.split(",")] if args.scenario in ("city", "all") else []
-    runs += [("bigopd", 2010)] if args.scenario in ("bigopd", "all") else []
+    runs = [(scenario("city", int(n), args.duration), servers)
+            for n in args.sockets.split(",")] if args.scenario in ("city", "all") else []
+    if args.scenario in ("hospital", "all"):
+        for n in args.hospital.split(","):
+            sc = scenario("hospital", int(n), args.duration)
+            sc.workers = args.workers or sc.workers
+            if sc.workers > 1:  # the floor is one process with no Redis: it cannot spread
+                sc.name = f"hospital-{sc.workers}w"
+            runs.append((sc, [s for s in servers if sc.workers == 1 or s != "floor"]))
+            if args.anon_rate and "qtraq" in servers:
+                anon = scenario("hospital", int(n), args.duration, args.anon_rate)
+                anon.workers = sc.workers
+                anon.name = sc.name + "+anon"
+                runs.append((anon, ["qtraq"]))
+    runs += [(scenario("bigopd", 2010, args.duration), servers)] if args.scenario in ("bigopd", "all") else []
     results = []
     base = Path(tempfile.mkdtemp(prefix="qtraq-fanout-"))
     try:
-        for sc_name, sockets in runs:
-            for name in servers:
-                say(f"running {name} {sc_name} {sockets} sockets, {args.duration:.0f} s ...")
+        for sc, names in runs:
+            for name in names:
+                say(f"running {name} {sc.name}, {args.duration:.0f} s ...")
                 try:
-                    results.append(await run_one(name, sc_name, sockets, args.duration, base))
+                    results.append(await run_one(name, sc, args.duration, base))
                 except Exception as exc:  # one server failing must not cost the other rows
                     say(f"  failed: {exc!r}")
-                    results.append(Result(name, sc_name, sockets, notes=[f"run failed: {exc!r}"[:300]]))
+                    results.append(Result(name, sc.name, 0, notes=[f"run failed: {exc!r}"[:300]]))
                 else:
                     say("  " + table(results[-1:]).splitlines()[1].strip())
     finally:

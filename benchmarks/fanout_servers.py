@@ -1,9 +1,11 @@
 """The servers benchmarks/fanout.py compares: start, set up a scenario, press, stop.
 
-Each adapter turns a scenario's plan (groups of patient and display sockets, one queue each)
-into WebSocket URLs and a press request. The baselines echo the press's ``seq`` as the
-message ``version``; qtraq-live's press bumps its clinic's version by one, so a press's
-version is the clinic's version before the run plus the number of presses on it so far.
+Each adapter turns a scenario's plan (groups of patient and display sockets, one queue each,
+and screens that show several queues) into WebSocket URLs and a press request. The baselines
+echo the press's ``seq`` as the message ``version``; qtraq-live's press bumps its clinic's
+version by one, so in a clinic of one queue a press's version is the clinic's version before
+the run plus the number of presses on it so far, and in a hospital (one clinic, many queues)
+it is read back from the clinic's event stream after the run (:meth:`Server.resolve_versions`).
 Server-side processes (and their Redis) run on core 0, the load on the other cores.
 """
 
@@ -25,14 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 
-from fanout_stats import tree
+from fanout_stats import Press, tree
 
 HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "baselines"
 READY_TIMEOUT_S = 60.0
 SETUP_CONCURRENCY = 16
 SERVER_CORES = {0}
+HOSPITAL = "hosp"  # the one clinic of the hospital scenario
+PASSWORD = "bench-password-1234"
 
 
 def load_cores() -> set[int]:
@@ -55,11 +60,27 @@ class GroupPlan:
 
 
 @dataclass
+class ScreenPlan:
+    kind: str  # "display" or "reception"
+    groups: list[int]  # the queues (indexes in the plan) it shows
+
+
+@dataclass
 class Group:
     name: str
-    urls: list[tuple[str, str]]  # (url, proto) of every socket a press on this group reaches
+    urls: list[tuple[str, str]]  # (url, proto) of every socket of this group alone
     first_version: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Shared:
+    """A socket that a press on any of several groups reaches (a screen of several queues)."""
+
+    url: str
+    proto: str
+    groups: list[int]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def environment(extra: dict[str, str]) -> dict[str, str]:
@@ -165,8 +186,20 @@ class Server:
     def start(self, redis_url: str, workdir: Path) -> None:
         raise NotImplementedError
 
-    async def setup(self, http: httpx.AsyncClient, plan: list[GroupPlan]) -> list[Group]:
+    workers = 1  # server processes (qtraq-live's --workers, socket.io's cluster)
+
+    async def setup(self, http: httpx.AsyncClient, plan: list[GroupPlan], screens: list[ScreenPlan],
+                    one_clinic: bool) -> tuple[list[Group], list[Shared]]:
+        """Groups (one queue each) and the screens; ``one_clinic``: all queues in one clinic."""
         raise NotImplementedError
+
+    async def resolve_versions(self, groups: list[Group], presses: list[Press]) -> list[str]:
+        """Set each successful press's version where only the server knows it; notes."""
+        return []
+
+    def anonymous_paths(self, groups: list[Group]) -> list[str]:
+        """Public pages anyone may GET (the anonymous load), empty when the server has none."""
+        return []
 
     def press(self, group: Group, seq: int) -> tuple[str, dict[str, Any], dict[str, str]]:
         """(url, JSON body, headers) of the ``seq``-th press on the group's queue."""
@@ -192,9 +225,13 @@ class Baseline(Server):
     def socket_url(self, room: str) -> tuple[str, str]:
         raise NotImplementedError
 
-    async def setup(self, http: httpx.AsyncClient, plan: list[GroupPlan]) -> list[Group]:
-        return [Group(f"q{i}", [self.socket_url(f"q{i}")] * (group.patients + group.displays))
-                for i, group in enumerate(plan)]
+    async def setup(self, http: httpx.AsyncClient, plan: list[GroupPlan], screens: list[ScreenPlan],
+                    one_clinic: bool) -> tuple[list[Group], list[Shared]]:
+        groups = [Group(f"q{i}", [self.socket_url(f"q{i}")] * (group.patients + group.displays))
+                  for i, group in enumerate(plan)]
+        shared = [Shared(*self.socket_url(",".join(f"q{g}" for g in screen.groups)), screen.groups)
+                  for screen in screens]
+        return groups, shared
 
     def press(self, group: Group, seq: int) -> tuple[str, dict[str, Any], dict[str, str]]:
         return self.press_url, {"queue": group.name, "seq": seq}, {}
@@ -228,7 +265,7 @@ class SocketIO(Baseline):
     def start(self, redis_url: str, workdir: Path) -> None:
         self.install()
         self.proc = Process(["node", "server.js"], workdir / "socketio.log",
-                            {"REDIS_URL": redis_url, "PORT": "0"}, self.directory)
+                            {"REDIS_URL": redis_url, "PORT": "0", "WORKERS": str(self.workers)}, self.directory)
         port = self.proc.first_line()["port"]
         self.base = f"127.0.0.1:{port}"
         self.press_url = f"http://{self.base}/press"
@@ -278,12 +315,13 @@ class Qtraq(Server):
     def start(self, redis_url: str, workdir: Path) -> None:
         self.env = {"QTRAQ_DATA_DIR": str(workdir / "qtraq"), "QTRAQ_REDIS_URL": redis_url}
         serve_json = workdir / "qtraq" / "serve.json"
-        self.proc = Process(["qtraq-live", "serve", "--port", "0"], workdir / "qtraq.log", self.env)
+        self.proc = Process(["qtraq-live", "serve", "--port", "0", "--workers", str(self.workers)],
+                            workdir / "qtraq.log", self.env)
         info = wait_until(lambda: serve_json.exists() and json.loads(serve_json.read_text() or "null"),
                           "qtraq-live serve")
         self.base = str(info["url"]).rstrip("/")
         self.ws_base = self.base.replace("http", "ws", 1)
-        self.cli(["user", "add", "bench", "--role", "admin", "--password-stdin"], "bench-password-1234\n")
+        self.cli(["user", "add", "bench", "--role", "admin", "--password-stdin"], PASSWORD + "\n")
         self.headers = {"Authorization": f"Bearer {self.cli(['token', 'create', 'bench'])}"}
 
     def cli(self, args: list[str], stdin: str = "") -> str:
@@ -297,25 +335,53 @@ class Qtraq(Server):
             raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:200]}")
         return dict(response.json())
 
-    async def setup(self, http: httpx.AsyncClient, plan: list[GroupPlan]) -> list[Group]:
+    async def setup(self, http: httpx.AsyncClient, plan: list[GroupPlan], screens: list[ScreenPlan],
+                    one_clinic: bool) -> tuple[list[Group], list[Shared]]:
         gate = asyncio.Semaphore(SETUP_CONCURRENCY)
-        groups = list(await asyncio.gather(*(self.setup_group(http, i, g, gate) for i, g in enumerate(plan))))
-        keys = await self.display_keys([group.extra["clinic"] for group in groups])
+        if one_clinic:
+            await self.post(http, "/api/v1/clinics", {"id": HOSPITAL, "name": "District Hospital"})
+        groups = list(await asyncio.gather(*(self.setup_group(http, i, g, gate, one_clinic)
+                                             for i, g in enumerate(plan))))
+        if one_clinic:  # every queue shares the clinic's version: the one after the set-up
+            snapshot = await http.get(f"{self.base}/api/v1/queues/{groups[0].name}", headers=self.headers)
+            for group in groups:
+                group.first_version = int(snapshot.json()["version"])
+        self.keys = await self.display_keys(sorted({group.extra["clinic"] for group in groups}))
         for group, group_plan in zip(groups, plan):
-            display = f"{self.ws_base}/ws/display/{group.extra['clinic']}?key={keys[group.extra['clinic']]}"
+            display = f"{self.ws_base}/ws/display/{group.extra['clinic']}?key={self.keys[group.extra['clinic']]}"
             group.urls += [(display, "ws")] * group_plan.displays
-        return groups
+        return groups, await self.screens(http, groups, screens)
+
+    async def screens(self, http: httpx.AsyncClient, groups: list[Group], screens: list[ScreenPlan]) -> list[Shared]:
+        """Displays with ``?queues=`` their queues; reception consoles on a staff session."""
+        shared = []
+        cookie = {}
+        if any(screen.kind == "reception" for screen in screens):
+            login = await http.post(f"{self.base}/api/v1/auth/login",
+                                    json={"username": "bench", "password": PASSWORD})
+            cookie = {"Cookie": f"qtraq_session={login.cookies['qtraq_session']}"}
+        for screen in screens:
+            clinic = groups[screen.groups[0]].extra["clinic"]
+            if screen.kind == "display":
+                names = ",".join(groups[g].name for g in screen.groups)
+                url = f"{self.ws_base}/ws/display/{clinic}?key={self.keys[clinic]}&queues={names}"
+                shared.append(Shared(url, "ws", screen.groups))
+            else:
+                shared.append(Shared(f"{self.ws_base}/ws/reception/{clinic}", "ws", screen.groups, cookie))
+        return shared
 
     async def setup_group(self, http: httpx.AsyncClient, i: int, plan: GroupPlan,
-                          gate: asyncio.Semaphore) -> Group:
-        """Clinic ``bench{i}`` with one queue: ``lead`` tickets nobody watches (the presses
-        call them), then the watched ones, so every press moves every watcher's position."""
-        clinic, queue = f"bench{i}", f"bench{i}-q"
+                          gate: asyncio.Semaphore, one_clinic: bool) -> Group:
+        """Clinic ``bench{i}`` with one queue (or queue ``hosp-q{i}`` of the one hospital):
+        ``lead`` tickets nobody watches (the presses call them), then the watched ones, so
+        every press moves every watcher's position."""
+        clinic, queue = (HOSPITAL, f"{HOSPITAL}-q{i}") if one_clinic else (f"bench{i}", f"bench{i}-q")
         urls = []
         async with gate:
-            await self.post(http, "/api/v1/clinics", {"id": clinic, "name": f"Clinic {i}"})
+            if not one_clinic:
+                await self.post(http, "/api/v1/clinics", {"id": clinic, "name": f"Clinic {i}"})
             await self.post(http, f"/api/v1/clinics/{clinic}/queues",
-                            {"id": queue, "name": "OPD", "prefix": "A"})
+                            {"id": queue, "name": f"OPD {i}", "prefix": "A", "self_checkin": True})
             for _ in range(plan.lead):
                 await self.post(http, f"/api/v1/queues/{queue}/tickets", {})
             for _ in range(plan.patients):
@@ -324,6 +390,41 @@ class Qtraq(Server):
                 urls.append((f"{self.ws_base}/ws/t/{token}", "ws"))
             snapshot = await http.get(f"{self.base}/api/v1/queues/{queue}", headers=self.headers)
         return Group(queue, urls, int(snapshot.json()["version"]), {"clinic": clinic})
+
+    async def resolve_versions(self, groups: list[Group], presses: list[Press]) -> list[str]:
+        """In a clinic of many queues, the n-th successful press on a queue made that queue's
+        n-th event after the set-up (a queue's presses never overlap): read them back."""
+        clinics = {group.extra["clinic"] for group in groups}
+        if len(clinics) != 1 or len(groups) == 1:
+            return []
+        from qtraq_live import redis_keys
+        from qtraq_live.queue_engine import parse_event
+
+        client = aioredis.from_url(self.env["QTRAQ_REDIS_URL"], decode_responses=True)
+        try:
+            entries = await client.xrange(redis_keys.events(clinics.pop()), min=f"{groups[0].first_version + 1}-0")
+        finally:
+            await client.aclose()
+        made: dict[str, list[int]] = {}
+        for _, fields in entries:
+            ev = parse_event(fields["e"])
+            made.setdefault(ev["queue"], []).append(int(ev["v"]))
+        notes = []
+        for g, group in enumerate(groups):
+            mine = [p for p in presses if p.group == g and p.ok]
+            versions = made.get(group.name, [])
+            if len(versions) != len(mine):
+                notes.append(f"queue {group.name}: {len(versions)} events for {len(mine)} presses")
+            for press, version in zip(mine, versions):
+                press.version = version
+        return notes
+
+    def anonymous_paths(self, groups: list[Group]) -> list[str]:
+        """Each queue's /join page, each clinic's TV page, each patient's /t page."""
+        paths = [f"/join/{group.name}" for group in groups]
+        paths += [f"/display/{c}?key={k}" for c, k in self.keys.items()]
+        paths += ["/t/" + url.rsplit("/", 1)[-1] for group in groups for url, _ in group.urls if "/ws/t/" in url]
+        return paths
 
     async def display_keys(self, clinics: list[str]) -> dict[str, str]:
         """What ``qtraq-live display-key`` does, for every clinic on one connection (the

@@ -92,16 +92,21 @@ class Result:
 def latencies(result: Result, presses: list[Press], group_sockets: list[list[int]],
               receipts: list[list[list[int]]], timeout_ns: int) -> None:
     """Fill deliveries, last and lost: a socket has a press's update when it first holds a
-    message with that version or a later one (a server may coalesce), within the timeout."""
+    message with that version, or else the first with a later one (a server may coalesce),
+    within the timeout. The exact match comes first because a screen of several queues of a
+    baseline may see two presses' sequence numbers out of order."""
     versions: list[list[int]] = []
     times: list[list[int]] = []
+    exact: list[dict[int, int]] = []
     for socket_receipts in receipts:
-        running, vs = -1, []
-        for version, _t in socket_receipts:
+        running, vs, first = -1, [], {}
+        for version, t in socket_receipts:
             running = max(running, version)
             vs.append(running)
+            first.setdefault(version, t)
         versions.append(vs)
         times.append([t for _v, t in socket_receipts])
+        exact.append(first)
     for press in presses:
         if not press.ok:
             result.failed_presses += 1
@@ -109,8 +114,11 @@ def latencies(result: Result, presses: list[Press], group_sockets: list[list[int
         result.presses += 1
         worst = 0.0
         for sock in group_sockets[press.group]:
-            at = bisect.bisect_left(versions[sock], press.version)
-            delay = times[sock][at] - press.sent_ns if at < len(times[sock]) else timeout_ns + 1
+            got = exact[sock].get(press.version)
+            if got is None:
+                at = bisect.bisect_left(versions[sock], press.version)
+                got = times[sock][at] if at < len(times[sock]) else None
+            delay = got - press.sent_ns if got is not None else timeout_ns + 1
             if delay > timeout_ns or delay < 0:
                 result.lost += 1
                 worst = float("inf")

@@ -5,7 +5,8 @@ process holds thousands of sockets and stamps every frame the moment its bytes a
 clock for every process on a Linux box, so the coordinator's press times compare directly).
 
 Run by the coordinator as ``python loadgen.py SPEC.json OUT.json``; SPEC is
-``{"sockets": [{"url", "proto": "ws" | "socketio"}], "concurrency": N}``. Commands on stdin,
+``{"sockets": [{"url", "proto": "ws" | "socketio", "headers"?: {name: value}}], "concurrency": N}``
+(``headers``: extra handshake headers, such as a reception console's session cookie). Commands on stdin,
 one per line, each answered by one JSON line on stdout:
 
 - ``connect N``: open sockets until N of them were tried -> ``{"connected": open, "failed": k}``
@@ -46,8 +47,9 @@ class Client(asyncio.Protocol):
     generator must not be what a 2,000-socket burst waits on (see docs/benchmarks.md).
     """
 
-    def __init__(self, url: str, proto: str, stats: Stats) -> None:
+    def __init__(self, url: str, proto: str, stats: Stats, extra: dict[str, str] | None = None) -> None:
         self.uri = parse_uri(url)
+        self.extra = extra or {}
         self.key = generate_key()
         self.socketio = proto == "socketio"
         self.stats = stats
@@ -64,7 +66,7 @@ class Client(asyncio.Protocol):
         assert self.transport is not None
         headers = Headers({"Host": build_host(self.uri.host, self.uri.port, self.uri.secure),
                            "Upgrade": "websocket", "Connection": "Upgrade",
-                           "Sec-WebSocket-Key": self.key, "Sec-WebSocket-Version": "13"})
+                           "Sec-WebSocket-Key": self.key, "Sec-WebSocket-Version": "13", **self.extra})
         self.transport.write(Request(self.uri.resource_name, headers).serialize())
 
     def data_received(self, data: bytes) -> None:
@@ -163,7 +165,8 @@ async def open_client(spec: dict[str, str], stats: Stats, gate: asyncio.Semaphor
     async with gate:
         try:
             _transport, client = await asyncio.wait_for(loop.create_connection(
-                lambda: Client(spec["url"], spec["proto"], stats), uri.host, uri.port), CONNECT_TIMEOUT_S)
+                lambda: Client(spec["url"], spec["proto"], stats, spec.get("headers")),  # type: ignore[arg-type]
+                uri.host, uri.port), CONNECT_TIMEOUT_S)
             await asyncio.wait_for(client.ready, CONNECT_TIMEOUT_S)
         except (OSError, asyncio.TimeoutError) as exc:
             stats.errors[f"connect: {type(exc).__name__} {exc}"[:120]] += 1

@@ -25,8 +25,8 @@ from . import metrics, redis_conn
 from . import redis_keys as keys
 from .config import Settings
 from .errors import QtraqError, Unauthorized, Unavailable
+from .hub_index import ClinicSubscribers
 from .hub_send import Outbox, Subscriber, message
-from .hub_sockets import REPLAY_MAX
 from .mirror import Json, Mirror, call_of, dumps, touched_queues
 from .queue_engine import QueueEngine, parse_event
 
@@ -38,6 +38,7 @@ RETRY_S = 1.0  # pause after a Redis error in the reader
 WAKE_TTL_S = 3600
 CATCH_UP_S = 10.0  # longest a connecting socket waits for the mirror to reach its version
 KEY_CHECK_S = 2.0  # how soon a screen whose display key was revoked is closed
+REPLAY_MAX = 2000  # a longer absence is answered with a snapshot
 
 
 class Hub:
@@ -49,7 +50,7 @@ class Hub:
         self.limit: int = settings["hub.send_queue"]
         self.outbox = Outbox(self.limit, self._snapshot, self._sent)
         self.mirrors: dict[str, Mirror] = {}
-        self.subs: dict[str, set[Subscriber]] = {}
+        self.subs: dict[str, ClinicSubscribers] = {}  # clinic -> its sockets, by queue and ticket
         self._loading: dict[str, asyncio.Task[Mirror]] = {}
         self._changed = asyncio.Event()  # the set of clinics to read changed
         self._tick = asyncio.Event()  # set (and replaced) whenever mirrors advance
@@ -88,14 +89,24 @@ class Hub:
 
     def join(self, sub: Subscriber) -> None:
         """Count ``sub`` as a subscriber of its clinic (which pins the clinic's mirror)."""
-        self.subs.setdefault(sub.clinic, set()).add(sub)
+        subs = self.subs.get(sub.clinic)
+        if subs is None:
+            subs = self.subs[sub.clinic] = ClinicSubscribers()
+        subs.add(sub)
+
+    def place(self, sub: Subscriber, queue: str) -> None:
+        """A patient socket's ticket is in ``queue`` (as of the mirror's version): from now
+        on the changes of that queue reach it."""
+        subs = self.subs.get(sub.clinic)
+        if subs is not None and sub.ticket_id is not None:
+            subs.place(sub.ticket_id, queue)
 
     def leave(self, sub: Subscriber) -> None:
         self.outbox.stop(sub)
         subs = self.subs.get(sub.clinic)
         if subs is None:
             return
-        subs.discard(sub)
+        subs.remove(sub)
         if not subs:
             del self.subs[sub.clinic]
             if self.mirrors.pop(sub.clinic, None) is not None:
@@ -149,7 +160,7 @@ class Hub:
         while True:
             await asyncio.sleep(KEY_CHECK_S)
             for clinic, subs in list(self.subs.items()):
-                screens = [s for s in subs if s.key_hash is not None]
+                screens = subs.displays()
                 if not screens:
                     continue
                 try:
@@ -198,53 +209,62 @@ class Hub:
             self._rebuild(clinic)
         if outcome != "applied":
             return
-        subs = [s for s in self.subs.get(clinic, ()) if s.active]
-        if ev.get("clinic_state"):  # a setting such as mask_names changed: render everything again
-            for sub in subs:
-                self.outbox.resync(sub)
+        index = self.subs.get(clinic)
+        if index is None:
             return
-        counts = m.counts()
+        if ev.get("clinic_state"):  # a setting such as mask_names changed: render everything again
+            for sub in index:
+                if sub.active:
+                    self.outbox.resync(sub)
+            return
+        # only what the change touched: its queues, the sockets that show them, their counts
+        index.follow(ev["tickets"])
+        queues = touched_queues(ev)
+        counts = {q: len(m.waiting.get(q, ())) for q in queues}
         called = call_of(ev)
         if called is not None:
             self._calls[clinic] = (m.version, int(ev["at"]))
         call = None if called is None else dumps(
             {"type": "call", "version": m.version, "label": called["label"], "counter": called["counter"],
              "queue": called["queue"]})
-        display: str | None = None  # serialised once for every screen of the clinic
-        reception: dict[frozenset[str] | None, str | None] = {}  # once per queue filter
-        patients: list[Subscriber] = []
+        screens = index.screens_for(queues)
+        if screens:
+            self._dispatch_screens(m, ev, counts, screens, called, call)
+        patients = index.patients_for(queues, [int(t["id"]) for t in ev["tickets"]])
+        if patients:
+            self._dispatch_patients(m, patients, called, call)
+
+    def _dispatch_screens(self, m: Mirror, ev: Json, counts: dict[str, int], subs: list[Subscriber],
+                          called: Json | None, call: str | None) -> None:
+        """Displays and reception consoles: each update serialised once per kind and queue
+        filter (every unfiltered display gets the same string); a display chimes for a call
+        in a queue it shows."""
+        rendered: dict[tuple[str, frozenset[str] | None], str | None] = {}
         push = self.outbox.push
         for sub in subs:
-            if sub.kind == "patient":
-                patients.append(sub)
-            elif sub.kind == "display":
-                display = display or dumps(m.display_update(ev, counts))
-                push(sub, m.version, display)
-                if call:
-                    push(sub, m.version, call)
-            else:
-                if sub.allowed not in reception:
-                    upd = m.reception_update(ev, counts, sub.allowed)
-                    reception[sub.allowed] = None if upd is None else dumps(upd)
-                text = reception[sub.allowed]
-                if text is not None:
-                    push(sub, m.version, text)
-        if patients:
-            self._dispatch_patients(m, ev, patients, called, call)
+            if not sub.active:
+                continue
+            shown = (sub.kind, sub.allowed)
+            if shown not in rendered:
+                upd = (m.display_update(ev, counts, sub.allowed) if sub.kind == "display"
+                       else m.reception_update(ev, counts, sub.allowed))
+                rendered[shown] = None if upd is None else dumps(upd)
+            text = rendered[shown]
+            if text is None:
+                continue
+            push(sub, m.version, text)
+            if call and sub.kind == "display" and (sub.allowed is None or called and called["queue"] in sub.allowed):
+                push(sub, m.version, call)
 
-    def _dispatch_patients(self, m: Mirror, ev: Json, subs: list[Subscriber], called: Json | None,
-                           call: str | None) -> None:
+    def _dispatch_patients(self, m: Mirror, subs: list[Subscriber], called: Json | None, call: str | None) -> None:
         """A patient gets its own flat view, only when it changed, and the call of its ticket.
         Views are computed in one pass per queue and each serialised once."""
-        ids = {int(t["id"]) for t in ev["tickets"]}
-        queues = touched_queues(ev)
-        tickets = m.tickets
-        watched = {tid for s in subs if (tid := s.ticket_id) is not None
-                   and (tid in ids or (t := tickets.get(tid)) is not None and t["queue"] in queues)}
-        bodies = m.patient_bodies(watched)
+        bodies = m.patient_bodies({s.ticket_id for s in subs if s.active and s.ticket_id is not None})
         called_id = int(called["id"]) if called is not None else None
         push = self.outbox.push
         for sub in subs:
+            if not sub.active:
+                continue
             body = bodies.get(sub.ticket_id)  # type: ignore[arg-type]
             if body is None:
                 continue
@@ -262,7 +282,7 @@ class Hub:
         if m is None:
             return None
         if sub.kind == "display":
-            return m.version, dumps(m.display_snapshot())
+            return m.version, dumps(m.display_snapshot(sub.allowed))
         if sub.kind == "reception":
             return m.version, dumps(m.reception_snapshot(sub.allowed))
         view = m.patient_view(sub.ticket_id) if sub.ticket_id is not None else None
@@ -298,7 +318,9 @@ class Hub:
             m = Mirror(await self.engine.clinic_state(clinic))
         finally:
             self._loading.pop(clinic, None)
-        if self.subs.get(clinic):
+        subs = self.subs.get(clinic)
+        if subs:
+            subs.refile(m.tickets)  # after a rebuild: tickets moved in the versions skipped
             self.mirrors[clinic] = m
             self._clinics_changed()
             self._advance()

@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.convertors import Convertor
@@ -25,17 +25,15 @@ from starlette.websockets import WebSocket
 from . import auth, metrics
 from . import redis_keys as keys
 from .redis_conn import UNREACHABLE
-from .errors import Forbidden, NotFound, QtraqError, Unauthorized, Unavailable
+from .errors import Forbidden, Invalid, NotFound, QtraqError, Unauthorized, Unavailable
+from .hub import REPLAY_MAX, Hub
 from .hub_send import Subscriber, message
 from .mirror import Json, Mirror, dumps, watchers_touched
-from .queue_engine import public_ticket
+from .queue_engine import SLUG, public_ticket
 from .web.middleware import assign_request_id
 
-if TYPE_CHECKING:
-    from .hub import Hub
-
-REPLAY_MAX = 2000  # a longer absence is answered with a snapshot
 SOCKETS = metrics.WS_CONNECTIONS
+QUEUE_FILTER_MAX = 100  # queues one screen may name in ``?queues=``
 
 First = list[tuple[int, str]]  # (version, text) of the messages a socket starts with
 Opened = tuple[Subscriber, Callable[[Mirror, int | None], Awaitable[First]]]
@@ -127,8 +125,22 @@ async def open_display(hub: Hub, ws: WebSocket, send: Send) -> Opened:
     found = await _redis(hub.engine.redis.get(keys.display_key(key))) if key else None
     if found is None or not hmac.compare_digest(found.encode(), clinic.encode()):
         raise Unauthorized("missing or invalid display key")
-    sub = Subscriber(ws, send, clinic, "display", key_hash=keys.secret_hash(key))
+    sub = Subscriber(ws, send, clinic, "display", key_hash=keys.secret_hash(key),
+                     allowed=queue_filter(ws.query_params.get("queues")))
     return sub, lambda m, since: _first_messages(hub, sub, m, since)
+
+
+def queue_filter(raw: str | None) -> frozenset[str] | None:
+    """A screen's ``?queues=a,b``: the queues it shows (None: absent or empty, every queue).
+    The same parameter as the page's; each must look like a queue id (else close 1008)."""
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        return None
+    if len(names) > QUEUE_FILTER_MAX or not all(SLUG.match(n) for n in names):
+        raise Invalid("queues", f"must be up to {QUEUE_FILTER_MAX} queue ids separated by commas")
+    return frozenset(names)
 
 
 async def open_reception(hub: Hub, ws: WebSocket, send: Send) -> Opened:
@@ -157,12 +169,12 @@ async def _first_messages(hub: Hub, sub: Subscriber, m: Mirror, since: int | Non
         if history is not None:
             out = []
             for ev, counts in history:
-                upd = (m.display_update(ev, counts) if sub.kind == "display"
+                upd = (m.display_update(ev, counts, sub.allowed) if sub.kind == "display"
                        else m.reception_update(ev, counts, sub.allowed))
                 if upd is not None:
                     out.append((upd["version"], dumps(upd)))
             return out
-    snap = m.display_snapshot() if sub.kind == "display" else m.reception_snapshot(sub.allowed)
+    snap = m.display_snapshot(sub.allowed) if sub.kind == "display" else m.reception_snapshot(sub.allowed)
     return [(m.version, dumps(snap))]
 
 
@@ -182,8 +194,9 @@ async def _patient_first(hub: Hub, sub: Subscriber, tid: int, m: Mirror, since: 
     events = None
     if since is not None:
         m, events = await hub.events_to_now(sub.clinic, m, since)
-    # no await from here on: the view and the version belong together
+    # no await from here on: the view, its queue and the version belong together
     view = m.patient_view(tid)
+    hub.place(sub, m.tickets[tid]["queue"] if tid in m.tickets else ticket["queue"])
     if view is None:  # not in the mirror: unchanged since our read of it
         view = public_ticket(ticket, ticket["queue_name"], ticket["clinic_name"], 0)
         del view["version"]

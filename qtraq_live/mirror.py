@@ -239,15 +239,17 @@ class Mirror:
                             f'"eta_low_s":null,"eta_high_s":null,{parts[3]}')
         return out
 
-    def display_snapshot(self) -> Json:
+    def display_snapshot(self, allowed: frozenset[str] | None = None) -> Json:
+        """A screen's snapshot: every queue, or those of its ``?queues=`` filter."""
         mask = bool(self.clinic.get("mask_names"))
         queues = [{**queue_header(q, len(self.waiting[qid]), False),
                    "now_serving": [display_entry(t, mask) for t in self._serving_states(qid)],
                    "waiting": [display_entry(t, mask) for t in self._waiting_states(qid)]}
-                  for qid, q in self.queues.items()]
+                  for qid, q in self.queues.items() if allowed is None or qid in allowed]
         clinic = {k: self.clinic.get(k) for k in ("id", "name", "mask_names")}
+        recent = [r for r in self.recent if allowed is None or r["queue"] in allowed]
         return {"type": "snapshot", "version": self.version, "clinic": clinic, "queues": queues,
-                "recent": list(self.recent)[:RECENT_SHOWN]}
+                "recent": recent[:RECENT_SHOWN]}
 
     def reception_snapshot(self, allowed: frozenset[str] | None) -> Json:
         queues = [{**queue_header(q, len(self.waiting[qid]), True),
@@ -260,28 +262,32 @@ class Mirror:
 
     # -- updates ---------------------------------------------------------------------
 
-    def display_update(self, ev: Mapping[str, Any], counts: Mapping[str, int]) -> Json:
+    def display_update(self, ev: Mapping[str, Any], counts: Mapping[str, int],
+                       allowed: frozenset[str] | None = None) -> Json | None:
+        """What a screen shows of a change, limited to its ``?queues=`` filter (None: nothing)."""
+        queues, tickets = _shown(ev, allowed)
+        if queues is None:
+            return None
         mask = bool(self.clinic.get("mask_names"))
-        return self._update(ev, [queue_header(q, counts.get(q["id"], 0), False) for q in ev["queues"]],
-                            [display_entry(t, mask) for t in ev["tickets"]])
+        return self._update(ev, [queue_header(q, counts.get(q["id"], 0), False) for q in queues],
+                            [display_entry(t, mask) for t in tickets], allowed)
 
     def reception_update(self, ev: Mapping[str, Any], counts: Mapping[str, int],
                          allowed: frozenset[str] | None) -> Json | None:
         """Full detail, limited to the queues a doctor may see (None: nothing to see)."""
-        queues = [q for q in ev["queues"] if allowed is None or q["id"] in allowed]
-        before = ev.get("from_queue")
-        tickets = [t for t in ev["tickets"] if allowed is None or t["queue"] in allowed or before in allowed]
-        if allowed is not None and not queues and not tickets:
+        queues, tickets = _shown(ev, allowed)
+        if queues is None:
             return None
         return self._update(ev, [queue_header(q, counts.get(q["id"], 0), True) for q in queues],
-                            [reception_entry(t) for t in tickets])
+                            [reception_entry(t) for t in tickets], allowed)
 
     @staticmethod
-    def _update(ev: Mapping[str, Any], queues: list[Json], tickets: list[Json]) -> Json:
+    def _update(ev: Mapping[str, Any], queues: list[Json], tickets: list[Json],
+                allowed: frozenset[str] | None) -> Json:
         out: Json = {"type": "update", "version": int(ev["v"]), "event": ev["type"], "queues": queues,
                      "tickets": tickets}
         called = call_of(ev)
-        if called is not None:
+        if called is not None and (allowed is None or called["queue"] in allowed):
             out["call"] = {"label": called["label"], "counter": called["counter"],
                            "queue": called["queue"], "at": ev["at"]}
         return out
@@ -313,6 +319,20 @@ class Mirror:
         if not self.events or int(self.events[0]["v"]) > since + 1:
             return None
         return [ev for ev in self.events if int(ev["v"]) > since]
+
+
+def _shown(ev: Mapping[str, Any], allowed: frozenset[str] | None) -> tuple[list[Json] | None, list[Json]]:
+    """The queue states and ticket states of an event that a screen limited to ``allowed``
+    shows (a ticket transferred out of a shown queue too, so the screen drops it); queues
+    None when it shows nothing of the event."""
+    if allowed is None:
+        return ev["queues"], ev["tickets"]
+    queues = [q for q in ev["queues"] if q["id"] in allowed]
+    before = ev.get("from_queue")
+    tickets = [t for t in ev["tickets"] if t["queue"] in allowed or before in allowed]
+    if not queues and not tickets:
+        return None, []
+    return queues, tickets
 
 
 def watchers_touched(ev: Mapping[str, Any], tickets: Iterable[int], mirror: Mirror) -> list[int]:

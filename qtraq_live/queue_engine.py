@@ -306,14 +306,35 @@ class QueueEngine:
         return out["queue"]
 
     async def get_clinic(self, clinic_id: str) -> Json | None:
+        """The clinic with its queues' definitions and its version: no ticket is read."""
         try:
-            snap = await self._run("clinic_snapshot", {"clinic": clinic_id})
+            out = await self._run("clinic_definition", {"clinic": clinic_id})
         except NotFound:
             return None
-        clinic: Json = snap["clinic"]
-        clinic["queues"] = [_queue_def(q) for q in snap["queues"]]
-        clinic["version"] = snap["v"]
+        clinic: Json = out["clinic"]
+        clinic["queues"] = [_queue_def(q) for q in out["queues"]]
+        clinic["version"] = out["v"]
         return clinic
+
+    async def clinic_info(self, clinic_id: str) -> Json | None:
+        """The clinic's own fields (``ClinicState``), without its queues: one hash read."""
+        try:
+            out = await self._run("clinic_definition", {"clinic": clinic_id, "bare": True})
+        except NotFound:
+            return None
+        clinic: Json = out["clinic"]
+        return clinic
+
+    async def queue_definition(self, queue_id: str) -> tuple[Json, Json] | None:
+        """(``QueueState`` plus ``n_waiting``, its clinic's ``ClinicState``) in one round trip
+        that reads no ticket, or None for an unknown queue."""
+        if not isinstance(queue_id, str) or not SLUG.match(queue_id):
+            return None
+        try:
+            out = await self._run("queue_definition", {"queue": queue_id})
+        except NotFound:
+            return None
+        return out["queue"], out["clinic"]
 
     async def get_queue(self, queue_id: str) -> Json | None:
         h = await self._call_redis(self.redis.hgetall(keys.queue(queue_id)))
@@ -456,7 +477,7 @@ class QueueEngine:
         ticket = _ticket(out)
         ticket["version"] = out["v"]
         ticket["queue_name"] = out["queue"]["name"]
-        ticket["clinic_name"] = await self._call_redis(self.redis.hget(keys.clinic(ticket["clinic"]), "name"))
+        ticket["clinic_name"] = out["clinic_name"]
         return ticket
 
     async def queue_snapshot(self, queue_id: str) -> Json:

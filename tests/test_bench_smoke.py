@@ -61,6 +61,38 @@ def test_small_city_run_loses_no_update_and_prints_every_figure(tmp_path: Path) 
         assert r["kib_per_socket"] > 0
 
 
+def test_an_exact_version_wins_over_a_later_one_seen_first() -> None:
+    """A baseline's screen of several queues may get press 8's frame before press 7's: press 7
+    is matched to its own frame, not to 8's (which came first and would look faster)."""
+    ms = 1_000_000
+    presses = [Press(0, 7, 0, True), Press(1, 8, 0, True)]
+    result = Result("x", "hospital", 1)
+    latencies(result, presses, [[0], [0]], [[[0, 0], [8, 4 * ms], [7, 9 * ms]]], timeout_ns=10_000 * ms)
+    assert sorted(result.deliveries) == [4.0, 9.0] and result.lost == 0
+
+
+@pytest.mark.slow
+def test_small_hospital_run_reaches_every_screen_and_counts_the_anonymous_load(tmp_path: Path) -> None:
+    """One clinic of 100 queues, 2 patients in each, 20 displays of 5 queues and 10 reception
+    consoles; qtraq-live also under anonymous page loads: every press reaches its queue's
+    patients, its display and every console, and every version is accounted for."""
+    figures = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fanout.py"), "--servers", ",".join(SERVERS),
+         "--scenario", "hospital", "--hospital", "200", "--anon-rate", "20", "--duration", "3",
+         "--json", str(figures)], capture_output=True, text=True, timeout=200, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {(r["scenario"], r["server"]): r for r in json.loads(figures.read_text())}
+    assert set(rows) == {("hospital", "qtraq"), ("hospital", "floor"), ("hospital+anon", "qtraq")}
+    for key, r in rows.items():
+        assert (r["connected"], r["presses"], r["failed_presses"], r["lost"]) == (230, 60, 0, 0), key
+        assert len(r["deliveries"]) == 60 * (2 + 1 + 10), key  # its 2 patients, its display, 10 consoles
+        notes = [n for n in r["notes"] if not n.startswith("anonymous GETs")]
+        assert notes == [], key
+    anonymous = next(n for n in rows[("hospital+anon", "qtraq")]["notes"] if n.startswith("anonymous GETs"))
+    assert re.fullmatch(r"anonymous GETs at 20/s: \d+ × 200", anonymous), anonymous
+
+
 def test_the_engine_benchmark_prints_every_row() -> None:
     """``benchmarks/engine.py``'s engine part on a few hundred calls: every row is printed with
     a rate (it asserts no speed), so the benchmark does not rot between the runs that use it."""

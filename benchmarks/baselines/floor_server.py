@@ -1,7 +1,7 @@
 """Baseline (a), the floor: a bare ``websockets`` server, no Redis, no state.
 
-A socket at ``/ws/{room}`` joins that room and gets a snapshot (version 0), as a real
-server's first message. ``POST /press`` with ``{"queue", "seq"}`` on the
+A socket at ``/ws/{room}`` joins that room (``/ws/{room},{room}…``: each of them, as a screen
+showing several queues) and gets a snapshot (version 0), as a real server's first message. ``POST /press`` with ``{"queue", "seq"}`` on the
 second (HTTP) port sends one ``{"type": "update", "queue", "version": seq}`` frame to every
 socket of the room with ``websockets.broadcast`` (serialised once, never awaits a slow
 client). Nothing a real server does is here, so no server can beat it on this machine.
@@ -24,13 +24,15 @@ ROOMS: defaultdict[str, set[ServerConnection]] = defaultdict(set)
 
 
 async def handler(ws: ServerConnection) -> None:
-    room = ws.request.path.removeprefix("/ws/") if ws.request else ""
-    ROOMS[room].add(ws)
+    rooms = (ws.request.path.removeprefix("/ws/") if ws.request else "").split(",")
+    for room in rooms:
+        ROOMS[room].add(ws)
     try:
         await ws.send(SNAPSHOT)
         await ws.wait_closed()
     finally:
-        ROOMS[room].discard(ws)
+        for room in rooms:
+            ROOMS[room].discard(ws)
 
 
 def press(body: bytes) -> None:

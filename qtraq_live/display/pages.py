@@ -23,7 +23,7 @@ from .. import auth
 from .. import redis_keys as keys
 from ..api.issue import track_url
 from ..queue_engine import QueueEngine, public_ticket
-from . import charts, i18n
+from . import charts, definitions, i18n
 from .render import error_page, page, request_lang
 
 logger = logging.getLogger(__name__)
@@ -82,13 +82,14 @@ def _local_time(iso_utc: str | None, tz: str, lang: str) -> str:
 async def display_page(request: Request) -> Response:
     clinic_id = request.path_params["clinic"]
     key = request.query_params.get("key", "")
-    clinic = await _engine(request).get_clinic(clinic_id)
+    # the key first: an anonymous request costs one GET, and learns nothing about the clinic
+    if not key or await request.app.state.redis.get(keys.display_key(key)) != clinic_id:
+        logger.info("display page refused for clinic %s: missing or invalid key", clinic_id)
+        return error_page(request, 401, "error.display_key")
+    clinic = await definitions.clinic_info(request, clinic_id)
     if clinic is None:
         return error_page(request, 404, "error.no_clinic")
     lang = request_lang(request, clinic.get("lang"))
-    if not key or await request.app.state.redis.get(keys.display_key(key)) != clinic_id:
-        logger.info("display page refused for clinic %s: missing or invalid key", clinic_id)
-        return error_page(request, 401, "error.display_key", lang=lang)
     data = {
         "ws_path": f"/ws/display/{clinic_id}?key={key}", "timezone": clinic["timezone"],
         "speech_lang": i18n.SPEECH_TAGS[lang], "next_count": 4, "recent_count": 5, "call_ms": 8000,
@@ -127,13 +128,12 @@ def _wait_range(t: i18n.Translator, low: int | None, high: int | None) -> str:
 
 
 async def _self_checkin_queue(request: Request) -> tuple[dict[str, Any], str] | None:
-    """The queue of a /join page and its clinic's name, or None unless it takes self check-in."""
-    engine = _engine(request)
-    queue = await engine.get_queue(request.path_params["queue"])
-    if queue is None or not queue["self_checkin"]:
+    """The queue of a /join page (with ``n_waiting``) and its clinic's name, or None unless it
+    takes self check-in. From cached definitions: nothing here grows with the queue."""
+    found = await definitions.queue_definition(request, request.path_params["queue"])
+    if found is None or not found[0]["self_checkin"]:
         return None
-    clinic = await engine.get_clinic(queue["clinic"])
-    return queue, (clinic["name"] if clinic else "")
+    return found[0], found[1]["name"]
 
 
 async def join_page(request: Request) -> Response:
@@ -141,10 +141,9 @@ async def join_page(request: Request) -> Response:
     if found is None:
         return error_page(request, 404, "error.no_join")
     queue, clinic_name = found
-    waiting = len((await _engine(request).queue_snapshot(queue["id"]))["waiting"])
     data = {"api_path": f"/api/v1/public/queues/{queue['id']}/join"}
     return page(request, "join.html", lang=request_lang(request), data=data, queue=queue,
-                clinic_name=clinic_name, waiting=waiting)
+                clinic_name=clinic_name, waiting=queue["n_waiting"])
 
 
 async def join_qr_page(request: Request) -> Response:

@@ -1,0 +1,251 @@
+"""Issue #17, a change costs what it changes: a press in one department visits that department's
+sockets only; a screen shows only its ``?queues=``; definitions are read without tickets; public
+pages do no work that grows with a queue. A real server, real sockets, the real engine on a real
+Redis; what is counted is visits and Redis commands, never time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+
+from qtraq_live import access
+from qtraq_live.hub_index import ClinicSubscribers
+from qtraq_live.hub_send import Subscriber
+from qtraq_live.queue_engine import QueueEngine
+from tests.support_http import LiveServer, app_server  # noqa: F401  (fixture)
+from tests.support_hub import close_code, open_ws, recv, recv_until, ws_url
+
+Json = dict[str, Any]
+QUEUES = ("cardio", "derma", "ortho")
+
+
+@pytest.fixture
+def hospital(app_server: LiveServer) -> LiveServer:  # noqa: F811
+    app_server.clinic("aiims", QUEUES, self_checkin=True)
+    return app_server
+
+
+@pytest.fixture
+def visits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Subscriber]]:
+    """Every subscriber the hub's index hands to the fan-out, in order (the server runs in this
+    process, so wrapping the index's two look-ups sees every visit of every change)."""
+    seen: list[Subscriber] = []
+    screens_for = ClinicSubscribers.screens_for
+    patients_for = ClinicSubscribers.patients_for
+
+    def counted_screens(self: ClinicSubscribers, queues: Collection[str]) -> list[Subscriber]:
+        out = screens_for(self, queues)
+        seen.extend(out)
+        return out
+
+    def counted_patients(self: ClinicSubscribers, queues: Collection[str], ids: Any) -> list[Subscriber]:
+        out = patients_for(self, queues, ids)
+        seen.extend(out)
+        return out
+
+    monkeypatch.setattr(ClinicSubscribers, "screens_for", counted_screens)
+    monkeypatch.setattr(ClinicSubscribers, "patients_for", counted_patients)
+    yield seen
+
+
+def display(live: LiveServer, queues: str | None = None, key: str | None = None) -> str:
+    key = key or live.run(access.create_display_key(live.app.state.store, live.app.state.redis, "aiims"))
+    return ws_url(live.url, f"/ws/display/aiims?key={key}" + ("" if queues is None else f"&queues={queues}"))
+
+
+def cookie(client: httpx.Client) -> dict[str, str]:
+    return {"Cookie": f"qtraq_session={client.cookies['qtraq_session']}"}
+
+
+async def test_a_press_in_one_department_visits_only_its_sockets(hospital: LiveServer, engine: QueueEngine,
+                                                                 visits: list[Subscriber]) -> None:
+    tickets = {q: [await engine.issue(q) for _ in range(3)] for q in QUEUES}
+    ids = {q: {t["id"] for t in ts} for q, ts in tickets.items()}
+    key = hospital.run(access.create_display_key(hospital.app.state.store, hospital.app.state.redis, "aiims"))
+    doctor = hospital.staff("doctor", ("derma",))
+    url = ws_url(hospital.url, "/ws/reception/aiims")
+    sockets = {
+        "patients": [await open_ws(ws_url(hospital.url, f"/ws/t/{t['token']}")) for q in QUEUES for t in tickets[q]],
+        "cardio_tv": [await open_ws(display(hospital, "cardio", key))],
+        "derma_tv": [await open_ws(display(hospital, "derma,ortho", key))],
+        "hall_tv": [await open_ws(display(hospital, None, key))],
+        "front_desk": [await open_ws(url, additional_headers=cookie(hospital.staff("reception")))],
+        "derma_doctor": [await open_ws(url, additional_headers=cookie(doctor))],
+    }
+    try:
+        for conns in sockets.values():
+            for ws in conns:
+                assert (await recv(ws))["type"] == "snapshot"
+        visits.clear()
+
+        await engine.next("cardio", "1")
+        v = await engine.version("aiims")
+        for ws in [*sockets["patients"][:3], *sockets["cardio_tv"], *sockets["hall_tv"], *sockets["front_desk"]]:
+            assert (await recv_until(ws, v))[-1]["version"] == v
+
+        # every visit was to a socket that shows cardio; each such socket was visited once
+        patients = [s for s in visits if s.kind == "patient"]
+        screens = [s for s in visits if s.kind != "patient"]
+        assert {s.ticket_id for s in patients} == ids["cardio"] and len(patients) == 3
+        assert all(s.allowed is None or "cardio" in s.allowed for s in screens)
+        assert sorted((s.kind, sorted(s.allowed or ["*"])) for s in screens) == [
+            ("display", ["*"]), ("display", ["cardio"]), ("reception", ["*"])]
+
+        # the other departments' sockets got nothing of it: their next message is their own change
+        visits.clear()
+        await engine.next("derma", "2")
+        v2 = await engine.version("aiims")
+        for ws in [*sockets["patients"][3:6], *sockets["derma_tv"], *sockets["derma_doctor"]]:
+            got = await recv(ws)
+            assert got["version"] == v2, got
+        assert {s.ticket_id for s in visits if s.kind == "patient"} == ids["derma"]
+        assert not any(s.allowed == frozenset({"cardio"}) for s in visits)
+    finally:
+        for conns in sockets.values():
+            for ws in conns:
+                await ws.close()
+
+
+async def test_a_transferred_ticket_is_visited_in_its_new_queue(hospital: LiveServer, engine: QueueEngine,
+                                                                visits: list[Subscriber]) -> None:
+    await engine.issue("ortho")  # arrived first: stays ahead after the transfer (places go by arrival)
+    moving = await engine.issue("cardio")
+    async with await open_ws(ws_url(hospital.url, f"/ws/t/{moving['token']}")) as ws:
+        assert (await recv(ws))["queue"]["name"] == "Queue cardio"
+        await engine.transfer(moving["id"], "ortho")
+        moved = await recv(ws)
+        assert (moved["queue"]["name"], moved["position"]) == ("Queue ortho", 2)
+        visits.clear()
+        await engine.issue("cardio")  # its old queue: no longer its sockets' business
+        hospital.run(hospital.app.state.hub.caught_up("aiims", await engine.version("aiims")))
+        assert not [s for s in visits if s.kind == "patient"]
+        await engine.next("ortho")  # its new queue: it moves up
+        assert (await recv(ws))["position"] == 1
+        assert [s.ticket_id for s in visits if s.kind == "patient"] == [moving["id"]]
+
+
+async def test_a_screen_shows_only_its_queues(hospital: LiveServer, engine: QueueEngine) -> None:
+    a = await engine.issue("cardio", name="Ramesh Kumar")
+    await engine.issue("derma", name="Sita Devi")
+    async with await open_ws(display(hospital, "derma,%20ortho")) as ws:
+        snap = await recv(ws)
+        assert [q["id"] for q in snap["queues"]] == ["derma", "ortho"]
+        assert "Ramesh" not in json.dumps(snap)
+        await engine.next("cardio", "1")  # not shown: no update, no call
+        await engine.next("derma", "2")
+        v = await engine.version("aiims")
+        upd, call = await recv(ws), await recv(ws)
+        assert (upd["version"], [q["id"] for q in upd["queues"]]) == (v, ["derma"])
+        assert (call["type"], call["queue"], call["counter"]) == ("call", "derma", "2")
+        await engine.transfer(a["id"], "ortho")  # moves into a shown queue: the screen adds it
+        moved = await recv(ws)
+        assert [(t["label"], t["queue"]) for t in moved["tickets"]] == [(a["label"], "ortho")]
+    # a resume gets only what the screen shows, and a snapshot lists only its queues
+    async with await open_ws(display(hospital, "ortho") + f"&since={v - 2}") as ws:
+        replay = await recv_until(ws, v + 1)
+        assert [m["version"] for m in replay] == [v + 1]
+    for bad in ("cardio,../x", "A", ",".join(f"q{i}" for i in range(101))):
+        assert await close_code(display(hospital, bad)) == 1008
+
+
+def command_calls(r: redis_sync.Redis) -> dict[str, int]:
+    stats = r.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def delta(r: redis_sync.Redis, action: Callable[[], Any], commands: tuple[str, ...]) -> dict[str, int]:
+    before = command_calls(r)
+    action()
+    after = command_calls(r)
+    return {c: after.get(c, 0) - before.get(c, 0) for c in commands}
+
+
+def test_definitions_read_no_ticket(hospital: LiveServer, sync_redis: redis_sync.Redis) -> None:
+    """``get_clinic`` and the /join read cost the same with 0 or 40 patients waiting (Redis
+    counts the commands a script runs too)."""
+    engine = hospital.engine
+
+    def read() -> None:
+        hospital.run(engine.get_clinic("aiims"))
+        hospital.run(engine.queue_definition("cardio"))
+
+    empty = delta(sync_redis, read, ("hgetall", "zrange", "zcard"))
+    for _ in range(40):
+        hospital.run(engine.issue("cardio"))
+    full = delta(sync_redis, read, ("hgetall", "zrange", "zcard"))
+    assert full == empty == {"hgetall": len(QUEUES) + 3, "zrange": 1, "zcard": len(QUEUES) + 1}
+    queue, clinic = hospital.run(engine.queue_definition("cardio")) or ({}, {})
+    assert (queue["n_waiting"], queue["self_checkin"], clinic["name"]) == (40, True, "Clinic aiims")
+    assert hospital.run(engine.queue_definition("no-such-queue")) is None
+    assert hospital.run(engine.queue_definition("../x")) is None
+
+
+async def test_public_pages_use_the_mirror_and_check_the_key_first(hospital: LiveServer, engine: QueueEngine,
+                                                                    sync_redis: redis_sync.Redis) -> None:
+    for _ in range(5):
+        await engine.issue("cardio")
+    reads = ("evalsha", "hgetall", "zrange", "zcard", "get")
+
+    def fetch(path: str) -> httpx.Response:
+        return httpx.get(hospital.url + path)
+
+    # no socket of the clinic here yet: one definitions read, no ticket
+    page: list[httpx.Response] = []
+    cold = delta(sync_redis, lambda: page.append(fetch("/join/cardio")), reads)
+    assert page[0].status_code == 200 and "5" in page[0].text
+    assert (cold["evalsha"], cold["zrange"]) == (1, 0)
+    # with a screen open the clinic's mirror is in this process: nothing asked of Redis
+    key = hospital.run(access.create_display_key(hospital.app.state.store, hospital.app.state.redis, "aiims"))
+    async with await open_ws(display(hospital, "cardio", key)) as ws:
+        await recv(ws)
+        warm = delta(sync_redis, lambda: page.append(fetch("/join/cardio")), reads)
+        assert page[-1].status_code == 200 and warm == dict.fromkeys(reads, 0)
+        tv = delta(sync_redis, lambda: page.append(fetch(f"/display/aiims?key={key}")), reads)
+        assert page[-1].status_code == 200 and tv == {**dict.fromkeys(reads, 0), "get": 1}
+        # a bad key costs its one GET and nothing else, whatever the clinic
+        for path in ("/display/aiims?key=wrong-key-wrong-key-wrong", "/display/nope?key=" + key):
+            refused = delta(sync_redis, lambda p=path: page.append(fetch(p)), reads)  # type: ignore[misc]
+            assert page[-1].status_code == 401 and refused == {**dict.fromkeys(reads, 0), "get": 1}
+        assert fetch("/join/no-such-queue").status_code == 404
+
+
+def test_the_index_files_and_forgets_every_socket() -> None:
+    """The bookkeeping alone: what a change reaches, a transfer, a rebuilt mirror, and nothing
+    left behind once every socket is gone (an index that only grows would be a leak)."""
+
+    async def send(message: Any) -> None:
+        raise AssertionError("the index never sends")
+
+    def sub(kind: str, ticket: int | None = None, shows: tuple[str, ...] | None = None) -> Subscriber:
+        return Subscriber(None, send, "aiims", kind, ticket_id=ticket,  # type: ignore[arg-type]
+                          key_hash="k" if kind == "display" else None,
+                          allowed=None if shows is None else frozenset(shows))
+
+    index = ClinicSubscribers()
+    phone, twin, other = sub("patient", 1), sub("patient", 1), sub("patient", 2)
+    hall, cardio_tv, desk, doctor = sub("display"), sub("display", shows=("cardio",)), sub("reception"), \
+        sub("reception", shows=("derma", "ortho"))
+    for s in (phone, twin, other, hall, cardio_tv, desk, doctor):
+        index.add(s)
+    assert index.patients_for({"cardio"}, []) == []  # not placed yet: only by its ticket
+    assert {s.ticket_id for s in index.patients_for(set(), [1])} == {1}
+    index.place(1, "cardio")
+    index.place(2, "derma")
+    assert set(index.patients_for({"cardio"}, [])) == {phone, twin}
+    assert set(index.screens_for({"cardio"})) == {hall, cardio_tv, desk}
+    assert set(index.screens_for({"cardio", "ortho"})) == {hall, cardio_tv, desk, doctor}
+    assert set(index.displays()) == {hall, cardio_tv}
+    index.follow([{"id": 1, "queue": "ortho"}, {"id": 99, "queue": "ortho"}])  # a transfer; 99 unwatched
+    assert index.patients_for({"cardio"}, []) == [] and set(index.patients_for({"ortho"}, [])) == {phone, twin}
+    index.refile({1: {"queue": "derma"}})  # a rebuilt mirror knows better
+    assert set(index.patients_for({"derma"}, [])) == {phone, twin, other}
+    for s in (phone, twin, other, hall, cardio_tv, desk, doctor, phone):
+        index.remove(s)
+    assert len(index) == 0
+    left = (index.everything, index.screens, index.tickets, index.ticket_queue, index.watched)
+    assert left == (set(), {}, {}, {}, {})
