@@ -31,7 +31,7 @@ from ..store import Store
 from . import channels, delivery_log, ledger, overrides
 from .delivery_log import Entries, ensure_group, entries_of
 from .ledger import Notice
-from .recipients import Recipient, ticket_recipients
+from .recipients import AppointmentHook, Recipient, ticket_recipients
 from .render import KINDS, QUEUES
 from .triggers import Trigger, ahead_triggers, finished, pause_triggers, status_triggers
 
@@ -67,8 +67,9 @@ def public_base(settings: Settings) -> str:
 class Notifier:
     """State of one notifier run: a mirror per clinic, who was told their place, open pauses."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, appointments: AppointmentHook | None = None) -> None:
         self.ctx = ctx
+        self.appointments = appointments  # who hears about an appointment's ticket (accounts area)
         self.settings = ctx.settings
         self.redis = ctx.redis
         self.base_channels = channels.configured(ctx.settings)
@@ -179,7 +180,7 @@ class Notifier:
         for tr in triggers:
             t, tid = tr.ticket, int(tr.ticket["id"])
             if tid not in recipients:
-                recipients[tid] = await ticket_recipients(self.ctx.store, t, available)
+                recipients[tid] = await ticket_recipients(self.ctx.store, t, available, self.appointments)
             context = {"clinic": mirror.clinic["name"], "queue": mirror.queues[t["queue"]]["name"],
                        "label": t["label"], **tr.context}
             if tr.kind == "issued":
@@ -252,6 +253,6 @@ class Notifier:
             self.rq.close()
 
 
-async def run_notifier(ctx: Context, stop: asyncio.Event) -> None:
+async def run_notifier(ctx: Context, stop: asyncio.Event, appointments: AppointmentHook | None = None) -> None:
     """The duty: runs until ``stop`` is set. A bad channel URL raises ConfigError at once."""
-    await Notifier(ctx).run(stop)
+    await Notifier(ctx, appointments).run(stop)
