@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aioredis
@@ -96,3 +96,23 @@ async def copy_loop(ctx: Context, stop: asyncio.Event) -> None:
             await _ensure_group(ctx.redis)  # Redis was wiped: nothing is pending any more
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), LINGER_S)
+
+
+async def entries(store: Store, *, start: str | None = None, end: str | None = None, actor: str | None = None,
+                  action: str | None = None, before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Recorded entries, newest first: ``start <= at < end`` (ISO 8601 UTC text, which sorts as
+    time does), ``actor`` exactly, ``action`` exactly or, ending in ``.``, as a prefix
+    (``ticket.``); ``before`` an entry id (the next page starts below the last id shown)."""
+    prefix = action is not None and action.endswith(".")
+    rows = await store.fetchall(
+        "SELECT id, at, actor, action, target, ip FROM audit_log"
+        " WHERE (:start IS NULL OR at >= :start) AND (:end IS NULL OR at < :end)"
+        " AND (:actor IS NULL OR actor = :actor)"
+        " AND (:action IS NULL OR (CASE WHEN :prefix THEN substr(action, 1, length(:action)) = :action"
+        " ELSE action = :action END))"
+        " AND (:before IS NULL OR id < :before)"
+        " ORDER BY id DESC LIMIT :limit",
+        {"start": start, "end": end, "actor": actor, "action": action, "prefix": prefix, "before": before,
+         "limit": limit})
+    return [dict(r) for r in rows]
+
