@@ -58,6 +58,11 @@ NOTICE_OUTCOMES = {"sent": "sent", "failed": "failed", "retrying": "retried", "d
 REDIS_ERRORS = Counter("qtraq_redis_errors", "Redis calls that failed (connection lost, timeout)")
 SQLITE_ERRORS = Counter("qtraq_sqlite_errors", "SQLite operations that failed on the file or disk")
 
+# stream consumers (stream_consumer.py): persist, notify, webhooks, audit, notify-log
+STREAM_ENTRIES = Counter("qtraq_stream_entries", "Stream entries handled and acknowledged", ["group"])
+STREAM_FAILURES = Counter("qtraq_stream_failures", "Failed stream-consumer steps (retried after a backoff)",
+                          ["group"])
+
 
 def observe_call(ticket: Mapping[str, Any] | None) -> None:
     """The wait of a ticket just called (API ticket: ISO times)."""
