@@ -4,6 +4,11 @@
 as ``redis+sentinel://[:password@]host:26379[,host2:26379]/mymaster[/db]``: clients then ask
 the sentinels for the current master on every reconnect, so a failover needs no restart.
 The connection is always passed in explicitly (never a hidden global), as RQ does.
+
+This module is also the adapter for two speed tricks that use redis-py's private parts
+(``fastpaths.py``): :class:`WaitingPool`'s direct checkout (``redis_pool``) and
+:class:`PackedInC`'s write (``redis_write``). Each is on only with the redis-py (and hiredis)
+it was written for; otherwise the pool and the connections are redis-py's own, unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from redis.asyncio.connection import AbstractConnection, Connection, SSLConnecti
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
+from . import fastpaths
 from .config import Settings
 from .errors import ConfigError
 
@@ -27,6 +33,9 @@ SENTINEL_SCHEME = "redis+sentinel"
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)  # Redis down or cut off
 POOL_SIZE = 200
 POOL_WAIT_S = 5
+WRITTEN_FOR = ("redis", (8, 0), (9, 0))
+REDIS_POOL = fastpaths.enabled("redis_pool", WRITTEN_FOR)
+REDIS_WRITE = fastpaths.enabled("redis_write", WRITTEN_FOR, ("hiredis", (2, 3), (4, 0)))
 
 
 def embedded_socket_path(data_dir: Path) -> Path:
@@ -129,6 +138,11 @@ PACKED_IN_C: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: TcpConnection, UnixDomainSocketConnection: UnixConnection, SSLConnection: TlsConnection}
 
 
+def packed_class(cls: type[AbstractConnection]) -> type[AbstractConnection]:
+    """The packing-in-C variant of a redis-py connection class, when ``redis_write`` is on."""
+    return PACKED_IN_C.get(cls, cls) if REDIS_WRITE else cls
+
+
 class WaitingPool(aioredis.BlockingConnectionPool):
     """A burst of requests waits for a free connection rather than failing at the pool's limit.
 
@@ -139,18 +153,21 @@ class WaitingPool(aioredis.BlockingConnectionPool):
     checkout and release is the parent's, so waiters are woken in turn and time out as before.
     Skipped on the direct path: redis-py's OpenTelemetry pool counts and its released-connection
     event (re-authentication by streaming credential providers), neither used here. Its
-    connections pack commands in C (:class:`PackedInC`).
+    connections pack commands in C (:class:`PackedInC`). With ``redis_pool`` off every
+    checkout and release is the parent's, and no private attribute is touched.
     """
 
     def __init__(self, *, connection_class: type[AbstractConnection] = Connection, **kwargs: Any) -> None:
-        super().__init__(connection_class=PACKED_IN_C.get(connection_class, connection_class), **kwargs)
+        super().__init__(connection_class=packed_class(connection_class), **kwargs)
         self._waiting = 0  # tasks inside the parent's checkout
+        self._fast = REDIS_POOL
 
     def _direct(self) -> bool:
-        return not self._waiting and not self._lock.locked()  # locked: redis-py is moving connections
+        # locked: redis-py is moving connections
+        return self._fast and not self._waiting and not self._lock.locked()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
-        if self._available_connections and self._direct():
+        if self._direct() and self._available_connections:
             connection = self._available_connections.pop()
             self._in_use_connections.add(connection)
             try:

@@ -15,8 +15,9 @@ It adds one thing: :meth:`LeanWebSocketProtocol.write_text`, the hub's way to pu
 a socket that can take it at once, without an ASGI message, a coroutine and websockets'
 ``Frame`` per socket (for a big queue, the fan-out of one press is 2,000 of these in a row).
 
-It relies on these uvicorn 0.54 internals, so an upgrade must re-run
-``tests/test_ws_protocol.py``:
+It relies on these uvicorn 0.54 internals; ``ws_adapter.py`` selects it only with that uvicorn
+(and websockets 17), and uvicorn's own protocol otherwise. Re-run ``tests/test_ws_protocol.py``
+when widening that range:
 
 * ``self.queue``, set in ``__init__``, used only as ``put_nowait(event)``, ``await get()``
   and ``empty()``, by one consumer at a time (the app's ``receive``);
@@ -38,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -135,10 +135,3 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.request.headers.clear()
         self.request = self.response = None  # type: ignore[assignment]
         super().start_keepalive()
-
-
-def text_writer(send: Any) -> Callable[[str], bool] | None:
-    """The socket's :meth:`~LeanWebSocketProtocol.write_text`, when ``send`` (a server's ASGI
-    send) is a lean protocol's own; None under another server or protocol."""
-    owner = getattr(send, "__self__", None)
-    return owner.write_text if isinstance(owner, LeanWebSocketProtocol) else None

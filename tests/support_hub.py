@@ -119,14 +119,16 @@ class Screen:
                 self.recent = [msg["call"], *self.recent][:10]
 
     def labels(self) -> Json:
-        return {qid: ([e["label"] for e in q["now_serving"]], [e["label"] for e in q["waiting"]], q["avg_wait_s"])
-                for qid, q in self.queues.items()}
+        """Per queue: who is being seen (as a sorted list: two calls in the same millisecond may
+        be shown in either order), who waits in order, the average wait."""
+        return {qid: (sorted(e["label"] for e in q["now_serving"]), [e["label"] for e in q["waiting"]],
+                      q["avg_wait_s"]) for qid, q in self.queues.items()}
 
 
 def engine_labels(snapshot: Json) -> Json:
     """The same shape as :meth:`Screen.labels` from ``engine.clinic_snapshot()``."""
     from qtraq_live.queue_engine import eta_seconds
 
-    return {q["id"]: ([t["label"] for t in q["now_serving"]], [t["label"] for t in q["waiting"]],
+    return {q["id"]: (sorted(t["label"] for t in q["now_serving"]), [t["label"] for t in q["waiting"]],
                       eta_seconds(len(q["waiting"]), q["ema_s"], q["counters_open"]))
             for q in snapshot["queues"]}
