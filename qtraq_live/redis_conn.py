@@ -90,7 +90,7 @@ def _sentinel_master(url: str, sentinel_cls: Any, decode: bool) -> Any:
 
 class PackedInC(AbstractConnection):
     """Commands packed by hiredis (C) rather than by redis-py's Python loop, the same bytes
-    (as redis-py's synchronous client does): about 5 µs less a command. A multi-word command
+    (as redis-py's synchronous client does), at less CPU a command (docs/benchmarks.md, "Fast paths"). A multi-word command
     name, or an argument hiredis does not take, is packed by redis-py as before.
 
     And written without a task: redis-py bounds each write with ``asyncio.wait_for``, which on
@@ -147,8 +147,8 @@ class WaitingPool(aioredis.BlockingConnectionPool):
     """A burst of requests waits for a free connection rather than failing at the pool's limit.
 
     redis-py's blocking pool takes a condition, its lock and a timer (and its parent a second
-    lock) for every command, even when a connection is idle: about 14 µs of a request's CPU per
-    command, more than sending the command. While no task waits, an idle connection is handed
+    lock) for every command, even when a connection is idle: more CPU than sending the command
+    (docs/benchmarks.md, "Fast paths"). While no task waits, an idle connection is handed
     out and taken back directly (checked as the parent checks it); once one waits, every
     checkout and release is the parent's, so waiters are woken in turn and time out as before.
     Skipped on the direct path: redis-py's OpenTelemetry pool counts and its released-connection
@@ -198,8 +198,8 @@ async def send_once(redis: aioredis.Redis, *args: Any) -> Any:
     redis-py's ``execute_command`` sends a command again after a connection error when its
     connections retry (``Redis(host=...)`` makes them retry ten times): for a change that may
     already have run (a "next" press) that would call a second patient. It also runs
-    its retry, telemetry and HIMPORT hooks around every command, about a third of what a call
-    of the engine costs its process. The connection still disconnects itself on any error while
+    its retry, telemetry and HIMPORT hooks around every command, a large share of what a call
+    of the engine costs its process (docs/benchmarks.md). The connection still disconnects itself on any error while
     reading (redis-py's ``read_response`` does), so it never goes back to the pool with a reply
     pending."""
     pool = redis.connection_pool

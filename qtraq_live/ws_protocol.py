@@ -3,10 +3,10 @@
 A hub process holds thousands of sockets that stay idle for hours (waiting-room screens,
 patients' phones), so what each one keeps is the hub's memory bill. uvicorn's
 ``WebSocketsSansIOProtocol`` keeps, per socket, an ``asyncio.Queue`` for received events
-(about 3 KiB with its deques and its ``Event``, though it is empty nearly always), the
-handshake's request and response for the socket's whole life (about 3 KiB) and an
-``asyncio.Event`` for flow control (about 1 KiB) that only a paused transport needs, and its
-37 attributes outgrow CPython's shared-key instance dict (a 1.5 KiB dict each).
+(with its deques and its ``Event``, though it is empty nearly always), the handshake's
+request and response for the socket's whole life and an ``asyncio.Event`` for flow control
+that only a paused transport needs, and its attributes outgrow CPython's shared-key instance
+dict (a dict of its own each).
 :class:`LeanWebSocketProtocol` changes only those; everything else (keepalive pings,
 closing, flow control, rejections before accept) is uvicorn's own code. Figures:
 ``docs/fanout.md``.

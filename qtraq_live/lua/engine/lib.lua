@@ -3,7 +3,7 @@
 -- A script is this file (what every operation shares), the file of one family of operations
 -- (define.lua, pause.lua, issue.lua, next.lua, act.lua, read.lua) and run.lua (the dispatch),
 -- put together by queue_engine.py: Redis runs a whole script on every call, and a call that
--- defines only its own family's functions costs about half as much before it starts.
+-- defines only its own family's functions costs much less before it starts (docs/benchmarks.md).
 --
 -- ARGV[1] op, ARGV[2] JSON arguments, ARGV[3] now in ms, ARGV[4] stream MAXLEN; optionally
 -- ARGV[5] a stream, ARGV[6] its MAXLEN and ARGV[7..] an entry's fields and values: appended in
