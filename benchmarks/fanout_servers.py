@@ -84,8 +84,10 @@ class Shared:
 
 
 def environment(extra: dict[str, str]) -> dict[str, str]:
-    """Ours, minus any QTRAQ_* setting of the caller's shell: every server runs its defaults."""
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("QTRAQ_")}, **extra}
+    """Ours, minus any QTRAQ_* setting of the caller's shell: every server runs its defaults
+    (QTRAQ_FORCE_FALLBACKS passes: benchmarks/fastpaths.py measures the fallbacks with it)."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("QTRAQ_") or k == "QTRAQ_FORCE_FALLBACKS"},
+            **extra}
 
 
 class Process:

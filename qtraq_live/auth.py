@@ -171,7 +171,7 @@ Found = tuple[dict[str, str], dict[str, str]]  # (session fields, user fields) o
 
 class CredentialCache:
     """Staff credentials found in the last ``ttl_s`` seconds, so a busy desk's presses skip
-    the lookup's round trip (about a sixth of a press's CPU in the HTTP process).
+    the lookup's round trip (its share of a press's CPU: docs/benchmarks.md).
 
     Only found staff credentials are kept (a new token or login works at once). Every process
     drops all it keeps when any process publishes on ``qt:credentials:changed`` (a logout, an

@@ -12,44 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from . import logs, server
 from .accounts import commands as accounts_cli
 from .config import Settings, load_settings
-from .duties import Context, open_context
+from .duties import Context
 from .errors import ConfigError, Invalid, QtraqError, Unavailable
+from .offline import offline_context, run_offline  # noqa: F401  (cli.run_offline: commands' entry point)
 
-T = TypeVar("T")
 ROLES = ("admin", "reception", "doctor")
-
-
-@contextlib.asynccontextmanager
-async def offline_context(settings: Settings) -> AsyncIterator[Context]:
-    """Redis, engine and SQLite for a one-shot command, whether or not the server runs."""
-    with contextlib.ExitStack() as stack:
-        if settings.embedded_redis:
-            redis_server = server.embedded_redis(settings)
-            if not redis_server.is_running():
-                redis_server.start()
-                stack.callback(redis_server.stop)
-        async with open_context(settings) as ctx:
-            yield ctx
-
-
-def run_offline(settings: Settings, action: Callable[[Context], Awaitable[T]]) -> T:
-    """Run ``await action(ctx)`` inside :func:`offline_context`."""
-    async def main() -> T:
-        async with offline_context(settings) as ctx:
-            return await action(ctx)
-
-    return asyncio.run(main())
 
 
 # -- serve, worker, demo, rebuild -------------------------------------------------------------

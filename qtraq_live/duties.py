@@ -22,9 +22,14 @@ import redis.asyncio as aioredis
 
 from . import gc_policy, redis_conn
 from .accounts.duty import account_upkeep
+from .accounts.notices import recipients_for_ticket
+from .audit import copy_loop
 from .config import Settings
+from .persister import Persister
 from .queue_engine import QueueEngine
 from .store import Store
+from .webhooks import run_webhooks
+from .workers.notifier import run_notifier
 
 log = logging.getLogger(__name__)
 
@@ -61,29 +66,21 @@ async def open_context(settings: Settings) -> AsyncIterator[Context]:
 
 async def persist(ctx: Context, stop: asyncio.Event) -> None:
     """Clinic event streams → the SQLite record."""
-    from .persister import Persister
-
     await Persister(ctx.redis, ctx.store).run(stop)
 
 
 async def notify(ctx: Context, stop: asyncio.Event) -> None:
     """Events and account requests → notices → RQ jobs; delivery outcomes → SQLite."""
-    from .workers.notifier import run_notifier
-
-    await run_notifier(ctx, stop)
+    await run_notifier(ctx, stop, appointments=recipients_for_ticket)
 
 
 async def copy_audit(ctx: Context, stop: asyncio.Event) -> None:
     """Staff audit entries (Redis stream) → the audit_log table."""
-    from .audit import copy_loop
-
     await copy_loop(ctx, stop)
 
 
 async def send_webhooks(ctx: Context, stop: asyncio.Event) -> None:
     """Clinic events → signed webhook jobs for the configured receivers (idle without any)."""
-    from .webhooks import run_webhooks
-
     await run_webhooks(ctx, stop)
 
 

@@ -1,13 +1,12 @@
 """Keep garbage-collection pauses short in long-running processes (HTTP/hub, duties).
 
-A full collection walks every tracked object: with 10,000 open sockets one took 1.2 s in the
-fan-out benchmark (docs/benchmarks.md) and held back every screen for as long; even an idle
-server's modules, routes and templates cost 30-40 ms a pass, every second or so under load.
+A full collection walks every tracked object: with ten thousand open sockets one takes over
+a second (docs/benchmarks.md) and holds back every screen for as long; even an idle server's
+modules, routes and templates cost tens of milliseconds a pass, every second or so under load.
 So what exists once start-up is over, and then whatever survives a full collection (sockets,
 their tasks, the mirrors), is moved out of the collector's sight with ``gc.freeze()``; each
 full collection then walks only what came since the one before. While 10,000 sockets connect
-that keeps each pass to the newcomers (a freeze once a minute let passes grow to 320 ms,
-every second or two). Once an hour the frozen objects are handed back and collected in one
+that keeps each pass to the newcomers (a freeze once a minute let passes grow again). Once an hour the frozen objects are handed back and collected in one
 go, so the reference cycles of sockets closed since are still freed: one long pause an hour.
 """
 

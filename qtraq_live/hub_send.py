@@ -7,6 +7,11 @@ returns without ever suspending, so the message is on its way before the reader 
 next socket. Only a send that has to wait (the transport is paused: a slow client) becomes a
 task, and the socket is *busy* until that task has also sent what was queued meanwhile. Design
 and overflow rules: ``docs/fanout.md``.
+
+Stepping a coroutine by hand leans on how asyncio's tasks drive coroutines (the future a
+coroutine yields and its ``_asyncio_future_blocking`` flag), so it is the fast path
+``hub_eager`` (``fastpaths.py``), on only with the Pythons it was written for; otherwise every
+send that is not written directly (``ws_adapter.text_writer``) runs in a task of its own.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import Any, cast
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from . import metrics
-from .ws_protocol import text_writer
+from . import fastpaths, metrics
+from .ws_adapter import text_writer
 
 log = logging.getLogger(__name__)
 
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
+HUB_EAGER = fastpaths.enabled("hub_eager", ("python", (3, 11), (3, 14)))
 
 
 def run_eagerly(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
@@ -41,6 +47,13 @@ def run_eagerly(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None
     except StopIteration:
         return None
     return asyncio.create_task(_finish(coro, yielded), name=name)
+
+
+def launch(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
+    """:func:`run_eagerly` with ``hub_eager`` on; a task from the start otherwise."""
+    if HUB_EAGER:
+        return run_eagerly(coro, name)
+    return asyncio.create_task(coro, name=name)
 
 
 async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
@@ -109,6 +122,9 @@ class Outbox:
             if write is not None and write(text):
                 self.sent(sub, version)
                 return
+            if not HUB_EAGER:
+                self._begin(sub, self._send(sub, (version, text)))
+                return
             # the server's send stepped here, without a coroutine of ours around it: on a
             # socket that keeps up it writes and returns without suspending
             sending = cast(Coroutine[Any, Any, None], sub.send({"type": "websocket.send", "text": text}))
@@ -152,7 +168,7 @@ class Outbox:
     def _begin(sub: Subscriber, coro: Coroutine[Any, Any, None]) -> None:
         """The socket is busy until ``coro`` ends: run it now, and as a task if it has to wait."""
         sub.busy = True
-        task = run_eagerly(coro, "hub-send")
+        task = launch(coro, "hub-send")
         if task is not None:
             sub.busy = task
 

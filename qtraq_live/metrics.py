@@ -1,4 +1,5 @@
-"""Every Prometheus metric family of qtraq-live, declared once; the scrape-time queue figures.
+"""Every Prometheus metric family of qtraq-live, declared once (the scrape-time queue figures:
+``queue_figures.py``).
 
 Labels carry route templates, socket kinds, queue ids, channels and outcomes only: never a
 token, a name or a contact. Under ``serve`` every process (HTTP, duties, RQ workers) writes
@@ -17,12 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from . import redis_keys as keys
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
@@ -58,6 +57,11 @@ NOTICE_OUTCOMES = {"sent": "sent", "failed": "failed", "retrying": "retried", "d
 # backing stores
 REDIS_ERRORS = Counter("qtraq_redis_errors", "Redis calls that failed (connection lost, timeout)")
 SQLITE_ERRORS = Counter("qtraq_sqlite_errors", "SQLite operations that failed on the file or disk")
+
+# stream consumers (stream_consumer.py): persist, notify, webhooks, audit, notify-log
+STREAM_ENTRIES = Counter("qtraq_stream_entries", "Stream entries handled and acknowledged", ["group"])
+STREAM_FAILURES = Counter("qtraq_stream_failures", "Failed stream-consumer steps (retried after a backoff)",
+                          ["group"])
 
 
 def observe_call(ticket: Mapping[str, Any] | None) -> None:
@@ -110,36 +114,6 @@ class _Fixed:
 
     def collect(self) -> Iterator[Metric]:
         return iter(self.families)
-
-
-async def queue_families(redis: aioredis.Redis) -> list[Metric]:
-    """Waiting count and longest current wait of every queue: two pipelined round trips.
-
-    The waiting set is ordered urgent-first, so the oldest arrival is the smaller of the first
-    urgent and the first normal entry (scores are arrival µs, normal ones offset)."""
-    from .queue_engine import NORMAL_OFFSET  # the engine imports this module
-
-    clinics = sorted(str(c) for c in await redis.smembers(keys.CLINICS))  # a decoded client
-    async with redis.pipeline(transaction=False) as pipe:
-        for c in clinics:
-            pipe.zrange(keys.clinic_queues(c), 0, -1)
-        queues = [q for found in await pipe.execute() for q in found]
-    async with redis.pipeline(transaction=False) as pipe:
-        for q in queues:
-            pipe.zcard(keys.waiting(q))
-            pipe.zrange(keys.waiting(q), 0, 0, withscores=True)
-            pipe.zrangebyscore(keys.waiting(q), NORMAL_OFFSET, "+inf", start=0, num=1, withscores=True)
-        replies = await pipe.execute()
-    waiting = GaugeMetricFamily("qtraq_queue_waiting", "Tickets waiting, read from Redis at scrape", labels=["queue"])
-    longest = GaugeMetricFamily("qtraq_queue_longest_wait_seconds",
-                                "How long the longest-waiting ticket has waited, at scrape", labels=["queue"])
-    now_us = time.time() * 1_000_000
-    for i, q in enumerate(queues):
-        count, first, first_normal = replies[3 * i: 3 * i + 3]
-        waiting.add_metric([q], count)
-        arrivals = [s for _, s in first if s < NORMAL_OFFSET] + [s - NORMAL_OFFSET for _, s in first_normal]
-        longest.add_metric([q], max(0.0, (now_us - min(arrivals)) / 1_000_000) if arrivals else 0.0)
-    return [waiting, longest]
 
 
 def forget_dead_processes(path: Path) -> None:

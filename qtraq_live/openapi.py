@@ -127,6 +127,13 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/admin/clinics/{clinic}/display-keys"): Op("Create a display key (shown once)", "admin",
                                                          admin.CREATE_KEY, {"label": "lobby TV"}, 201),
     ("DELETE", "/admin/clinics/{clinic}/display-keys/{key_id}"): Op("Revoke a display key", "admin"),
+    ("GET", "/audit"): Op("Staff audit log, newest first (one entry per change)", "admin", params=(
+        ("from", "query", "string", "UTC day YYYY-MM-DD or time YYYY-MM-DDTHH:MM:SSZ"),
+        ("to", "query", "string", "UTC day (inclusive) or time (exclusive)"),
+        ("actor", "query", "string", "an actor id, e.g. user:3"),
+        ("action", "query", "string", "an action (queue.next) or a prefix ending in '.' (ticket.)"),
+        ("limit", "query", "integer", "1 to 500, default 100"),
+        ("before", "query", "integer", "the next_before of the previous page"))),
     ("GET", "/notifications"): Op("Notice delivery log", "admin", params=(
         ("status", "query", "string", "queued, sending, retrying, sent, failed or dropped"),
         ("limit", "query", "integer", "1 to 500, default 100"))),

@@ -29,14 +29,13 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from . import redis_keys as keys
 from .errors import Unavailable
-from .redis_conn import UNREACHABLE
 from .eta import estimate
 from .queue_engine import parse_event
 from .store import Store
+from .stream_consumer import Acks, Batch, StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -84,162 +83,59 @@ class TtlPlan:
 
 
 class Persister:
-    """One consumer of group ``persist`` on every clinic stream; one per primary."""
+    """One consumer of group ``persist`` on every clinic stream; one per primary. Reading,
+    claiming, retrying and backoff are the :class:`~qtraq_live.stream_consumer.StreamConsumer`'s."""
 
     def __init__(self, redis: aioredis.Redis, store: Store, consumer: str | None = None, *,
                  batch: int = 500, block_ms: int = 1000, linger_s: float = 0.1) -> None:
         self.redis = redis
         self.store = store
-        self.consumer = consumer or f"persister-{os.getpid()}"
-        self.batch = batch
-        self.block_ms = block_ms
-        self.linger_s = linger_s  # after a short batch, let the next one gather (group commit)
-        self._groups: set[str] = set()       # clinics whose group this process has checked
-        self._pending: dict[str, str] = {}   # clinic -> cursor in our pending entries still to replay
         self._persisted = redis.register_script(PERSISTED_SCRIPT)
+        # linger: under load one transaction per event costs more than the events, so after a
+        # short batch the next one gathers a moment (the live state is in Redis already).
+        self.consumer = StreamConsumer(redis, GROUP, consumer or f"persister-{os.getpid()}", self._handle,
+                                       self._streams, self_ack=True, batch=batch, block_ms=block_ms,
+                                       linger_s=linger_s, name="persister", logger=log)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Persist until ``stop`` is set. Outages are logged once and retried with backoff."""
-        backoff, down = 0.5, False
-        while not stop.is_set():
-            try:
-                await self._refresh()
-                read, _ = await self._step(self.block_ms)
-            except redis.exceptions.ResponseError as exc:
-                if self._forget(exc):
-                    continue
-                down = await self._pause(stop, exc, down, backoff)
-            except (*UNREACHABLE, Unavailable) as exc:
-                down = await self._pause(stop, exc, down, backoff)
-            except Exception as exc:  # a bug must not stop the record: log it, retry later
-                log.error("persister step failed", exc_info=True)
-                down = await self._pause(stop, exc, down, backoff)
-            else:
-                if down:
-                    log.info("persister resumed")
-                backoff, down = 0.5, False
-                if 0 < read < self.batch:
-                    # Under load one transaction per event costs more than the events: wait a
-                    # moment so the next read takes a batch. The live state is in Redis already.
-                    await _wait(stop, self.linger_s)
-                continue
-            backoff = min(backoff * 2, 10.0)
-
-    async def _pause(self, stop: asyncio.Event, exc: BaseException, down: bool, backoff: float) -> bool:
-        if not down:
-            log.warning("persister paused: %s; retrying", _describe(exc))
-        self._replay_pending()
-        await _wait(stop, backoff)
-        return True
+        await self.consumer.run(stop)
 
     async def drain(self) -> int:
         """Persist everything the streams hold now (pending entries included); the count."""
-        total = 0
-        while True:
-            await self._refresh()
-            try:
-                read, acked = await self._step(None)
-            except redis.exceptions.ResponseError as exc:
-                if self._forget(exc):
-                    continue
-                raise
-            total += acked
-            if not read and not self._pending:
-                return total
+        return await self.consumer.drain()
 
-    # -- reading ------------------------------------------------------------------------
+    async def _streams(self) -> list[str]:
+        return [keys.events(c) for c in sorted(await self.redis.smembers(keys.CLINICS))]
 
-    async def _refresh(self) -> None:
-        """Pick up new clinics: make their group, take over what a dead persister left."""
-        for clinic in sorted(await self.redis.smembers(keys.CLINICS)):
-            if clinic in self._groups:
-                continue
-            stream = keys.events(clinic)
-            try:
-                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            await self._claim(stream)
-            self._groups.add(clinic)
-            self._pending[clinic] = "0"
-
-    async def _claim(self, stream: str) -> None:
-        start = "0-0"
-        while ids := await self.redis.xautoclaim(stream, GROUP, self.consumer, 0, start,
-                                                 count=self.batch, justid=True):
-            ms, seq = ids[-1].split("-")
-            start = f"{ms}-{int(seq) + 1}"
-
-    def _forget(self, exc: redis.exceptions.ResponseError) -> bool:
-        """A stream or group vanished (Redis wiped or rebuilt): check every group again."""
-        if "NOGROUP" not in str(exc):
-            return False
-        log.warning("persister group or stream vanished (Redis wiped?); recreating")
-        self._groups.clear()
-        self._pending.clear()
-        return True
-
-    def _replay_pending(self) -> None:
-        """After a failed batch its entries are pending (not acked): read them again first."""
-        self._pending = {c: "0" for c in self._groups}
-
-    async def _step(self, block_ms: int | None) -> tuple[int, int]:
-        """Read one batch (our pending entries first) and persist it: (read, acked)."""
-        if self._pending:
-            streams = {keys.events(c): cursor for c, cursor in self._pending.items()}
-            entries = await self._read(streams, None)
-            for clinic in list(self._pending):
-                mine = [e.entry_id for e in entries if e.clinic == clinic]
-                if mine:
-                    self._pending[clinic] = mine[-1]
-                else:
-                    del self._pending[clinic]
-            if entries:
-                return len(entries), await self._persist(entries)
-        if not self._groups:
-            if block_ms:
-                await asyncio.sleep(block_ms / 1000)  # nothing to watch yet; look for clinics again
-            return 0, 0
-        entries = await self._read({keys.events(c): ">" for c in self._groups}, block_ms)
-        return len(entries), await self._persist(entries) if entries else 0
-
-    async def _read(self, streams: dict[str, str], block_ms: int | None) -> list[Entry]:
-        reply = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=self.batch, block=block_ms)
-        out: list[Entry] = []
-        for stream, items in reply or []:
-            clinic = stream[len("qt:c:"):-len(":events")]
-            for entry_id, fields in items:
-                out.append(_entry(clinic, entry_id, fields))
-        return out
+    async def _handle(self, batch: Batch) -> Acks:
+        entries = [_entry(clinic, entry_id, fields) for stream, items in batch.items()
+                   if (clinic := keys.clinic_of_events(stream)) is not None for entry_id, fields in items]
+        return await self._persist(entries)
 
     # -- writing ------------------------------------------------------------------------
 
-    async def _persist(self, entries: list[Entry]) -> int:
-        """One transaction for the batch, then TTLs on final tickets and XACK in one round trip."""
+    async def _persist(self, entries: list[Entry]) -> Acks:
+        """One transaction for the batch, then TTLs on final tickets and XACK in one round trip;
+        what it acknowledged (an unreadable event stays pending)."""
         good = [e for e in entries if e.rows is not None]
-        try:
-            live = await self._live([e.event for e in good if e.event])
-            async with self.store.transaction() as db:
-                try:
-                    async with db.transaction():
-                        await write_rows(db, [e.rows for e in good if e.rows], live.tokens)
-                    done = good
-                except Unavailable:
-                    raise
-                except Exception:  # some event cannot be stored: find it, one at a time
-                    done = [e for e in good if await _write_one(db, e, live)]
-                await _apply_live(db, live)
-                ttl = await _ttl_plan(db, [e.event for e in done if e.event])
-        except BaseException:
-            self._replay_pending()
-            raise
+        live = await self._live([e.event for e in good if e.event])
+        async with self.store.transaction() as db:
+            try:
+                async with db.transaction():
+                    await write_rows(db, [e.rows for e in good if e.rows], live.tokens)
+                done = good
+            except Unavailable:
+                raise
+            except Exception:  # some event cannot be stored: find it, one at a time
+                done = [e for e in good if await _write_one(db, e, live)]
+            await _apply_live(db, live)
+            ttl = await _ttl_plan(db, [e.event for e in done if e.event])
         trimmed = [e for e in entries if e.trimmed]
         if trimmed:
             log.error("%d stream entries were trimmed before they were persisted (first %s of clinic %s)",
                       len(trimmed), trimmed[0].entry_id, trimmed[0].clinic)
-        await self._release(done + trimmed, ttl)
-        return len(done) + len(trimmed)
+        return await self._release(done + trimmed, ttl)
 
     async def _live(self, events: list[Json]) -> Live:
         live = Live()
@@ -267,17 +163,18 @@ class Persister:
                 live.queue_extra[q] = {k: v for k, v in rest[2 * i + 1].items() if k not in QUEUE_COLUMNS}
         return live
 
-    async def _release(self, entries: Iterable[Entry], plan: TtlPlan) -> None:
+    async def _release(self, entries: Iterable[Entry], plan: TtlPlan) -> Acks:
         """TTLs of the batch's final tickets, then XACK of its entries (``lua/persisted.lua``)."""
         by_stream: dict[str, list[str]] = {}
         for e in entries:
             by_stream.setdefault(keys.events(e.clinic), []).append(e.entry_id)
         if not (by_stream or plan.expire or plan.keep):
-            return
+            return by_stream
         args: list[Any] = [GROUP, len(plan.expire), len(plan.keep), *(deadline for _, deadline in plan.expire)]
         for ids in by_stream.values():
             args += [len(ids), *ids]
         await self._persisted(keys=[*(key for key, _ in plan.expire), *plan.keep, *by_stream], args=args)
+        return by_stream
 
 
 def _entry(clinic: str, entry_id: str, fields: dict[str, str] | None) -> Entry:
@@ -461,21 +358,3 @@ async def _ttl_plan(db: Store, events: list[Json]) -> TtlPlan:
         else:
             plan.keep += ticket_keys
     return plan
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
-        pass
-
-
-def _describe(exc: BaseException) -> str:
-    """An outage in words, without data: Unavailable messages are ours, others by class."""
-    if isinstance(exc, Unavailable):
-        return exc.message
-    if isinstance(exc, UNREACHABLE):
-        return f"Redis unreachable ({type(exc).__name__})"
-    if isinstance(exc, redis.exceptions.ResponseError):
-        return f"Redis refused a command ({str(exc).split(' ', 1)[0]})"
-    return f"unexpected {type(exc).__name__}"

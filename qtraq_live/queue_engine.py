@@ -144,8 +144,8 @@ def public_ticket(ticket: Mapping[str, Any], queue_name: str, clinic_name: str, 
 
 
 def parse_event(raw: str) -> Json:
-    """An event from its stream JSON. Events written before 2026-12-06 (by cjson) carry an
-    empty list as ``{}``; a stream may still hold some."""
+    """An event from its stream JSON. Events written by older versions (through cjson) carry
+    an empty list as ``{}``; a stream may still hold some."""
     ev: Json = orjson.loads(raw)
     ev["tickets"] = list(ev.get("tickets") or [])
     ev["queues"] = list(ev.get("queues") or [])

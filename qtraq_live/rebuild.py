@@ -15,7 +15,6 @@ lost; then the access mirrors (users, API tokens, display keys) are rewritten by
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import redis_keys as keys
+from .access import mirror_access
 from .persister import FINAL, FINAL_TTL_MS, TICKET_FIELDS, Persister
 from .store import Row, Store
 
@@ -72,9 +72,7 @@ async def rebuild(store: Store, redis: aioredis.Redis, *, drain: bool = True,
             pipe.set(keys.TICKET_SEQ, seq)
         await pipe.execute()
 
-    access = _access_module()
-    if access is not None:
-        await access.mirror_access(store, redis)
+    await mirror_access(store, redis)  # users, API tokens, display keys
     counts.update(clinics=len(state["clinics"]), queues=len(state["queues"]), keys_replaced=len(old_keys))
     log.info("rebuild done: %s", counts)
     return counts
@@ -188,14 +186,3 @@ def _hash_value(field: str, value: Any) -> str:
 
 def _flag(value: Any) -> str:
     return "1" if value else "0"
-
-
-def _access_module() -> Any:
-    """``qtraq_live.access`` if the web layer is installed (it restores users, tokens, keys)."""
-    try:
-        module = importlib.import_module("qtraq_live.access")
-    except ModuleNotFoundError as exc:
-        if exc.name != "qtraq_live.access":
-            raise
-        return None
-    return module if hasattr(module, "mirror_access") else None

@@ -4,6 +4,11 @@
 as ``redis+sentinel://[:password@]host:26379[,host2:26379]/mymaster[/db]``: clients then ask
 the sentinels for the current master on every reconnect, so a failover needs no restart.
 The connection is always passed in explicitly (never a hidden global), as RQ does.
+
+This module is also the adapter for two speed tricks that use redis-py's private parts
+(``fastpaths.py``): :class:`WaitingPool`'s direct checkout (``redis_pool``) and
+:class:`PackedInC`'s write (``redis_write``). Each is on only with the redis-py (and hiredis)
+it was written for; otherwise the pool and the connections are redis-py's own, unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from redis.asyncio.connection import AbstractConnection, Connection, SSLConnecti
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
+from . import fastpaths
 from .config import Settings
 from .errors import ConfigError
 
@@ -27,6 +33,9 @@ SENTINEL_SCHEME = "redis+sentinel"
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)  # Redis down or cut off
 POOL_SIZE = 200
 POOL_WAIT_S = 5
+WRITTEN_FOR = ("redis", (8, 0), (9, 0))
+REDIS_POOL = fastpaths.enabled("redis_pool", WRITTEN_FOR)
+REDIS_WRITE = fastpaths.enabled("redis_write", WRITTEN_FOR, ("hiredis", (2, 3), (4, 0)))
 
 
 def embedded_socket_path(data_dir: Path) -> Path:
@@ -81,7 +90,7 @@ def _sentinel_master(url: str, sentinel_cls: Any, decode: bool) -> Any:
 
 class PackedInC(AbstractConnection):
     """Commands packed by hiredis (C) rather than by redis-py's Python loop, the same bytes
-    (as redis-py's synchronous client does): about 5 µs less a command. A multi-word command
+    (as redis-py's synchronous client does), at less CPU a command (docs/benchmarks.md, "Fast paths"). A multi-word command
     name, or an argument hiredis does not take, is packed by redis-py as before.
 
     And written without a task: redis-py bounds each write with ``asyncio.wait_for``, which on
@@ -129,28 +138,36 @@ PACKED_IN_C: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: TcpConnection, UnixDomainSocketConnection: UnixConnection, SSLConnection: TlsConnection}
 
 
+def packed_class(cls: type[AbstractConnection]) -> type[AbstractConnection]:
+    """The packing-in-C variant of a redis-py connection class, when ``redis_write`` is on."""
+    return PACKED_IN_C.get(cls, cls) if REDIS_WRITE else cls
+
+
 class WaitingPool(aioredis.BlockingConnectionPool):
     """A burst of requests waits for a free connection rather than failing at the pool's limit.
 
     redis-py's blocking pool takes a condition, its lock and a timer (and its parent a second
-    lock) for every command, even when a connection is idle: about 14 µs of a request's CPU per
-    command, more than sending the command. While no task waits, an idle connection is handed
+    lock) for every command, even when a connection is idle: more CPU than sending the command
+    (docs/benchmarks.md, "Fast paths"). While no task waits, an idle connection is handed
     out and taken back directly (checked as the parent checks it); once one waits, every
     checkout and release is the parent's, so waiters are woken in turn and time out as before.
     Skipped on the direct path: redis-py's OpenTelemetry pool counts and its released-connection
     event (re-authentication by streaming credential providers), neither used here. Its
-    connections pack commands in C (:class:`PackedInC`).
+    connections pack commands in C (:class:`PackedInC`). With ``redis_pool`` off every
+    checkout and release is the parent's, and no private attribute is touched.
     """
 
     def __init__(self, *, connection_class: type[AbstractConnection] = Connection, **kwargs: Any) -> None:
-        super().__init__(connection_class=PACKED_IN_C.get(connection_class, connection_class), **kwargs)
+        super().__init__(connection_class=packed_class(connection_class), **kwargs)
         self._waiting = 0  # tasks inside the parent's checkout
+        self._fast = REDIS_POOL
 
     def _direct(self) -> bool:
-        return not self._waiting and not self._lock.locked()  # locked: redis-py is moving connections
+        # locked: redis-py is moving connections
+        return self._fast and not self._waiting and not self._lock.locked()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
-        if self._available_connections and self._direct():
+        if self._direct() and self._available_connections:
             connection = self._available_connections.pop()
             self._in_use_connections.add(connection)
             try:
@@ -181,8 +198,8 @@ async def send_once(redis: aioredis.Redis, *args: Any) -> Any:
     redis-py's ``execute_command`` sends a command again after a connection error when its
     connections retry (``Redis(host=...)`` makes them retry ten times): for a change that may
     already have run (a "next" press) that would call a second patient. It also runs
-    its retry, telemetry and HIMPORT hooks around every command, about a third of what a call
-    of the engine costs its process. The connection still disconnects itself on any error while
+    its retry, telemetry and HIMPORT hooks around every command, a large share of what a call
+    of the engine costs its process (docs/benchmarks.md). The connection still disconnects itself on any error while
     reading (redis-py's ``read_response`` does), so it never goes back to the pool with a reply
     pending."""
     pool = redis.connection_pool

@@ -68,6 +68,14 @@ def events(c: str) -> str:
     return f"qt:c:{c}:events"
 
 
+def clinic_of_events(stream: str) -> str | None:
+    """The clinic whose event stream :func:`events` named ``stream``; None for any other key."""
+    prefix, suffix = "qt:c:", ":events"
+    if stream.startswith(prefix) and stream.endswith(suffix) and len(stream) > len(prefix) + len(suffix):
+        return stream[len(prefix):-len(suffix)]
+    return None
+
+
 def clinic_queues(c: str) -> str:
     return f"qt:c:{c}:queues"
 

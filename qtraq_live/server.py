@@ -31,6 +31,7 @@ import redis
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from . import ws_adapter
 from .children import Child, die_with_parent
 from .config import Settings
 from .embedded_redis import EmbeddedRedis
@@ -42,8 +43,8 @@ from .workers import channels
 log = logging.getLogger(__name__)
 
 ROLES = ("all", "hub")
-# uvicorn's websockets Sans-I/O protocol, keeping less per idle socket (qtraq_live/ws_protocol.py)
-WS_IMPL = "qtraq_live.ws_protocol:LeanWebSocketProtocol"
+# uvicorn's websockets Sans-I/O protocol, keeping less per idle socket where it fits (ws_adapter.py)
+WS_IMPL = ws_adapter.WS_IMPL
 STARTUP_TIMEOUT_S = 60.0
 POLL_S = 0.5
 STOP_TIMEOUT_S = 15.0

@@ -18,7 +18,6 @@ Bodies carry ids, labels, statuses and times — never names, contacts or tokens
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -38,8 +37,9 @@ from rq import Queue, Retry
 from . import redis_conn
 from . import redis_keys as keys
 from .config import Settings, load_settings
-from .errors import ConfigError, Unavailable
+from .errors import ConfigError
 from .queue_engine import parse_event
+from .stream_consumer import Batch, StreamConsumer
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +153,6 @@ def enqueue(conn: redis.Redis, settings: Settings, events: Sequence[Mapping[str,
     return n
 
 
-async def _ensure_group(client: aioredis.Redis, stream: str, start: str) -> None:
-    try:
-        await client.xgroup_create(stream, GROUP, id=start, mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-
-
 async def run_webhooks(ctx: Context, stop: asyncio.Event) -> None:
     """The duty; returns at once when no URL is configured. When webhooks are first switched
     on, existing clinics start at their newest event (no backlog of old events); clinics
@@ -170,31 +162,19 @@ async def run_webhooks(ctx: Context, stop: asyncio.Event) -> None:
         return
     check_settings(settings)
     first_run = bool(await ctx.redis.set(keys.WEBHOOKS_ENABLED, str(int(time.time())), nx=True))
-    existing = set(await ctx.redis.smembers(keys.CLINICS)) if first_run else set()
+    existing = {keys.events(c) for c in await ctx.redis.smembers(keys.CLINICS)} if first_run else set()
     conn = redis_conn.sync_client(settings, decode=False)
-    streams: dict[str, str] = {}
+
+    async def handle(batch: Batch) -> None:
+        events = [parse_event(fields["e"]) for entries in batch.values() for _, fields in entries]
+        await asyncio.to_thread(enqueue, conn, settings, events)
+
+    async def streams() -> list[str]:
+        return [keys.events(c) for c in sorted(await ctx.redis.smembers(keys.CLINICS))]
+
     try:
-        while not stop.is_set():
-            for clinic in await ctx.redis.smembers(keys.CLINICS):
-                stream = keys.events(clinic)
-                if stream not in streams:
-                    await _ensure_group(ctx.redis, stream, "$" if clinic in existing else "0")
-                    streams[stream] = "0"  # first our own unacknowledged entries, then new ones
-            if not streams:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), BLOCK_MS / 1000)
-                continue
-            try:
-                resp = await ctx.redis.xreadgroup(GROUP, "primary", streams, count=200, block=BLOCK_MS)
-            except (redis.ConnectionError, redis.TimeoutError, Unavailable):
-                await asyncio.sleep(1)
-                continue
-            for stream, entries in resp or []:
-                if not entries:
-                    streams[stream] = ">"
-                    continue
-                events = [parse_event(fields["e"]) for _, fields in entries]
-                await asyncio.to_thread(enqueue, conn, settings, events)
-                await ctx.redis.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
+        await StreamConsumer(ctx.redis, GROUP, "primary", handle, streams,
+                             start=lambda stream: "$" if stream in existing else "0", batch=200,
+                             block_ms=BLOCK_MS, refresh_s=BLOCK_MS / 1000, name="webhooks", logger=log).run(stop)
     finally:
         conn.close()

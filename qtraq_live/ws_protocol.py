@@ -3,10 +3,10 @@
 A hub process holds thousands of sockets that stay idle for hours (waiting-room screens,
 patients' phones), so what each one keeps is the hub's memory bill. uvicorn's
 ``WebSocketsSansIOProtocol`` keeps, per socket, an ``asyncio.Queue`` for received events
-(about 3 KiB with its deques and its ``Event``, though it is empty nearly always), the
-handshake's request and response for the socket's whole life (about 3 KiB) and an
-``asyncio.Event`` for flow control (about 1 KiB) that only a paused transport needs, and its
-37 attributes outgrow CPython's shared-key instance dict (a 1.5 KiB dict each).
+(with its deques and its ``Event``, though it is empty nearly always), the handshake's
+request and response for the socket's whole life and an ``asyncio.Event`` for flow control
+that only a paused transport needs, and its attributes outgrow CPython's shared-key instance
+dict (a dict of its own each).
 :class:`LeanWebSocketProtocol` changes only those; everything else (keepalive pings,
 closing, flow control, rejections before accept) is uvicorn's own code. Figures:
 ``docs/fanout.md``.
@@ -15,8 +15,9 @@ It adds one thing: :meth:`LeanWebSocketProtocol.write_text`, the hub's way to pu
 a socket that can take it at once, without an ASGI message, a coroutine and websockets'
 ``Frame`` per socket (for a big queue, the fan-out of one press is 2,000 of these in a row).
 
-It relies on these uvicorn 0.54 internals, so an upgrade must re-run
-``tests/test_ws_protocol.py``:
+It relies on these uvicorn 0.54 internals; ``ws_adapter.py`` selects it only with that uvicorn
+(and websockets 17), and uvicorn's own protocol otherwise. Re-run ``tests/test_ws_protocol.py``
+when widening that range:
 
 * ``self.queue``, set in ``__init__``, used only as ``put_nowait(event)``, ``await get()``
   and ``empty()``, by one consumer at a time (the app's ``receive``);
@@ -38,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -135,10 +135,3 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.request.headers.clear()
         self.request = self.response = None  # type: ignore[assignment]
         super().start_keepalive()
-
-
-def text_writer(send: Any) -> Callable[[str], bool] | None:
-    """The socket's :meth:`~LeanWebSocketProtocol.write_text`, when ``send`` (a server's ASGI
-    send) is a lean protocol's own; None under another server or protocol."""
-    owner = getattr(send, "__self__", None)
-    return owner.write_text if isinstance(owner, LeanWebSocketProtocol) else None

@@ -120,13 +120,15 @@ class Screen:
                 self.recent = [msg["call"], *self.recent][:10]
 
     def labels(self) -> Json:
-        return {qid: ([e["label"] for e in q["now_serving"]], [e["label"] for e in q["waiting"]], q["avg_wait_s"])
-                for qid, q in self.queues.items()}
+        """Per queue: who is being seen (as a sorted list: two calls in the same millisecond may
+        be shown in either order), who waits in order, the average wait."""
+        return {qid: (sorted(e["label"] for e in q["now_serving"]), [e["label"] for e in q["waiting"]],
+                      q["avg_wait_s"]) for qid, q in self.queues.items()}
 
 
 def engine_labels(state: Json) -> Json:
     """The same shape as :meth:`Screen.labels` from ``engine.clinic_state()`` (the raw state, which
     holds what the wait is worked out from)."""
-    return {q["id"]: ([t["label"] for t in sorted(q["now_serving"], key=lambda t: t["called_at"])],
-                      [t["label"] for t in q["waiting"]], queue_wait_s(len(q["waiting"]), q))
+    return {q["id"]: (sorted(t["label"] for t in q["now_serving"]), [t["label"] for t in q["waiting"]],
+                      queue_wait_s(len(q["waiting"]), q))
             for q in state["queues"]}

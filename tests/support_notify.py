@@ -33,6 +33,7 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 
+from qtraq_live.accounts.notices import recipients_for_ticket
 from qtraq_live.config import Settings, load_settings
 from qtraq_live.duties import Context
 from qtraq_live.queue_engine import QueueEngine
@@ -262,7 +263,7 @@ async def notifier(notify_env: NotifyEnv, aredis: Any, engine: QueueEngine) -> A
     await store.open()
     ctx = Context(notify_env.settings, aredis, engine, store)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_notifier(ctx, stop))
+    task = asyncio.create_task(run_notifier(ctx, stop, appointments=recipients_for_ticket))  # as duties.notify
     yield ctx
     stop.set()
     await asyncio.wait_for(task, 10)

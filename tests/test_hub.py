@@ -121,7 +121,7 @@ async def test_patient_resume(live: LiveServer, engine: QueueEngine) -> None:
 
 async def test_random_drops_during_a_burst(live: LiveServer, engine: QueueEngine) -> None:
     """Reconnect with ``since`` at random moments while ~200 changes happen: the screen ends
-    equal to the engine's state, having seen every version once, in order."""
+    equal to the engine's state, having seen every version at most once, in order."""
     rng = random.Random(3)
     url = display_url(live)
     patient = await engine.issue("gp", name="Watcher")
@@ -172,7 +172,10 @@ async def test_random_drops_during_a_burst(live: LiveServer, engine: QueueEngine
     final = await engine.clinic_state("c1")
     assert screen.version == final["v"]
     assert screen.labels() == engine_labels(final)
-    assert screen.snapshots == 1 and screen.seen == list(range(screen.seen[0], final["v"] + 1))
+    # Every version at most once, in order. A socket that falls behind on a loaded machine is
+    # resynced (a fresh snapshot, docs/fanout.md) and skips versions: allowed, not required.
+    assert screen.seen == sorted(set(screen.seen)) and screen.seen[-1] == final["v"]
+    assert screen.seen == list(range(screen.seen[0], final["v"] + 1)) or screen.snapshots > 1
     public = await engine.ticket_by_token(patient["token"])
     assert public is not None
     assert {k: patient_msgs[-1][k] for k in ("status", "position", "counter")} == \

@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from qtraq_live import metrics
 from qtraq_live.errors import Unavailable
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.queue_figures import queue_families
 from qtraq_live.store import Store
 
 from tests.support_notify import Sink, sink  # noqa: F401
@@ -90,7 +91,7 @@ async def test_queue_figures_come_from_redis(aredis: aioredis.Redis, engine: Que
     earlier = QueueEngine(aredis, clock=lambda: time.time() - 600)
     await earlier.issue("gp")  # normal, ten minutes ago
     await engine.issue("gp", priority=1)  # urgent, now: first in line but not the longest wait
-    families = {f.name: {s.labels["queue"]: s.value for s in f.samples} for f in await metrics.queue_families(aredis)}
+    families = {f.name: {s.labels["queue"]: s.value for s in f.samples} for f in await queue_families(aredis)}
     assert families["qtraq_queue_waiting"] == {"gp": 2, "eye": 0}
     assert 595 < families["qtraq_queue_longest_wait_seconds"]["gp"] < 660
     assert families["qtraq_queue_longest_wait_seconds"]["eye"] == 0

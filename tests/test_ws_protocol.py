@@ -26,7 +26,9 @@ from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.hub_send import run_eagerly
 from qtraq_live.server import WS_IMPL
-from qtraq_live.ws_protocol import WRITABLE, Inbox, LeanWebSocketProtocol, text_writer
+from qtraq_live import ws_adapter
+from qtraq_live.ws_adapter import text_writer
+from qtraq_live.ws_protocol import WRITABLE, Inbox, LeanWebSocketProtocol
 from tests.support_hub import WAIT_S, close_code, open_ws, uvicorn_thread
 
 Json = dict[str, Any]
@@ -219,7 +221,7 @@ async def test_http_rejection_before_accept(server: tuple[str, Any], path: str, 
 async def test_hub_close_codes_on_the_served_protocol(settings: Settings) -> None:
     """The hub's own rejections (accept, then close with the code) on ``serve``'s protocol."""
     with uvicorn_thread(create_app(settings), ws=WS_IMPL, lifespan="on") as (base, uv):
-        assert uv.config.ws_protocol_class is LeanWebSocketProtocol
+        assert uv.config.ws_protocol_class is (LeanWebSocketProtocol if ws_adapter.WS_LEAN else WebSocketsSansIOProtocol)
         assert await close_code(base + "/ws/display/c1?key=not-a-valid-key-0000000000") == 4401
         assert await close_code(base + "/ws/t/" + "x" * 32) == 4404
         assert await close_code(base + "/ws/t/" + "x" * 32, origin="http://evil.example") == 4403
@@ -238,8 +240,7 @@ async def test_write_text_frames_any_length_and_refuses_what_send_must_handle(de
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             return
-        write = text_writer(send)
-        assert write is not None
+        write = send.__self__.write_text  # the lean protocol's own, whatever ws_adapter chose
         await receive()
         written.append(write("too early"))
         await send({"type": "websocket.accept"})

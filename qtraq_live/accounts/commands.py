@@ -10,12 +10,12 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import Invalid
+from ..offline import run_offline
+from .importer import import_csv
+from .privacy import purge
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
-    from ..cli import run_offline
-    from .privacy import purge
-
     removed = run_offline(settings, lambda ctx: purge(ctx.store, ctx.redis, settings, int(time.time() * 1000)))
     print("retention policy applied: " + ", ".join(f"{k} {v}" for k, v in removed.items()))
     return 0
@@ -27,9 +27,6 @@ def import_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_import_appointments(args: argparse.Namespace, settings: Settings) -> int:
-    from ..cli import run_offline
-    from .importer import import_csv
-
     try:
         text = args.file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

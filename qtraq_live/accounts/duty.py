@@ -8,12 +8,23 @@ import asyncio
 import contextlib
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import redis.asyncio as aioredis
+
+from ..config import Settings
+from ..queue_engine import QueueEngine
+from ..store import Store
 from . import appointments, notices, privacy
 
-if TYPE_CHECKING:
-    from ..duties import Context
+
+class Context(Protocol):
+    """What this duty uses of the duties process's context."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    engine: QueueEngine
+    store: Store
 
 TICK_S = 30.0
 

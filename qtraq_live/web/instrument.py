@@ -15,6 +15,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from .. import metrics
+from ..queue_figures import queue_families
 from ..redis_conn import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ async def metrics_endpoint(request: Request) -> Response:
     """Prometheus text format. Queue figures are read from Redis now; without Redis the
     scrape still answers, with every other family."""
     try:
-        extra = await metrics.queue_families(request.app.state.redis)
+        extra = await queue_families(request.app.state.redis)
     except UNREACHABLE as exc:
         metrics.REDIS_ERRORS.inc()
         log.warning("metrics: queue figures unavailable (%s)", exc.__class__.__name__)

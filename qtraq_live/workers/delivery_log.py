@@ -12,13 +12,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 
 from .. import redis_keys as keys
 from ..metrics import count_notices
 from ..queue_engine import iso
 from ..store import Store
+from ..stream_consumer import Batch, StreamConsumer
 from .ledger import STATES
 
 log = logging.getLogger(__name__)
@@ -65,38 +65,22 @@ async def copy(store: Store, entries: Sequence[tuple[str, Mapping[str, str]]]) -
                 await db.execute(ATTEMPT, row)
 
 
-Entries = list[tuple[str, dict[str, str]]]
+def consumer(client: aioredis.Redis, store: Store) -> StreamConsumer:
+    """The copier: group ``notify-log`` on ``qt:notice:log``; entries are deleted once recorded."""
+    async def handle(batch: Batch) -> None:
+        for entries in batch.values():
+            await copy(store, entries)
+            count_notices(entries)  # here, once per entry: workers may run on hosts without /metrics
 
+    async def streams() -> list[str]:
+        return [keys.NOTICE_LOG]
 
-def entries_of(resp: Any) -> Entries:
-    """The entries of a one-stream XREAD(GROUP) answer (decoded client)."""
-    return list(resp[0][1]) if resp else []
-
-
-async def ensure_group(client: aioredis.Redis, stream: str, group: str) -> None:
-    """Create ``group`` reading ``stream`` from its start (no-op when it exists)."""
-    try:
-        await client.xgroup_create(stream, group, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    return StreamConsumer(client, GROUP, CONSUMER, handle, streams, delete=lambda _: True, batch=BATCH,
+                          block_ms=BLOCK_MS, refresh_s=float("inf"), name="delivery log copier", logger=log)
 
 
 async def copy_loop(client: aioredis.Redis, store: Store, stop: asyncio.Event) -> None:
-    await ensure_group(client, keys.NOTICE_LOG, GROUP)
-    pending = "0"  # first what a crashed run read but never acknowledged
-    while not stop.is_set():
-        resp = await client.xreadgroup(GROUP, CONSUMER, {keys.NOTICE_LOG: pending}, count=BATCH,
-                                       block=None if pending == "0" else BLOCK_MS)
-        entries = entries_of(resp)
-        if not entries:
-            pending = ">"
-            continue
-        await copy(store, entries)
-        ids = [entry_id for entry_id, _ in entries]
-        await client.xack(keys.NOTICE_LOG, GROUP, *ids)
-        count_notices(entries)  # here, once per entry: workers may run on hosts without /metrics
-        await client.xdel(keys.NOTICE_LOG, *ids)
+    await consumer(client, store).run(stop)
 
 
 def view(row: Mapping[str, Any]) -> dict[str, Any]:

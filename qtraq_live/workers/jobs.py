@@ -20,8 +20,8 @@ from rq.job import Job
 from .. import redis_keys as keys
 from ..config import Settings, load_settings
 from ..errors import Unavailable
-from . import channels, ledger
-from .ledger import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
+from . import channels, notice_states
+from .notice_states import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
 from .render import render
 
 log = logging.getLogger(__name__)
@@ -85,12 +85,12 @@ def send_notice(key: str) -> str:
     job = get_current_job()
     assert job is not None
     conn, settings = job.connection, _config()
-    notice = ledger.load(conn, key)
+    notice = notice_states.load(conn, key)
     state = notice.get("state", "")
     if state == SENDING:
         # An earlier run died between "sending" and "sent": the provider may have the message.
         # Sending again could deliver it twice, so it goes to the admin's list instead.
-        ledger.transition(conn, key, (SENDING,), FAILED, reason="outcome_unknown")
+        notice_states.transition(conn, key, (SENDING,), FAILED, reason="outcome_unknown")
         log.warning("notice %s: an earlier attempt died while sending; not resent (outcome unknown)", key)
         return "outcome_unknown"
     if state not in (QUEUED, RETRYING):
@@ -98,33 +98,33 @@ def send_notice(key: str) -> str:
     context: dict[str, Any] = json.loads(notice["ctx"])
     reason = stale_reason(conn, notice, context)
     if reason:
-        ledger.transition(conn, key, (QUEUED, RETRYING), DROPPED, reason=reason)
+        notice_states.transition(conn, key, (QUEUED, RETRYING), DROPPED, reason=reason)
         log.info("notice %s dropped: %s", key, reason)
         return DROPPED
     try:
         subject, body = render(notice["kind"], notice["lang"], context)
     except jinja2.TemplateError as exc:
-        ledger.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="template_error")
+        notice_states.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="template_error")
         log.error("notice %s: template %s/%s.txt failed: %s: %s", key, notice["lang"], notice["kind"],
                   type(exc).__name__, exc)
         return FAILED
     template = channel_url(conn, settings, notice["clinic"], notice["channel"])
     if not template:
-        ledger.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="no_channel")
+        notice_states.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="no_channel")
         log.error("notice %s: no URL configured for channel %s", key, notice["channel"])
         return FAILED
-    moved, _ = ledger.transition(conn, key, (QUEUED, RETRYING), SENDING)
+    moved, _ = notice_states.transition(conn, key, (QUEUED, RETRYING), SENDING)
     if not moved:
         return "taken"  # another run of the same job got there first
     answer, detail = channels.send(channels.fill(template, notice["to"]), subject, body, notice["to"])
     if answer == channels.ACCEPTED:
-        ledger.transition(conn, key, (SENDING,), SENT, rclass=answer)
+        notice_states.transition(conn, key, (SENDING,), SENT, rclass=answer)
         return SENT
     if answer == channels.TIMEOUT:
-        ledger.transition(conn, key, (SENDING,), FAILED, reason="outcome_unknown", rclass=answer)
+        notice_states.transition(conn, key, (SENDING,), FAILED, reason="outcome_unknown", rclass=answer)
         log.warning("notice %s: provider timed out; not resent (outcome unknown): %s", key, detail)
         return FAILED
-    ledger.transition(conn, key, (SENDING,), RETRYING, rclass=answer)
+    notice_states.transition(conn, key, (SENDING,), RETRYING, rclass=answer)
     log.warning("notice %s: provider %s: %s", key, answer, detail)
     raise Unavailable(f"notice {key}: provider {answer}")
 
@@ -134,9 +134,9 @@ def notice_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
     if job.retries_left:
         return  # RQ will run it again
     key = str(job.args[0])
-    moved, before = ledger.transition(connection, key, (QUEUED, RETRYING), FAILED,
+    moved, before = notice_states.transition(connection, key, (QUEUED, RETRYING), FAILED,
                                       reason="attempts_exhausted")
     if not moved and before == SENDING:
-        ledger.transition(connection, key, (SENDING,), FAILED, reason="outcome_unknown")
+        notice_states.transition(connection, key, (SENDING,), FAILED, reason="outcome_unknown")
     if moved or before == SENDING:
         log.warning("notice %s failed after its last attempt (%s)", key, before)

@@ -28,10 +28,10 @@ from ..config import Settings
 from ..mirror import Mirror
 from ..queue_engine import QueueEngine, parse_event
 from ..store import Store
+from ..stream_consumer import Batch, StreamConsumer
 from . import channels, delivery_log, ledger, overrides
-from .delivery_log import Entries, ensure_group, entries_of
 from .ledger import Notice
-from .recipients import Recipient, ticket_recipients
+from .recipients import AppointmentHook, Recipient, ticket_recipients
 from .render import KINDS, QUEUES
 from .triggers import Trigger, ahead_triggers, finished, pause_triggers, status_triggers
 
@@ -67,8 +67,9 @@ def public_base(settings: Settings) -> str:
 class Notifier:
     """State of one notifier run: a mirror per clinic, who was told their place, open pauses."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, appointments: AppointmentHook | None = None) -> None:
         self.ctx = ctx
+        self.appointments = appointments  # who hears about an appointment's ticket (accounts area)
         self.settings = ctx.settings
         self.redis = ctx.redis
         self.base_channels = channels.configured(ctx.settings)
@@ -79,13 +80,17 @@ class Notifier:
         self.told_ahead: set[int] = set()
         self.paused: dict[str, tuple[str, int, int]] = {}  # queue -> (clinic, since ms, version)
         self.pause_told: set[tuple[str, int]] = set()
+        self.consumer = StreamConsumer(self.redis, GROUP, CONSUMER, self.handle, self.streams,
+                                       delete=lambda stream: stream == keys.NOTICE_REQUESTS, batch=BATCH,
+                                       block_ms=BLOCK_MS, linger_s=LINGER_S, refresh_s=CLINIC_REFRESH_S,
+                                       name="notifier", logger=log)
 
     # -- clinics and mirrors -----------------------------------------------------------
 
     async def add_clinic(self, clinic: str) -> None:
-        await ensure_group(self.redis, keys.events(clinic), GROUP)
+        """Follow a clinic: its mirror first, then its stream (pending entries included)."""
         await self.rebuild_mirror(clinic)
-        await self.drain(keys.events(clinic))
+        self.consumer.refresh_now()
 
     async def rebuild_mirror(self, clinic: str) -> Mirror:
         mirror = Mirror(await self.ctx.engine.clinic_state(clinic), keep_events=1)
@@ -96,53 +101,35 @@ class Notifier:
                 self.paused[q["id"]] = (clinic, now, mirror.version)  # how long before: unknown
         return mirror
 
-    async def refresh_clinics(self) -> None:
+    async def streams(self) -> list[str]:
+        """What the consumer reads: the requests, and the stream of every clinic (a new clinic's
+        mirror is made before its stream is read)."""
         for clinic in await self.ctx.engine.clinic_ids():
             if clinic not in self.mirrors:
-                await self.add_clinic(clinic)
+                await self.rebuild_mirror(clinic)
+        return [keys.NOTICE_REQUESTS, *(keys.events(c) for c in self.mirrors)]
 
     # -- reading ---------------------------------------------------------------------
 
-    async def drain(self, stream: str) -> None:
-        """Handle what this consumer read before a crash but never acknowledged."""
-        while True:
-            entries = entries_of(await self.redis.xreadgroup(GROUP, CONSUMER, {stream: "0"}, count=BATCH))
-            if not entries:
-                return
-            await self.handle(stream, entries)
-
-    async def handle(self, stream: str, entries: Entries) -> None:
-        ids = [entry_id for entry_id, _ in entries]
-        if stream == keys.NOTICE_REQUESTS:
-            await asyncio.to_thread(self.handle_requests, [fields for _, fields in entries])
-            await self.redis.xack(stream, GROUP, *ids)
-            await self.redis.xdel(stream, *ids)  # codes and addresses: not kept once handled
-            return
-        clinic = stream.split(":")[2]
-        notices = await self.notices_for(clinic, await self.triggers_for(clinic, entries))
-        if notices:  # most batches have none: no hop to a thread for nothing
-            await asyncio.to_thread(self.create_all, notices)
-        await self.redis.xack(stream, GROUP, *ids)
+    async def handle(self, batch: Batch) -> None:
+        """One batch; the consumer acknowledges it (and deletes the requests) afterwards."""
+        for stream, entries in batch.items():
+            if stream == keys.NOTICE_REQUESTS:  # codes and addresses: deleted once handled
+                await asyncio.to_thread(self.handle_requests, [fields for _, fields in entries])
+                continue
+            clinic = keys.clinic_of_events(stream)
+            if clinic is None or clinic not in self.mirrors:
+                continue
+            notices = await self.notices_for(clinic, await self.triggers_for(clinic, entries))
+            if notices:  # most batches have none: no hop to a thread for nothing
+                await asyncio.to_thread(self.create_all, notices)
 
     async def events_loop(self, stop: asyncio.Event) -> None:
-        await ensure_group(self.redis, keys.NOTICE_REQUESTS, GROUP)
-        await self.drain(keys.NOTICE_REQUESTS)
-        refreshed = 0.0
-        while not stop.is_set():
-            if time.monotonic() - refreshed > CLINIC_REFRESH_S:
-                await self.refresh_clinics()
-                refreshed = time.monotonic()
-            streams: dict[Any, Any] = {keys.NOTICE_REQUESTS: ">", **{keys.events(c): ">" for c in self.mirrors}}
-            answer = cast(list[tuple[str, Entries]],
-                          await self.redis.xreadgroup(GROUP, CONSUMER, streams, count=BATCH, block=BLOCK_MS) or [])
-            for stream, entries in answer:
-                await self.handle(stream, entries)
-            if 0 < sum(len(entries) for _, entries in answer) < BATCH:
-                await asyncio.sleep(LINGER_S)
+        await self.consumer.run(stop)
 
     # -- events -> triggers -> notices ---------------------------------------------------
 
-    async def triggers_for(self, clinic: str, entries: Entries) -> list[Trigger]:
+    async def triggers_for(self, clinic: str, entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[Trigger]:
         out: list[Trigger] = []
         fresh_after = int(time.time() * 1000) - STALE_EVENT_MS
         for _, fields in entries:
@@ -179,7 +166,7 @@ class Notifier:
         for tr in triggers:
             t, tid = tr.ticket, int(tr.ticket["id"])
             if tid not in recipients:
-                recipients[tid] = await ticket_recipients(self.ctx.store, t, available)
+                recipients[tid] = await ticket_recipients(self.ctx.store, t, available, self.appointments)
             context = {"clinic": mirror.clinic["name"], "queue": mirror.queues[t["queue"]]["name"],
                        "label": t["label"], **tr.context}
             if tr.kind == "issued":
@@ -252,6 +239,6 @@ class Notifier:
             self.rq.close()
 
 
-async def run_notifier(ctx: Context, stop: asyncio.Event) -> None:
+async def run_notifier(ctx: Context, stop: asyncio.Event, appointments: AppointmentHook | None = None) -> None:
     """The duty: runs until ``stop`` is set. A bad channel URL raises ConfigError at once."""
-    await Notifier(ctx).run(stop)
+    await Notifier(ctx, appointments).run(stop)

@@ -2,23 +2,23 @@
 
 Walk-in tickets: the contact row the issuing endpoint wrote (``ticket_contacts``): a mobile
 gets SMS when an SMS URL is configured, else WhatsApp; an email gets email. Tickets checked
-in from an appointment (``appointment_id`` set): the accounts area's hook
-``qtraq_live.accounts.notices.recipients_for_ticket(store, ticket_id)``, which returns the
-same :class:`Recipient` tuples and leaves out accounts without notification consent.
+in from an appointment (``appointment_id`` set): the hook the caller passes in
+(:data:`AppointmentHook`; the duties process passes the accounts area's
+``accounts.notices.recipients_for_ticket``), which returns the same :class:`Recipient` tuples
+and leaves out accounts without notification consent. Passed in, not imported: the accounts
+area builds on this package, not the other way round.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 from ..store import Store
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_HOOK = "qtraq_live.accounts.notices"
 
 
 class Recipient(NamedTuple):
@@ -46,14 +46,16 @@ async def walkin_recipients(store: Store, ticket_id: int, available: Mapping[str
     return out
 
 
-async def ticket_recipients(store: Store, ticket: Mapping[str, Any], available: Mapping[str, str]) -> list[Recipient]:
+AppointmentHook = Callable[[Store, int], Awaitable[list[Recipient]]]
+
+
+async def ticket_recipients(store: Store, ticket: Mapping[str, Any], available: Mapping[str, str],
+                            appointments: AppointmentHook | None = None) -> list[Recipient]:
     """Recipients on the channels this clinic has (``available``: channel -> URL template)."""
     if not ticket.get("appointment_id"):
         return await walkin_recipients(store, int(ticket["id"]), available)
-    try:
-        hook = importlib.import_module(ACCOUNT_HOOK)
-    except ImportError:
-        log.warning("ticket %s: %s is missing; appointment tickets get no notices", ticket["id"], ACCOUNT_HOOK)
+    if appointments is None:
+        log.warning("ticket %s: no appointment hook; appointment tickets get no notices", ticket["id"])
         return []
-    found: list[Recipient] = await hook.recipients_for_ticket(store, int(ticket["id"]))
+    found = await appointments(store, int(ticket["id"]))
     return [r for r in found if r.channel in available]

@@ -13,12 +13,15 @@ import logging
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from .. import redis_conn, webhooks
+from .. import fastpaths, redis_conn, webhooks
 from ..config import Settings
 from . import jobs
 from .render import QUEUES
 
 log = logging.getLogger(__name__)
+
+# redis-py 8's PubSubWorkerThread.stop(timeout) and RQ 2-3's unsubscribe order (fastpaths.py)
+RQ_STOP = fastpaths.enabled("rq_stop", ("redis", (8, 0), (9, 0)), ("rq", (2, 0), (4, 0)))
 
 
 class NoticeWorker(SimpleWorker):
@@ -36,7 +39,11 @@ class NoticeWorker(SimpleWorker):
         RQ unsubscribes first and then stops its listener thread, which redis-py 8 joins with
         no timeout; when the thread has already read the confirmation it sits in its next
         60 s read, and an idle worker took up to a minute to stop (``serve`` SIGKILLs it
-        after 15 s). Clearing the thread's loop first lets the confirmation end it."""
+        after 15 s). Clearing the thread's loop first lets the confirmation end it. With
+        ``rq_stop`` off (another redis-py or RQ) RQ's own unsubscribe runs."""
+        if not RQ_STOP:
+            super().unsubscribe()
+            return
         if self.pubsub_thread is None or self.pubsub is None:
             return
         log.info("worker %s: unsubscribing from %s", self.name, self.pubsub_channel_name)

@@ -3,11 +3,12 @@
 -- A script is this file (what every operation shares), the file of one family of operations
 -- (define.lua, pause.lua, issue.lua, next.lua, act.lua, read.lua) and run.lua (the dispatch),
 -- put together by queue_engine.py: Redis runs a whole script on every call, and a call that
--- defines only its own family's functions costs about half as much before it starts.
+-- defines only its own family's functions costs much less before it starts (docs/benchmarks.md).
 --
 -- ARGV[1] op, ARGV[2] JSON arguments, ARGV[3] now in ms, ARGV[4] stream MAXLEN; optionally
 -- ARGV[5] a stream, ARGV[6] its MAXLEN and ARGV[7..] an entry's fields and values: appended in
--- the same step when the change happens (the staff audit record of the press).
+-- the same step when the call changed something, i.e. emitted an event (the staff audit record
+-- of the press: a refused call, an idempotent replay or pausing a paused queue writes none).
 -- Returns JSON: {"error": code, "message": text, "field": name} or {"ok": true, ...}.
 -- Everything is validated before the first write, so an error leaves no trace.
 -- Key names mirror qtraq_live/redis_keys.py. Big numbers (scores) travel as strings:
@@ -49,10 +50,9 @@ local K = {  -- made at its full size: filled one by one, the table would regrow
   idem = function(q, key) return 'qt:idem:' .. q .. ':' .. key end,
 }
 
-local failed = false
+local emitted = false  -- this call changed something (run.lua appends the audit record then)
 
 local function fail(code, message, field)
-  failed = true
   return cjson.encode({error = code, message = message, field = field})
 end
 
@@ -177,6 +177,7 @@ local function emit(c, etype, queue_id, tickets, queues, more)
     ',"at":' .. NOW_S .. ',"actor":' .. jtext(A.actor) .. ',"tickets":[' .. table.concat(tickets, ',') ..
     '],"queues":[' .. table.concat(queues, ',') .. ']' .. (more or '') .. '}'
   redis.call('XADD', K.events(c), 'MAXLEN', '~', MAXLEN, v .. '-0', 'e', json)
+  emitted = true
   return v, json
 end
 
