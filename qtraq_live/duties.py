@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from . import gc_policy, redis_conn
+from .abdm.duty import abdm_upkeep
 from .accounts.duty import account_upkeep
 from .config import Settings
 from .queue_engine import QueueEngine
@@ -92,6 +93,7 @@ DUTIES: list[Duty] = [
     copy_audit,
     notify,
     account_upkeep,
+    abdm_upkeep,
     send_webhooks,
 ]
 

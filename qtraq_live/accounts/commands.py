@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..abdm import records as abdm_records
 from ..config import Settings
 from ..errors import Invalid
 
@@ -17,6 +18,8 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     from .privacy import purge
 
     removed = run_offline(settings, lambda ctx: purge(ctx.store, ctx.redis, settings, int(time.time() * 1000)))
+    removed.update({f"abdm_{k}": v for k, v in run_offline(settings, lambda ctx: abdm_records.purge(
+        ctx.store, ctx.redis, settings["abdm.profile_days"], int(time.time() * 1000))).items()})
     print("retention policy applied: " + ", ".join(f"{k} {v}" for k, v in removed.items()))
     return 0
 

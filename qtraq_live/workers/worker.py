@@ -14,6 +14,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from .. import redis_conn, webhooks
+from ..abdm import jobs as abdm_jobs
 from ..config import Settings
 from . import jobs
 from .render import QUEUES
@@ -49,7 +50,7 @@ class NoticeWorker(SimpleWorker):
 def make_worker(settings: Settings) -> NoticeWorker:
     jobs.configure(settings)  # raises ConfigError for a bad channel URL, before any job runs
     conn = redis_conn.sync_client(settings, decode=False)
-    names = (*QUEUES, webhooks.QUEUE)  # notices first, then the hospital system's webhooks
+    names = (*QUEUES, abdm_jobs.QUEUE, webhooks.QUEUE)  # notices, ABDM replies, the hospital system's webhooks
     worker = NoticeWorker([Queue(name, connection=conn) for name in names], connection=conn)
     worker.grace_s = settings["notify.job_timeout_s"]
     return worker
