@@ -10,7 +10,6 @@ earlier attempt died in the middle of its call and the gateway may have the repl
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from typing import Any
@@ -32,9 +31,20 @@ JOB_TIMEOUT_S = 60
 KEEP_S = 86_400  # a reply's record, for a redelivered share and for the admin to look at
 
 
-@functools.lru_cache(maxsize=1)
+_SETTINGS: Settings | None = None  # this worker process's, set by configure()
+
+
+def configure(settings: Settings) -> None:
+    """Give this process's jobs their settings (``workers.worker.make_worker`` calls it)."""
+    global _SETTINGS
+    _SETTINGS = settings
+
+
 def _settings() -> Settings:
-    return load_settings(resolve_secret=False)  # the worker's environment is serve's
+    if _SETTINGS is None:  # a job run by a plain `rq worker`: the same config as `serve`
+        configure(load_settings(resolve_secret=False))
+    assert _SETTINGS is not None
+    return _SETTINGS
 
 
 def retry_intervals(settings: Settings) -> list[int]:
@@ -48,7 +58,8 @@ def enqueue(conn: redis.Redis, settings: Settings, request_id: str, body: dict[s
     if not conn.hsetnx(key, "state", "queued"):
         return False
     intervals = retry_intervals(settings)
-    with conn.pipeline() as pipe:
+    with conn.pipeline() as pipe:  # the body and the job together
+        pipe.multi()
         pipe.hset(key, "body", json.dumps(body, separators=(",", ":")))
         pipe.expire(key, KEEP_S)
         Queue(QUEUE, connection=conn).enqueue_call(

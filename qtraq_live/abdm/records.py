@@ -34,7 +34,7 @@ async def save(db: Store, share: Share, *, request_id: str, clinic: str, queue: 
     values = {k: getattr(share, k) for k in PERSON}
     written = await db.execute(
         "INSERT INTO abdm_profiles (request_id, clinic, queue, ticket_id, label, hip_id, context, hpr_id, "
-        + ", ".join(PERSON) + ", created_at) VALUES (" + ", ".join("?" * (9 + len(PERSON))) + ", ?)",
+        + ", ".join(PERSON) + ", created_at) VALUES (" + ", ".join("?" * (8 + len(PERSON))) + ", ?)",
         (request_id, clinic, queue, ticket_id, label, share.hip_id, share.context, share.hpr_id,
          *values.values(), now_ms))
     profile_id = int(written.lastrowid or 0)
