@@ -92,8 +92,10 @@ def _today(tz: str) -> Any:
 
 
 async def list_profiles(request: Request) -> Response:
-    """Shared profiles of a clinic waiting for registration, newest first."""
+    """Shared profiles of a clinic waiting for registration, newest first (404 while Scan &
+    Share is off: reception's panel then stays hidden)."""
     await require_staff(request, "reception")
+    _enabled(request)
     clinic = await engine_of(request).get_clinic(request.path_params["clinic"])
     if clinic is None:
         raise NotFound("unknown clinic")
