@@ -22,10 +22,14 @@ from rq.registry import ScheduledJobRegistry
 from qtraq_live import redis_conn
 from qtraq_live import redis_keys as keys
 from qtraq_live.abdm import jobs as abdm_jobs
+from qtraq_live.abdm import records as abdm_records
+from qtraq_live.abdm.duty import abdm_upkeep
 from qtraq_live.abdm.protocol import DEDUPE_S, e164, parse_share
 from qtraq_live.config import Settings, load_settings
+from qtraq_live.duties import DUTIES
 from qtraq_live.errors import ConfigError, Invalid
 from qtraq_live.metrics import ABDM_REPLIES, ABDM_SHARES
+from qtraq_live.persister import Persister
 from qtraq_live.workers.worker import NoticeWorker
 from tests.fake_abdm import CLIENT_ID, CLIENT_SECRET, HIP_ID, NHA_SAMPLE, FakeGateway, sample
 from tests.support_http import LiveServer, error_of, start_server  # noqa: F401
@@ -338,3 +342,20 @@ def test_the_secret_is_refused_in_the_config_file(tmp_path: Any) -> None:
     s = load_settings({"QTRAQ_CONFIG": str(path), "QTRAQ_DATA_DIR": str(tmp_path),
                        "QTRAQ_ABDM_CLIENT_SECRET": "from-env"}, resolve_secret=False)
     assert s["abdm.counters"] == {"OPD1": "gp", "Counter 2": "eye"} and s["abdm.client_secret"] == "from-env"
+
+
+def test_retention_purges_old_profiles_consents_and_registrations(bridge: LiveServer, gateway: FakeGateway) -> None:
+    gateway.share(bridge.url, NHA_SAMPLE)
+    desk = bridge.staff("reception")
+    [profile] = desk.get("/clinics/c1/abdm/profiles").json()["profiles"]
+    desk.post(f"/abdm/profiles/{profile['id']}/register")
+    store, redis_ = bridge.app.state.store, bridge.app.state.redis
+    assert bridge.run(Persister(redis_, store).drain()) > 0  # the ticket's row, with its name
+    now_ms = profile["created_at"]
+    kept = bridge.run(abdm_records.purge(store, redis_, 30, now_ms + 29 * 86_400_000))
+    assert not any(kept.values())
+    removed = bridge.run(abdm_records.purge(store, redis_, 30, now_ms + 31 * 86_400_000))
+    assert removed == {"shared_profiles": 1, "consents": 1, "ticket_names": 1, "ticket_contacts": 0,
+                       "patient_records": 1}
+    assert bridge.run(redis_.hget(keys.ticket(profile["ticket_id"]), "name")) == ""
+    assert abdm_upkeep in DUTIES
