@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from typing import Any
 
@@ -359,3 +360,25 @@ def test_retention_purges_old_profiles_consents_and_registrations(bridge: LiveSe
                        "patient_records": 1}
     assert bridge.run(redis_.hget(keys.ticket(profile["ticket_id"]), "name")) == ""
     assert abdm_upkeep in DUTIES
+
+
+def test_simultaneous_identical_shares_make_one_ticket(bridge: LiveServer, gateway: FakeGateway) -> None:
+    rids = [str(uuid.uuid4()) for _ in range(6)]
+    with ThreadPoolExecutor(len(rids)) as pool:
+        answers = list(pool.map(lambda rid: gateway.share(bridge.url, NHA_SAMPLE, request_id=rid).status_code, rids))
+    assert answers == [202] * len(rids)
+    assert [t["label"] for t in bridge.staff("reception").get("/queues/gp").json()["waiting"]] == ["A-001"]
+    run_replies(bridge)
+    assert {gateway.replies_for(rid)[0]["body"]["acknowledgement"]["profile"]["tokenNumber"] for rid in rids} == {
+        "A-001"}
+    with bridge.db() as db:
+        assert db.execute("SELECT count(*) FROM abdm_profiles").fetchone()[0] == 1
+
+
+def test_registering_from_another_site_needs_the_csrf_token(bridge: LiveServer, gateway: FakeGateway) -> None:
+    gateway.share(bridge.url, NHA_SAMPLE)
+    desk = bridge.staff("reception")
+    [profile] = desk.get("/clinics/c1/abdm/profiles").json()["profiles"]
+    del desk.headers["X-CSRF-Token"]  # a cross-site form carries the cookie but not the token
+    assert error_of(desk.post(f"/abdm/profiles/{profile['id']}/register"))[0] == 403
+    assert len(desk.get("/clinics/c1/abdm/profiles").json()["profiles"]) == 1
