@@ -20,6 +20,7 @@ from support_serve import ServeProcess, clean_env, wait_until
 from websockets.sync.client import ClientConnection, connect
 
 from tests.fake_abdm import CLIENT_ID, CLIENT_SECRET, HIP_ID, NHA_SAMPLE, FakeGateway
+from tests.support_notify import Sink, sink  # noqa: F401
 
 
 @pytest.fixture
@@ -75,3 +76,20 @@ def test_a_scan_reaches_the_queue_the_gateway_the_tv_and_reception(gateway: Fake
         assert (profile["label"], profile["abha_address"]) == (ticket["label"], "johnkumar@sbx")
         desk.close()
         assert len(gateway.replies_for(rid)) == 1
+
+
+def test_the_watch_link_reaches_the_shared_number_when_the_clinic_sends_it(gateway: FakeGateway, sink: Sink,
+                                                                           tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "data", QTRAQ_ABDM_ENABLED="true", QTRAQ_ABDM_GATEWAY_URL=gateway.url,
+                    QTRAQ_ABDM_CLIENT_ID=CLIENT_ID, QTRAQ_ABDM_CLIENT_SECRET=CLIENT_SECRET,
+                    QTRAQ_ABDM_HIP_ID=HIP_ID, QTRAQ_ABDM_COUNTERS="6=gp", QTRAQ_ABDM_SEND_LINK="true",
+                    QTRAQ_NOTIFY_SMS=sink.url(), QTRAQ_PUBLIC_URL="https://clinic.example.in")
+    with ServeProcess(tmp_path / "data", env=env, command="demo") as srv:
+        wait_until(lambda: "Press Ctrl+C" in srv.log_text(), 10 * TIMEOUT_FACTOR, "the demo's welcome")
+        assert gateway.share(srv.url, NHA_SAMPLE).status_code == 202
+        wait_until(lambda: sink.to("+919876543210"), 30 * TIMEOUT_FACTOR, "the watch link by SMS")
+        [sms] = sink.to("+919876543210")
+        assert "https://clinic.example.in/t/" in sms["message"]
+        token = sms["message"].split("https://clinic.example.in/t/")[1].split()[0].rstrip(".")
+        assert httpx.get(f"{srv.url}/api/v1/t/{token}").json()["status"] == "waiting"
+        assert "9876543210" not in srv.log_text() and "johnkumar" not in srv.log_text()
