@@ -382,3 +382,23 @@ def test_registering_from_another_site_needs_the_csrf_token(bridge: LiveServer, 
     del desk.headers["X-CSRF-Token"]  # a cross-site form carries the cookie but not the token
     assert error_of(desk.post(f"/abdm/profiles/{profile['id']}/register"))[0] == 403
     assert len(desk.get("/clinics/c1/abdm/profiles").json()["profiles"]) == 1
+
+
+def test_a_flood_of_forged_callbacks_is_refused_without_flooding_the_gateway(bridge: LiveServer,
+                                                                              gateway: FakeGateway) -> None:
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = [gateway.token(key=forger, kid=f"kid-{i}") for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda token: gateway.share(bridge.url, NHA_SAMPLE, token=token).status_code, forged))
+    assert answers == [401] * len(forged)
+    assert gateway.certs_fetched == 1  # one fetch for the first; unknown kids refetch at most once a minute
+    assert bridge.staff("reception").get("/queues/gp").json()["waiting"] == []
+    assert gateway.share(bridge.url, NHA_SAMPLE).status_code == 202  # the real gateway still gets through
+
+
+def test_verify_none_takes_a_local_test_gateway_without_a_token(start_server: Any,  # noqa: F811
+                                                                gateway: FakeGateway) -> None:
+    server: LiveServer = start_server(**abdm_settings(gateway, abdm__verify="none"))
+    server.clinic("c1", ("gp",))
+    assert gateway.share(server.url, NHA_SAMPLE, token="").status_code == 202
+    assert gateway.certs_fetched == 0

@@ -45,10 +45,12 @@ class GatewayKeys:
         self.url = settings["abdm.gateway_url"].rstrip("/") + protocol.CERTS_PATH
         self.client = client
         self.keys: dict[str, Any] = {}  # kid ("" when the set names none) → public key
-        self.fetched_at = 0.0
+        self.fetched_at = 0.0  # when the keys were fetched (monotonic)
+        self.tried_at: float | None = None  # when a fetch was last tried, whatever came of it
         self._lock = asyncio.Lock()
 
     async def fetch(self) -> None:
+        self.tried_at = time.monotonic()
         headers = protocol.headers(self.settings["abdm.cm_id"], time.time())
         try:
             if self.client is None:
@@ -69,9 +71,13 @@ class GatewayKeys:
 
     async def key_for(self, kid: str) -> Any:
         async with self._lock:
-            age = time.monotonic() - self.fetched_at
-            if not self.keys or age > KEEP_KEYS_S or (kid not in self.keys and kid and age > REFETCH_AFTER_S):
+            now = time.monotonic()
+            stale = not self.keys or now - self.fetched_at > KEEP_KEYS_S or bool(kid and kid not in self.keys)
+            # at most one fetch a minute, whatever callers send (a failed fetch counts too)
+            if stale and (self.tried_at is None or now - self.tried_at > REFETCH_AFTER_S):
                 await self.fetch()
+            if not self.keys:
+                raise Unavailable("the ABDM gateway's keys could not be fetched")
         if kid in self.keys:
             return self.keys[kid]
         if not kid and self.keys:
