@@ -47,6 +47,20 @@ NHA_SAMPLE: dict[str, Any] = {
 }
 
 
+# The NHA ABDM-wrapper's own sample of a shared profile (docs/wrapperV3.yaml, the examples of
+# ShareProfileV3Request and PatientV3Details, as its HIP receives it), in the gateway's envelope.
+WRAPPER_SAMPLE: dict[str, Any] = {
+    "intent": "PROFILE_SHARE",
+    "metaData": {"hipId": "Predator_HIP", "context": "COUNTER_001", "hprId": None, "latitude": None,
+                 "longitude": None},
+    "profile": {"patient": {
+        "abhaAddress": "ajitesh6x@sbx", "abhaNumber": "91-1234-1234-1234", "name": "Venu Ajitesh", "gender": "M",
+        "address": {"line": None, "district": None, "state": None, "pincode": None},
+        "yearOfBirth": "2020", "dayOfBirth": "05", "monthOfBirth": "05",
+        "identifiers": [{"value": "9999999999", "type": "MOBILE"}]}},
+}
+
+
 def sample(**patient: Any) -> dict[str, Any]:
     """The NHA sample with some patient fields (or ``context=``) changed."""
     body = json.loads(json.dumps(NHA_SAMPLE))

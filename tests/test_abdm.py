@@ -32,7 +32,7 @@ from qtraq_live.errors import ConfigError, Invalid
 from qtraq_live.metrics import ABDM_REPLIES, ABDM_SHARES
 from qtraq_live.persister import Persister
 from qtraq_live.workers.worker import NoticeWorker
-from tests.fake_abdm import CLIENT_ID, CLIENT_SECRET, HIP_ID, NHA_SAMPLE, FakeGateway, sample
+from tests.fake_abdm import CLIENT_ID, CLIENT_SECRET, HIP_ID, NHA_SAMPLE, WRAPPER_SAMPLE, FakeGateway, sample
 from tests.support_http import LiveServer, error_of, start_server  # noqa: F401
 
 COUNTERS = {"6": "gp", "OPD2": "eye"}
@@ -285,7 +285,9 @@ def test_the_watch_link_goes_to_the_shared_phone_only_when_the_clinic_says_so(
 
 def test_callbacks_are_404_while_abdm_is_off(start_server: Any, gateway: FakeGateway) -> None:  # noqa: F811
     server: LiveServer = start_server()
+    server.clinic("c1", ("gp",))
     assert error_of(gateway.share(server.url, NHA_SAMPLE)) == (404, "not_found")
+    assert server.staff("reception").get("/clinics/c1/abdm/profiles").json() == {"enabled": False, "profiles": []}
 
 
 def test_settings_are_checked_at_start(start_server: Any, gateway: FakeGateway, settings: Settings) -> None:  # noqa: F811
@@ -402,3 +404,20 @@ def test_verify_none_takes_a_local_test_gateway_without_a_token(start_server: An
     server.clinic("c1", ("gp",))
     assert gateway.share(server.url, NHA_SAMPLE, token="").status_code == 202
     assert gateway.certs_fetched == 0
+
+
+def test_the_nha_wrapper_sample_profile_gets_its_token(start_server: Any, gateway: FakeGateway) -> None:  # noqa: F811
+    server: LiveServer = start_server(**abdm_settings(gateway, abdm__hip_id="Predator_HIP",
+                                                      abdm__counters={"COUNTER_001": "gp"}))
+    server.clinic("c1", ("gp",))
+    rid = str(uuid.uuid4())
+    assert gateway.share(server.url, WRAPPER_SAMPLE, request_id=rid).status_code == 202
+    run_replies(server)
+    [reply] = gateway.replies_for(rid)
+    assert reply["body"]["acknowledgement"] == {"status": "SUCCESS", "abhaAddress": "ajitesh6x@sbx", "profile": {
+        "context": "COUNTER_001", "tokenNumber": "A-001", "expiry": "1800"}}
+    [profile] = server.staff("reception").get("/clinics/c1/abdm/profiles").json()["profiles"]
+    assert (profile["name"], profile["abha_number"], profile["gender"]) == ("Venu Ajitesh", "91-1234-1234-1234", "M")
+    with server.db() as db:
+        row = db.execute("SELECT phone, day_of_birth, month_of_birth, address_line FROM abdm_profiles").fetchone()
+    assert tuple(row) == ("+919999999999", 5, 5, None)  # the phone from identifiers[type=MOBILE]

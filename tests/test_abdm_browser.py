@@ -106,4 +106,4 @@ def test_the_panel_stays_hidden_without_scan_and_share(browser: BrowserContext, 
         w.page.wait_for_function("() => document.body.dataset.socket === 'open'")
         w.page.wait_for_load_state("networkidle")
         assert w.page.locator("#abdm-panel").is_hidden()
-        w.assert_clean(ignore=("404",))
+        w.assert_clean()

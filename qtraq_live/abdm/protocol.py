@@ -129,6 +129,16 @@ def e164(phone: str | None) -> str | None:
     return f"+91{m.group(1)}" if m and m.group(1)[0] in "6789" else None
 
 
+def _mobile_identifier(identifiers: Any) -> str | None:
+    """The wrapper's ``PatientV3Details`` may carry the phone as ``identifiers: [{type: MOBILE}]``."""
+    if not isinstance(identifiers, list):
+        return None
+    for item in identifiers:
+        if isinstance(item, dict) and item.get("type") == "MOBILE" and isinstance(item.get("value"), str):
+            return item["value"][:20]
+    return None
+
+
 def parse_share(body: Any) -> Share:
     """The share callback's body → :class:`Share`; :class:`Invalid` names the first bad field.
     Fields this bridge does not use (``identifiers``, a photo…) are ignored, not refused: the
@@ -154,7 +164,8 @@ def parse_share(body: Any) -> Share:
         year_of_birth=int(_number(patient.get("yearOfBirth"), p + "yearOfBirth", 1900, 2200, required=True) or 0),
         month_of_birth=_number(patient.get("monthOfBirth"), p + "monthOfBirth", 1, 12, required=False),
         day_of_birth=_number(patient.get("dayOfBirth"), p + "dayOfBirth", 1, 31, required=False),
-        phone=e164(_text(patient.get("phoneNumber"), p + "phoneNumber", required=False, max_len=20)),
+        phone=e164(_text(patient.get("phoneNumber"), p + "phoneNumber", required=False, max_len=20)
+                   or _mobile_identifier(patient.get("identifiers"))),
         address_line=_text(address.get("line"), p + "address.line", required=False),
         district=_text(address.get("district"), p + "address.district", required=False, max_len=80),
         state=_text(address.get("state"), p + "address.state", required=False, max_len=80),

@@ -92,15 +92,16 @@ def _today(tz: str) -> Any:
 
 
 async def list_profiles(request: Request) -> Response:
-    """Shared profiles of a clinic waiting for registration, newest first (404 while Scan &
-    Share is off: reception's panel then stays hidden)."""
+    """Shared profiles of a clinic waiting for registration, newest first; ``enabled: false``
+    (and none) while Scan & Share is off, so reception's panel stays hidden."""
     await require_staff(request, "reception")
-    _enabled(request)
     clinic = await engine_of(request).get_clinic(request.path_params["clinic"])
     if clinic is None:
         raise NotFound("unknown clinic")
+    if not request.app.state.settings["abdm.enabled"]:
+        return JSONResponse({"enabled": False, "profiles": []})
     profiles = await records.waiting(_store(request), clinic["id"], _today(clinic["timezone"]))
-    return JSONResponse({"profiles": profiles})
+    return JSONResponse({"enabled": True, "profiles": profiles})
 
 
 async def register_profile(request: Request) -> Response:

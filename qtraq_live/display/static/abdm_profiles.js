@@ -1,13 +1,13 @@
 /* Reception: the shared-profiles panel (ABDM Scan & Share). Lists the ABHA profiles shared at
    the chosen clinic's counters that wait for registration, and registers one in one click
-   (POST /api/v1/abdm/profiles/{id}/register). Stays hidden while Scan & Share is off (404).
+   (POST /api/v1/abdm/profiles/{id}/register). Stays hidden while Scan & Share is off.
    Refreshes every few seconds while the page is visible. */
 "use strict";
 (function () {
   var $ = function (id) { return document.getElementById(id); };
   var panel = $("abdm-panel"), clinic = $("r-clinic");
   if (!panel || !clinic) { return; }
-  var EVERY_MS = 5000, busy = false, timer = null;
+  var EVERY_MS = 5000, busy = false, off = false;
 
   function say(text, bad) {
     $("abdm-msg").textContent = text;
@@ -63,10 +63,10 @@
     busy = true;
     QT.api("GET", "/api/v1/clinics/" + encodeURIComponent(clinic.value) + "/abdm/profiles").then(function (res) {
       busy = false;
+      if (!res.enabled) { off = true; QT.show(panel, false); return; }  // Scan & Share is off
       show(res.profiles || []);
     }, function (err) {
       busy = false;
-      if (err.status === 404) { QT.show(panel, false); return; }  // Scan & Share is off
       say(QT.errorText(err), true);
     });
   }
@@ -84,9 +84,9 @@
   }
 
   function tick() {
-    timer = null;
+    if (off) { return; }  // off on this server: no more asking
     if (!document.hidden) { load(); }
-    timer = setTimeout(tick, EVERY_MS);
+    setTimeout(tick, EVERY_MS);
   }
 
   clinic.addEventListener("change", function () { $("abdm-list").textContent = ""; say(""); load(); });
