@@ -80,6 +80,7 @@ class FakeGateway:
         self.on_share_calls = 0
         self.fail_on_share = 0
         self.certs_fetched = 0
+        self.certs_down = False  # the certs endpoint answers 503
         self.errors: list[str] = []  # protocol mistakes the bridge made
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -167,6 +168,8 @@ class FakeGateway:
                     return None
                 with gateway.lock:
                     gateway.certs_fetched += 1
+                if gateway.certs_down:
+                    return self._answer(503, {"error": {"code": "ABDM-9999", "message": "unavailable"}})
                 return self._answer(200, gateway.jwks())
 
             def do_POST(self) -> None:

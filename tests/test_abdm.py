@@ -421,3 +421,16 @@ def test_the_nha_wrapper_sample_profile_gets_its_token(start_server: Any, gatewa
     with server.db() as db:
         row = db.execute("SELECT phone, day_of_birth, month_of_birth, address_line FROM abdm_profiles").fetchone()
     assert tuple(row) == ("+919999999999", 5, 5, None)  # the phone from identifiers[type=MOBILE]
+
+
+def test_while_the_gateways_keys_are_unreachable_shares_wait_and_the_gateway_is_not_flooded(
+        bridge: LiveServer, gateway: FakeGateway) -> None:
+    gateway.certs_down = True
+    answers = [gateway.share(bridge.url, NHA_SAMPLE).status_code for _ in range(5)]
+    assert answers == [503] * 5 and gateway.certs_fetched == 1  # one try a minute
+    assert bridge.staff("reception").get("/queues/gp").json()["waiting"] == []
+
+
+def test_a_hub_sends_the_callback_to_the_primary(start_server: Any, gateway: FakeGateway) -> None:  # noqa: F811
+    hub: LiveServer = start_server("hub", **abdm_settings(gateway))
+    assert error_of(gateway.share(hub.url, NHA_SAMPLE)) == (421, "write_on_hub")
