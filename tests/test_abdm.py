@@ -434,3 +434,12 @@ def test_while_the_gateways_keys_are_unreachable_shares_wait_and_the_gateway_is_
 def test_a_hub_sends_the_callback_to_the_primary(start_server: Any, gateway: FakeGateway) -> None:  # noqa: F811
     hub: LiveServer = start_server("hub", **abdm_settings(gateway))
     assert error_of(gateway.share(hub.url, NHA_SAMPLE)) == (421, "write_on_hub")
+
+
+def test_reception_lists_only_todays_shares(bridge: LiveServer, gateway: FakeGateway) -> None:
+    gateway.share(bridge.url, NHA_SAMPLE)
+    gateway.share(bridge.url, sample(abhaAddress="asha.rao@sbx", name="Asha Rao"))
+    with bridge.db() as db:  # the first came yesterday (the clinic is on UTC)
+        db.execute("UPDATE abdm_profiles SET created_at = created_at - 86400000 WHERE abha_address = 'johnkumar@sbx'")
+    profiles = bridge.staff("reception").get("/clinics/c1/abdm/profiles").json()["profiles"]
+    assert [p["name"] for p in profiles] == ["Asha Rao"]

@@ -60,10 +60,12 @@ def view(row: Json, today: date) -> Json:
             "created_at": row["created_at"]}
 
 
-async def waiting(store: Store, clinic: str, today: date, limit: int = 100) -> list[Json]:
-    """The clinic's shared profiles not yet registered, newest first."""
+async def waiting(store: Store, clinic: str, today: date, since_ms: int, limit: int = 100) -> list[Json]:
+    """The clinic's shared profiles of today (since ``since_ms``, the clinic's midnight) not yet
+    registered, newest first: yesterday's visits are over, whatever the desk did about them."""
     rows = await store.fetchall("SELECT * FROM abdm_profiles WHERE clinic = ? AND status = 'waiting'"
-                                " ORDER BY created_at DESC, id DESC LIMIT ?", (clinic, limit))
+                                " AND created_at >= ? ORDER BY created_at DESC, id DESC LIMIT ?",
+                                (clinic, since_ms, limit))
     return [view(r, today) for r in rows]
 
 

@@ -87,8 +87,10 @@ async def share_callback(request: Request) -> Response:
     return Response(status_code=202)
 
 
-def _today(tz: str) -> Any:
-    return datetime.fromtimestamp(time.time(), tz=ZoneInfo(tz)).date()
+def _today(tz: str) -> tuple[Any, int]:
+    """The clinic's date now, and its midnight in epoch ms."""
+    now = datetime.fromtimestamp(time.time(), tz=ZoneInfo(tz))
+    return now.date(), int(now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
 
 
 async def list_profiles(request: Request) -> Response:
@@ -100,7 +102,8 @@ async def list_profiles(request: Request) -> Response:
         raise NotFound("unknown clinic")
     if not request.app.state.settings["abdm.enabled"]:
         return JSONResponse({"enabled": False, "profiles": []})
-    profiles = await records.waiting(_store(request), clinic["id"], _today(clinic["timezone"]))
+    today, midnight_ms = _today(clinic["timezone"])
+    profiles = await records.waiting(_store(request), clinic["id"], today, midnight_ms)
     return JSONResponse({"enabled": True, "profiles": profiles})
 
 
