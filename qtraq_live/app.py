@@ -18,6 +18,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from . import gc_policy, redis_conn
+from .abdm import commands as abdm_commands
+from .abdm import routes as abdm_routes
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
 from .accounts import page as accounts_page
@@ -60,6 +62,7 @@ API_ROUTES: list[BaseRoute] = [
     *accounts_appointments.routes,
     *api_audit_log.routes,
     *api_docs.routes,
+    *abdm_routes.api_routes,
 ]
 
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     web_request.trusted_networks(settings)  # a bad proxy entry fails at start, not per request
+    abdm_commands.check_settings(settings)  # ABDM enabled without its credentials fails at start
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,6 +108,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         *api_docs.page_routes,
         *display_pages.routes,
         *accounts_page.routes,
+        *abdm_routes.routes,  # ABDM calls {bridge}/api/v3/hip/patient/share: at the root
         Mount("/static", app=StaticFiles(packages=[("qtraq_live.display", "static")]), name="static"),
     ]
     app = Starlette(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import logs, server
+from .abdm import commands as abdm_cli
 from .accounts import commands as accounts_cli
 from .config import Settings, load_settings
 from .duties import Context
@@ -176,6 +177,7 @@ COMMANDS: list[Command] = [
     Command("purge", "apply the retention policy now", accounts_cli.cmd_purge),
     Command("import appointments", "import appointments from a CSV (name,mobile,email,queue,date,slot)",
             accounts_cli.cmd_import_appointments, accounts_cli.import_arguments),
+    Command("abdm check", "check the ABDM Scan & Share settings against the gateway; print the bridge URL", abdm_cli.cmd_check),
 ]
 
 

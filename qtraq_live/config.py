@@ -52,6 +52,18 @@ def _as_str(v: Any) -> str:
     return v
 
 
+def _as_table(v: Any) -> dict[str, str]:
+    """A TOML table of strings (``[abdm.counters]``), or ``a=x,b=y`` from the environment."""
+    if isinstance(v, str):
+        pairs = [item.partition("=") for item in v.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError("expected name=value pairs separated by commas")
+        v = {k.strip(): val.strip() for k, _, val in pairs}
+    if isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+        return dict(v)
+    raise ValueError("expected a table of strings")
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def parse(v: Any) -> str:
         if v not in allowed:
@@ -106,12 +118,25 @@ SETTINGS: list[Setting] = [
     Setting("webhooks.secret", "", "HMAC-SHA256 key that signs webhooks; set it in the environment, never in the file.", env="QTRAQ_WEBHOOK_SECRET"),
     Setting("webhooks.max_attempts", 8, "Delivery attempts per webhook before it stays in RQ's failed registry.", _as_int, minimum=1),
     Setting("webhooks.retry_base_s", 5, "First retry delay of a webhook; doubles each attempt, with jitter.", _as_int, env="QTRAQ_WEBHOOK_RETRY_BASE_S", minimum=1),
+    Setting("abdm.enabled", False, "Answer ABDM Scan & Share: a patient scans the counter's QR with an ABHA app and gets a live ticket (docs/abdm.md).", _as_bool, env="QTRAQ_ABDM_ENABLED"),
+    Setting("abdm.gateway_url", "https://dev.abdm.gov.in", "ABDM gateway base URL: the sandbox by default; https://apis.abdm.gov.in once the facility is approved for production (the API paths under /api/hiecm are added).", env="QTRAQ_ABDM_GATEWAY_URL"),
+    Setting("abdm.cm_id", "sbx", "X-CM-ID header: sbx for the sandbox, abdm in production.", _choice("sbx", "abdm"), env="QTRAQ_ABDM_CM_ID"),
+    Setting("abdm.client_id", "", "Client id of the bridge registered with ABDM.", env="QTRAQ_ABDM_CLIENT_ID"),
+    Setting("abdm.client_secret", "", "Client secret of the bridge: set it in the environment, never in the file (refused there).", env="QTRAQ_ABDM_CLIENT_SECRET"),
+    Setting("abdm.hip_id", "", "This facility's HFR id (the HIP id the counter QR names).", env="QTRAQ_ABDM_HIP_ID"),
+    Setting("abdm.counters", {}, "Counter QR codes to queues: counter-id = \"queue-id\" (the counter id is the share's metaData.context); in the environment OPD1=gp,OPD2=eye.", _as_table, env="QTRAQ_ABDM_COUNTERS"),
+    Setting("abdm.verify", "jwt", "How a callback's caller is checked: jwt (the gateway's signed token against its published keys) or none (only for a local test gateway; refused in production).", _choice("jwt", "none"), env="QTRAQ_ABDM_VERIFY"),
+    Setting("abdm.send_link", False, "Send the ticket's watch link by SMS/WhatsApp to the phone number in a shared profile (only when the counter tells patients so: docs/abdm.md).", _as_bool, env="QTRAQ_ABDM_SEND_LINK"),
+    Setting("abdm.retry_base_s", 5, "First retry delay of an on-share reply the gateway did not take (5xx, timeout); tripled each time, 5 retries.", _as_int, env="QTRAQ_ABDM_RETRY_BASE_S", minimum=1),
+    Setting("abdm.profile_days", 30, "Days a shared ABHA profile (and a registration made from it) is kept after the visit.", _as_int, minimum=1),
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
     Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}
+_TABLE_SETTINGS = frozenset(s.key for s in SETTINGS if s.parse is _as_table)  # a TOML table is their value
+ENV_ONLY = ("abdm.client_secret",)  # secrets refused in the file: a copied config must not leak them
 
 
 class Settings:
@@ -156,7 +181,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in table.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
+        if isinstance(v, dict) and key not in _TABLE_SETTINGS:
             out.update(_flatten(v, f"{key}."))
         else:
             out[key] = v
@@ -226,6 +251,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, resolve_secret: b
         unknown = sorted(set(file_values) - set(_BY_KEY))
         if unknown:
             raise ConfigError(unknown[0], "unknown setting (see config/qtraq.example.toml)")
+        for key in ENV_ONLY:
+            if file_values.get(key):
+                raise ConfigError(key, f"set it in {_BY_KEY[key].env}, never in the file")
     values: dict[str, Any] = {}
     for s in SETTINGS:
         raw = s.default
@@ -316,6 +344,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + "}"
     return json.dumps(value)  # strings and lists of strings are valid TOML as JSON
 
 

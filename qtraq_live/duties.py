@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from . import gc_policy, redis_conn
+from .abdm.duty import abdm_upkeep
 from .accounts.duty import account_upkeep
 from .accounts.notices import recipients_for_ticket
 from .audit import copy_loop
@@ -89,6 +90,7 @@ DUTIES: list[Duty] = [
     copy_audit,
     notify,
     account_upkeep,
+    abdm_upkeep,
     send_webhooks,
 ]
 

@@ -54,6 +54,17 @@ PRESS_TO_SEND = Histogram("qtraq_press_to_send_seconds",
 NOTICES = Counter("qtraq_notices", "Notice outcomes by channel", ["channel", "outcome"])
 NOTICE_OUTCOMES = {"sent": "sent", "failed": "failed", "retrying": "retried", "dropped": "dropped"}
 
+# ABDM Scan & Share (qtraq_live/abdm/)
+ABDM_SHARES = Counter("qtraq_abdm_shares", "ABHA profile shares received, by outcome: issued (a new ticket), "
+                      "repeat (the same ticket again), refused (an on-share error), duplicate (a redelivered "
+                      "request), rejected (bad caller or payload: no reply)", ["outcome"])
+ABDM_REPLIES = Counter("qtraq_abdm_replies", "On-share replies to the gateway, by result: sent, retried, "
+                       "failed (given up), unknown (a worker died mid-call: not sent again)", ["result"])
+for _outcome in ("issued", "repeat", "refused", "duplicate", "rejected"):
+    ABDM_SHARES.labels(_outcome)
+for _result in ("sent", "retried", "failed", "unknown"):
+    ABDM_REPLIES.labels(_result)
+
 # backing stores
 REDIS_ERRORS = Counter("qtraq_redis_errors", "Redis calls that failed (connection lost, timeout)")
 SQLITE_ERRORS = Counter("qtraq_sqlite_errors", "SQLite operations that failed on the file or disk")

@@ -188,6 +188,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/clinics/{clinic}/stats"): Op("De-identified aggregates (?format=csv for CSV)", "admin", params=(
         ("from", "query", "string", "YYYY-MM-DD"), ("to", "query", "string", "YYYY-MM-DD"),
         ("format", "query", "string", "json or csv"))),
+    ("GET", "/clinics/{clinic}/abdm/profiles"): Op("ABHA profiles shared at the clinic's counters, waiting for registration",
+                                                   "reception"),
+    ("POST", "/abdm/profiles/{profile}/register"): Op("Register a shared ABHA profile as the clinic's patient record",
+                                                      "reception", status=201),
+    ("GET", "/abdm/holders/{abha}"): Op("Everything held about one ABHA address (export)", "admin"),
+    ("DELETE", "/abdm/holders/{abha}"): Op("Erase everything held about one ABHA address", "admin"),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")

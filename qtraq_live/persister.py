@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from . import redis_keys as keys
 from .errors import Unavailable
 from .eta import estimate
-from .queue_engine import parse_event
+from .queue_engine import TicketSource, parse_event
 from .store import Store
 from .stream_consumer import Acks, Batch, StreamConsumer
 
@@ -44,7 +44,7 @@ FINAL = frozenset({"done", "no_show", "cancelled"})
 FINAL_TTL_MS = 2 * 86_400_000  # final tickets stay live this long after their last change
 TICKET_FIELDS = ("id", "clinic", "queue", "label", "status", "prev_status", "priority", "score",
                  "name", "notify", "lang", "counter", "recalls", "created_at", "called_at",
-                 "served_at", "done_at", "day", "appointment_id", "issue_ahead")
+                 "served_at", "done_at", "day", "appointment_id", "issue_ahead", "source")
 QUEUE_COLUMNS = frozenset({"id", "clinic", "name", "prefix", "avg_service_s", "ema_s", "paused",
                            "self_checkin", "notify_ahead", "created_at"})
 PERSISTED_SCRIPT = resources.files("qtraq_live").joinpath("lua/persisted.lua").read_text()
@@ -302,6 +302,11 @@ def _count(val: Any) -> int:
     return int(val or 0)
 
 
+def _source(val: Any) -> str:
+    """Events written before tickets had a source carry none: those came from the desk."""
+    return str(val or TicketSource.RECEPTION.value)
+
+
 def _flag(val: Any) -> int:
     return int(bool(val))
 
@@ -309,7 +314,7 @@ def _flag(val: Any) -> int:
 # How each ticket field is stored (None: as it is); the order of TICKET_FIELDS.
 _TICKET_COLUMNS: tuple[tuple[str, Any], ...] = tuple(
     (k, {"created_at": _ms, "called_at": _ms, "served_at": _ms, "done_at": _ms, "notify": _flag, "score": str,
-         "id": _count, "priority": _count, "recalls": _count, "issue_ahead": _count}.get(k))
+         "id": _count, "priority": _count, "recalls": _count, "issue_ahead": _count, "source": _source}.get(k))
     for k in TICKET_FIELDS)
 
 

@@ -46,6 +46,18 @@ class TicketStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class TicketSource(StrEnum):
+    """How a ticket came to be: the desk, the patient's own phone (self check-in), an
+    appointment checked in (booked in an account, or imported from a file), or an ABHA app's
+    Scan & Share. Kept for the record and the statistics; it changes nothing in the queue."""
+
+    RECEPTION = "reception"
+    SELF = "self"
+    APPOINTMENT = "appointment"
+    IMPORT = "import"
+    ABDM = "abdm"
+
+
 S = TicketStatus
 # action -> statuses it may start from (the Lua script reads this table; one source of truth)
 TRANSITIONS: dict[str, tuple[TicketStatus, ...]] = {
@@ -70,6 +82,7 @@ RESULT_STATUS: dict[str, TicketStatus | None] = {
     "requeue": S.WAITING,
     "transfer": S.WAITING,
 }
+SOURCES = tuple(s.value for s in TicketSource)
 ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
 NORMAL_OFFSET = 4_000_000_000_000_000
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -128,6 +141,7 @@ def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -
         "served_at": iso(state.get("served_at")),
         "done_at": iso(state.get("done_at")),
         "appointment_id": state.get("appointment_id"),
+        "source": state.get("source") or TicketSource.RECEPTION.value,
     }
 
 
@@ -376,22 +390,25 @@ class QueueEngine:
     async def issue(self, queue_id: str, *, name: str | None = None, priority: int = 0,
                     notify: bool = False, lang: str | None = None, ticket_id: int | None = None,
                     appointment_id: str | int | None = None, arrival_ms: int | None = None,
-                    actor: str | None = None) -> Json:
+                    source: TicketSource | str = TicketSource.RECEPTION, actor: str | None = None) -> Json:
         """A new waiting ticket. ``arrival_ms`` places it as if it had arrived then
-        (appointments checked in by slot time); otherwise it joins at the back of its priority."""
+        (appointments checked in by slot time); otherwise it joins at the back of its priority.
+        ``source`` records how it came (:class:`TicketSource`)."""
         if name is not None:
             _check_text("name", name)
         if priority not in (0, 1) or isinstance(priority, bool):
             raise Invalid("priority", "must be 0 (normal) or 1 (urgent)")
         if lang is not None and lang not in ("en", "hi"):
             raise Invalid("lang", "must be en or hi")
+        if source not in SOURCES:
+            raise Invalid("source", "must be one of " + ", ".join(SOURCES))
         day = await self._day(queue_id)
         token = new_token()
         out = await self._run("issue", {
             "queue": queue_id, "id": None if ticket_id is None else str(ticket_id), "name": name, "priority": priority,
             "notify": bool(notify), "lang": lang, "day": day, "token": token,
             "appointment_id": None if appointment_id is None else str(appointment_id),
-            "arrival_ms": arrival_ms, "actor": actor})
+            "arrival_ms": arrival_ms, "source": str(source), "actor": actor})
         ticket = _ticket(out)
         ticket["token"] = token
         return ticket

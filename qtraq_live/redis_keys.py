@@ -197,3 +197,17 @@ def webhook_sent(url_id: str, delivery: str) -> str:
 
 
 AUDIT = "qt:audit"  # staff audit entries on their way to SQLite (audit.py)
+
+
+# ABDM Scan & Share (qtraq_live/abdm/)
+ABDM_SESSION = "qt:abdm:session"  # the gateway's access token, expiring with it
+
+
+def abdm_share(digest: str) -> str:
+    """One (hipId, counter, ABHA address) for 30 minutes: a repeat share gets the same ticket."""
+    return f"qt:abdm:share:{digest}"
+
+
+def abdm_reply(request_id: str) -> str:
+    """The on-share reply to one inbound REQUEST-ID (hash: body, state): sent once."""
+    return f"qt:abdm:reply:{request_id}"

@@ -63,6 +63,14 @@ class Written:
     lastrowid: int | None
 
 
+# Columns added to a table after databases with that table were in use: ``CREATE TABLE IF NOT
+# EXISTS`` leaves an existing table as it was, so ``migrate()`` adds each one it lacks (the
+# schema file declares it too, for a new database). ``(table, column, declaration)``.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("tickets", "source", "TEXT NOT NULL DEFAULT 'reception'"),  # 2026-12: queue_engine.TicketSource
+)
+
+
 def schema_files() -> list[tuple[str, str]]:
     """``(name, sql)`` of every schema file of the package, in name order."""
     folder = resources.files("qtraq_live").joinpath("schema")
@@ -113,10 +121,23 @@ class Store:
                             await conn.rollback()
                         log.error("schema file failed", extra={"schema": name})
                         raise
+                await self._add_columns(conn)
                 await conn.execute(
                     "INSERT INTO store_meta (key, value) VALUES ('opened_at', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (str(int(time.time() * 1000)),))
+
+    @staticmethod
+    async def _add_columns(conn: aiosqlite.Connection) -> None:
+        """Each of :data:`ADDED_COLUMNS` that an older database lacks, in one transaction."""
+        missing = []
+        for table, column, declaration in ADDED_COLUMNS:
+            async with conn.execute(f"PRAGMA table_info({table})") as cur:
+                if column not in {row[1] for row in await cur.fetchall()}:
+                    missing.append(f"ALTER TABLE {table} ADD COLUMN {column} {declaration};")
+        if missing:
+            await conn.executescript("BEGIN IMMEDIATE;\n" + "\n".join(missing) + "\nCOMMIT;")
+            log.info("sqlite columns added", extra={"columns": len(missing)})
 
     async def close(self) -> None:
         if self._conn is not None:

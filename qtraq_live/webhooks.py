@@ -47,7 +47,7 @@ GROUP = "webhooks"
 QUEUE = "webhooks"
 TOLERANCE_S = 300
 TICKET_FIELDS = ("id", "queue", "label", "status", "prev_status", "priority", "counter", "recalls",
-                 "created_at", "called_at", "served_at", "done_at", "appointment_id")
+                 "created_at", "called_at", "served_at", "done_at", "appointment_id", "source")
 BLOCK_MS = 1000
 DEDUPE_TTL_S = 7 * 86400
 

@@ -145,6 +145,7 @@ def test_reception_check_in_orders_by_slot_time(portal: LiveServer, clinic: Clin
     ticket = r.json()["ticket"]
     assert ticket["appointment_id"] == str(appt["id"]) and ticket["name"] is None and r.json()["track_url"]
     assert ticket["position"] == 1  # placed at its slot time, ahead of the later walk-in
+    assert (ticket["source"], walkin["source"]) == ("appointment", "reception")
     assert desk.get(f"/tickets/{walkin['id']}").json()["ticket"]["position"] == 2
     assert error_of(desk.post(f"/appointments/{appt['id']}/check-in")) == (409, "not_booked")
     shown = desk.get(f"/appointments/{appt['id']}").json()
@@ -261,6 +262,7 @@ def test_import_appointments_from_csv(portal: LiveServer, clinic: Clinic, tmp_pa
     desk = portal.staff("reception")
     assert desk.get(f"/appointments/{appt_id}").json()["patient_name"] == "Kiran Rao"
     ticket = desk.post(f"/appointments/{appt_id}/check-in").json()["ticket"]
+    assert ticket["source"] == "import"
     found = portal.run(recipients_for_ticket(portal.app.state.store, ticket["id"]))
     assert {(r.channel, r.to) for r in found} == {("sms", "+919800000001"), ("email", "kiran@mail.example")}
 

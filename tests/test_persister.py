@@ -38,7 +38,8 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-SAME = ("clinic", "queue", "label", "status", "priority", "name", "lang", "counter", "recalls", "appointment_id")
+SAME = ("clinic", "queue", "label", "status", "priority", "name", "lang", "counter", "recalls", "appointment_id",
+        "source")
 
 
 async def wait_for(predicate: Any, what: str, timeout: float = 15.0) -> None:

@@ -23,18 +23,19 @@ def _ms(day: str, hour: int, minute: int = 0, second: int = 0) -> int:
 
 
 def _ticket(db: sqlite3.Connection, tid: int, day: str, hour: int, status: str, wait_s: int, service_s: int,
-            name: str = "Secret Person") -> None:
+            name: str = "Secret Person", source: str = "reception") -> None:
     created = _ms(day, hour, 0, tid % 50)
     called = created + wait_s * 1000
     done = called + service_s * 1000 if status == "done" else None
     db.execute("INSERT INTO tickets (id, clinic, queue, label, status, score, name, day, created_at, called_at,"
-               " done_at) VALUES (?, 'c1', 'gp', ?, ?, '0', ?, ?, ?, ?, ?)",
-               (tid, f"A-{tid:03d}", status, name, day.replace("-", ""), created, called, done))
+               " done_at, source) VALUES (?, 'c1', 'gp', ?, ?, '0', ?, ?, ?, ?, ?, ?)",
+               (tid, f"A-{tid:03d}", status, name, day.replace("-", ""), created, called, done, source))
 
 
 @pytest.fixture
 def record(portal: LiveServer) -> LiveServer:
-    """Twelve served and two no-shows at 09:00 on D1, three at 14:00 on D1, four on D2 (UTC clinic)."""
+    """Twelve served and two no-shows at 09:00 on D1, three at 14:00 on D1, four on D2 (UTC clinic);
+    the four on D2 and two at 14:00 came by ABHA Scan & Share, one at 14:00 by self check-in."""
     with portal.db() as db:
         db.execute("INSERT INTO clinics (id, name, timezone) VALUES ('c1', 'Clinic c1', 'UTC')")
         for i in range(12):
@@ -42,9 +43,9 @@ def record(portal: LiveServer) -> LiveServer:
         for i in range(2):
             _ticket(db, 20 + i, D1, 9, "no_show", wait_s=600, service_s=0)
         for i in range(3):
-            _ticket(db, 30 + i, D1, 14, "done", wait_s=100, service_s=100)
+            _ticket(db, 30 + i, D1, 14, "done", wait_s=100, service_s=100, source="abdm" if i else "self")
         for i in range(4):
-            _ticket(db, 40 + i, D2, 11, "done", wait_s=100, service_s=100)
+            _ticket(db, 40 + i, D2, 11, "done", wait_s=100, service_s=100, source="abdm")
     return portal
 
 
@@ -70,13 +71,26 @@ def test_stats_by_hour_and_day_with_small_buckets_suppressed(record: LiveServer)
     assert "Secret Person" not in r.text and "name" not in r.text and "A-001" not in r.text
 
 
+def test_stats_break_down_by_how_tickets_came(record: LiveServer) -> None:
+    stats = record.staff("admin").get("/clinics/c1/stats", params={"from": D1, "to": D2}).json()
+    by_source = {b["source"]: b for b in stats["by_source"]}
+    assert list(by_source) == ["reception", "self", "appointment", "import", "abdm"]
+    assert (by_source["reception"]["tickets"], by_source["abdm"]["tickets"]) == (14, 6)
+    assert by_source["abdm"]["served"] == 6 and by_source["abdm"]["wait_p50_s"] == 100
+    assert by_source["self"] == {"source": "self", "suppressed": True}  # one visit: never published
+
+
 def test_stats_as_csv(record: LiveServer) -> None:
     r = record.staff("admin").get("/clinics/c1/stats", params={"from": D1, "to": D2, "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert rows[0]["bucket"] == "total" and rows[0]["tickets"] == "21"
     suppressed = [row for row in rows if row["suppressed"] == "True"]
-    assert {(row["bucket"], row["key"]) for row in suppressed} == {("hour", "11"), ("hour", "14"), ("day", D2)}
+    assert {(row["bucket"], row["key"]) for row in suppressed} == {
+        ("hour", "11"), ("hour", "14"), ("day", D2),
+        ("source", "self"), ("source", "appointment"), ("source", "import")}
+    by_source = {row["key"]: row["tickets"] for row in rows if row["bucket"] == "source"}
+    assert (by_source["reception"], by_source["abdm"]) == ("14", "6")
     assert all(row["tickets"] == "" and row["wait_p50_s"] == "" for row in suppressed)
 
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from .. import redis_keys as keys
 from ..errors import Conflict, Invalid, NotFound
-from ..queue_engine import QueueEngine, iso
+from ..queue_engine import QueueEngine, TicketSource, iso
 from ..store import Store
 from ..validation import SLUG, Field, Schema
 from . import records
@@ -257,6 +257,7 @@ async def check_in(store: Store, engine: QueueEngine, appointment_id: int, *, ac
     try:
         ticket = await engine.issue(appt["queue"], notify=True, lang=lang, ticket_id=ticket_id,
                                     appointment_id=appointment_id, arrival_ms=appt["at_ms"] if by_slot else None,
+                                    source=TicketSource.APPOINTMENT if appt["account_id"] else TicketSource.IMPORT,
                                     actor=actor)
     except BaseException:
         await store.execute("UPDATE appointments SET status = 'booked', ticket_id = NULL WHERE id = ?",

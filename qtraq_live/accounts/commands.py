@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..abdm import records as abdm_records
 from ..config import Settings
 from ..errors import Invalid
 from ..offline import run_offline
@@ -17,6 +18,8 @@ from .privacy import purge
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     removed = run_offline(settings, lambda ctx: purge(ctx.store, ctx.redis, settings, int(time.time() * 1000)))
+    removed.update({f"abdm_{k}": v for k, v in run_offline(settings, lambda ctx: abdm_records.purge(
+        ctx.store, ctx.redis, settings["abdm.profile_days"], int(time.time() * 1000))).items()})
     print("retention policy applied: " + ", ".join(f"{k} {v}" for k, v in removed.items()))
     return 0
 

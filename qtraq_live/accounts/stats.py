@@ -1,7 +1,8 @@
 """De-identified queue statistics for a clinic: served, waits, service times, no-shows.
 
 Computed from the ticket record's times and statuses only (never a name, contact or token),
-grouped by hour of the day and by day in the clinic's timezone. A bucket with fewer than
+grouped by hour of the day, by day in the clinic's timezone and by how the ticket came
+(``source``: desk, self check-in, appointment, import, ABDM Scan & Share). A bucket with fewer than
 :data:`MIN_PEOPLE` tickets is suppressed, so no figure describes one or two identifiable
 visits. Tickets of accounts that did not consent to analytics are left out.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import Invalid, NotFound
+from ..queue_engine import SOURCES
 from ..store import Store
 
 Json = dict[str, Any]
@@ -89,12 +91,14 @@ async def clinic_stats(store: Store, clinic_id: str, start: str | None, end: str
     tz = ZoneInfo(clinic["timezone"])
     from_day, to_day = parse_range(start, end, datetime.fromtimestamp(now_ms / 1000, tz=tz).date())
     rows = await store.fetchall(
-        "SELECT status, created_at, called_at, served_at, done_at, day FROM tickets"
+        "SELECT status, created_at, called_at, served_at, done_at, day, source FROM tickets"
         f" WHERE clinic = ? AND day BETWEEN ? AND ? AND id NOT IN ({_NO_ANALYTICS})",
         (clinic_id, from_day.strftime("%Y%m%d"), to_day.strftime("%Y%m%d")))
     by_hour: dict[int, list[Json]] = defaultdict(list)
     by_day: dict[str, list[Json]] = defaultdict(list)
+    by_source: dict[str, list[Json]] = {source: [] for source in SOURCES}
     for t in rows:
+        by_source.setdefault(t["source"], []).append(t)
         if t["created_at"]:
             by_hour[datetime.fromtimestamp(t["created_at"] / 1000, tz=tz).hour].append(t)
         by_day[f"{t['day'][:4]}-{t['day'][4:6]}-{t['day'][6:]}"].append(t)
@@ -113,6 +117,7 @@ async def clinic_stats(store: Store, clinic_id: str, start: str | None, end: str
                           "no_show_rate": round(counts.get("no_show", 0) / appt_total, 3)}),
         "by_hour": [{"hour": h, **summarise(by_hour[h])} for h in sorted(by_hour)],
         "by_day": [{"date": d, **summarise(by_day[d])} for d in sorted(by_day)],
+        "by_source": [{"source": src, **summarise(by_source[src])} for src in by_source],
     }
 
 
@@ -130,4 +135,6 @@ def to_csv(stats: Json) -> str:
         writer.writerow({"bucket": "hour", "key": f"{row['hour']:02d}", **row})
     for row in stats["by_day"]:
         writer.writerow({"bucket": "day", "key": row["date"], **row})
+    for row in stats["by_source"]:
+        writer.writerow({"bucket": "source", "key": row["source"], **row})
     return out.getvalue()

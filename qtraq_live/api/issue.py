@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from ..errors import Invalid, NotFound
 from ..metrics import TICKETS_ISSUED
+from ..queue_engine import QueueEngine, TicketSource
 from ..store import Store
 from ..validation import E164, EMAIL, Field, Schema
 from .common import engine_of
@@ -46,25 +47,34 @@ def track_url(request: Request, token: str) -> str:
     return f"{base.rstrip('/')}/t/{token}"
 
 
-async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], actor: str, via: str) -> dict[str, Any]:
-    """Issue a ticket from a checked body → ``{ticket, track_url}``, the body of the 201 (the
-    only answer that ever carries the ticket's token)."""
-    mobile, email = body["mobile"], body["email"]
-    if body["notify"] and not (mobile or email):
+async def issue_walk_in(engine: QueueEngine, store: Store, queue_id: str, *, name: str | None,
+                        mobile: str | None, email: str | None, notify: bool, lang: str | None,
+                        priority: int, actor: str, source: TicketSource) -> dict[str, Any]:
+    """The walk-in issue every path without an appointment shares (the desk, self check-in,
+    ABDM Scan & Share): contact row first, then the engine call, the row undone if it fails.
+    Returns the ticket with its token."""
+    if notify and not (mobile or email):
         raise Invalid("notify", "needs a mobile number or an email address")
-    engine = engine_of(request)
     if await engine.get_queue(queue_id) is None:
         raise NotFound("unknown queue")
     ticket_id = await engine.allocate_ticket_id()
-    store = request.app.state.store
     if mobile or email:
         await save_contact(store, ticket_id, mobile, email)
     try:
-        ticket = await engine.issue(queue_id, name=body["name"], priority=body.get("priority", 0),
-                                    notify=body["notify"], lang=body["lang"], ticket_id=ticket_id, actor=actor)
+        return await engine.issue(queue_id, name=name, priority=priority, notify=notify, lang=lang,
+                                  ticket_id=ticket_id, source=source, actor=actor)
     except BaseException:
         if mobile or email:
             await delete_contact(store, ticket_id)
         raise
+
+
+async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], actor: str, via: str,
+                       source: TicketSource) -> dict[str, Any]:
+    """Issue a ticket from a checked body → ``{ticket, track_url}``, the body of the 201 (the
+    only answer that ever carries the ticket's token)."""
+    ticket = await issue_walk_in(engine_of(request), request.app.state.store, queue_id, name=body["name"],
+                                 mobile=body["mobile"], email=body["email"], notify=body["notify"],
+                                 lang=body["lang"], priority=body.get("priority", 0), actor=actor, source=source)
     TICKETS_ISSUED.labels(via).inc()
     return {"ticket": ticket, "track_url": track_url(request, ticket["token"])}

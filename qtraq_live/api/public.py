@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import Invalid, NotFound
-from ..queue_engine import public_ticket
+from ..queue_engine import TicketSource, public_ticket
 from ..validation import EMPTY
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
@@ -35,7 +35,7 @@ async def join(request: Request) -> Response:
     queue = await engine_of(request).get_queue(queue_id)
     if queue is None or not queue["self_checkin"]:
         raise NotFound("no such queue open for self check-in")
-    return JSONResponse(await issue_ticket(request, queue_id, body, "patient", via="self_checkin"), status_code=201)
+    return JSONResponse(await issue_ticket(request, queue_id, body, "patient", via="self_checkin", source=TicketSource.SELF), status_code=201)
 
 
 async def _limit_tracking(request: Request) -> str:

@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..auth import require_queue_action, require_staff
 from ..metrics import PRESS_SECONDS, observe_call
-from ..queue_engine import COUNTER_MAX
+from ..queue_engine import COUNTER_MAX, TicketSource
 from ..validation import EMPTY, Field, Schema
 from ..web.request import read_json
 from ..web.responses import JSONResponse
@@ -30,7 +30,7 @@ async def issue(request: Request) -> Response:
     queue_id = request.path_params["queue"]
     user = await require_queue_action(request, "issue", queue_id)
     body = await read_json(request, STAFF_ISSUE)
-    issued = await issue_ticket(request, queue_id, body, user.actor, via="reception")
+    issued = await issue_ticket(request, queue_id, body, user.actor, via="reception", source=TicketSource.RECEPTION)
     await audit(request, user.actor, "ticket.issue", f"ticket:{issued['ticket']['id']}")
     return JSONResponse(issued, status_code=201)
 

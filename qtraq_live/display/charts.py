@@ -15,7 +15,7 @@ from ..accounts import stats
 from ..store import Store
 from .i18n import Translator
 
-CHARTS = ("wait-by-hour", "served-per-day")
+CHARTS = ("wait-by-hour", "served-per-day", "tickets-by-source")
 DAYS = 14
 W, H = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 36, 48
@@ -75,6 +75,10 @@ async def render(store: Store, clinic_id: str, name: str, t: Translator, now_ms:
         hours = range(min([8, *waits]), max([20, *waits]) + 1)  # at least the usual opening hours
         return bar_chart(t("admin.chart_wait", days=DAYS), t("admin.chart_wait_desc"),
                          [f"{h:02d}" for h in hours], [round(waits.get(h, 0), 1) for h in hours], t("admin.unit_minutes"))
+    if name == "tickets-by-source":  # a suppressed bucket (too few to publish) draws as 0
+        return bar_chart(t("admin.chart_source", days=DAYS), t("admin.chart_source_desc"),
+                         [t("source." + r["source"]) for r in data["by_source"]],
+                         [r.get("tickets") or 0 for r in data["by_source"]], t("admin.unit_tickets"))
     served = {r["date"]: r.get("served") or 0 for r in data["by_day"]}
     first = date.fromisoformat(data["from"])
     days = [(first + timedelta(days=i)).isoformat() for i in range(DAYS)]

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     day             TEXT NOT NULL,          -- YYYYMMDD in the clinic's timezone at issue
     appointment_id  TEXT,
     issue_ahead     INTEGER NOT NULL DEFAULT 0,  -- people ahead when it was issued
+    source          TEXT NOT NULL DEFAULT 'reception',  -- how it came: queue_engine.TicketSource
     eta_issue_s     INTEGER,                -- the ETA shown at issue (ETA quality: vs called_at - created_at)
     updated_version INTEGER NOT NULL DEFAULT 0,
     updated_at      INTEGER                 -- time of the event that left it in this state

@@ -14,6 +14,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from .. import fastpaths, redis_conn, webhooks
+from ..abdm import jobs as abdm_jobs
 from ..config import Settings
 from . import jobs
 from .render import QUEUES
@@ -55,8 +56,9 @@ class NoticeWorker(SimpleWorker):
 
 def make_worker(settings: Settings) -> NoticeWorker:
     jobs.configure(settings)  # raises ConfigError for a bad channel URL, before any job runs
+    abdm_jobs.configure(settings)
     conn = redis_conn.sync_client(settings, decode=False)
-    names = (*QUEUES, webhooks.QUEUE)  # notices first, then the hospital system's webhooks
+    names = (*QUEUES, webhooks.QUEUE, abdm_jobs.QUEUE)  # notices, the hospital system's webhooks, ABDM replies
     worker = NoticeWorker([Queue(name, connection=conn) for name in names], connection=conn)
     worker.grace_s = settings["notify.job_timeout_s"]
     return worker

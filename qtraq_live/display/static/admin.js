@@ -206,7 +206,7 @@
   function loadCharts() {
     var c = $("sf-clinic").value;
     if (!c) { return; }
-    ["wait-by-hour", "served-per-day"].forEach(function (name) {
+    ["wait-by-hour", "served-per-day", "tickets-by-source"].forEach(function (name) {
       $("chart-" + name).src = "/admin/charts/" + encodeURIComponent(c) + "/" + name + ".svg?lang=" + d.lang;
     });
     $("stats-csv").href = "/api/v1/clinics/" + encodeURIComponent(c) + "/stats?format=csv";

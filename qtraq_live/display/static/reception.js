@@ -80,7 +80,7 @@
     body.textContent = "";
     waiting.forEach(function (t, i) {
       var tr = document.createElement("tr");
-      [String(i + 1), t.label + (t.priority ? " ★" : ""), t.name || "", waited(t.created_at)].forEach(function (text) {
+      [String(i + 1), t.label + (t.priority ? " ★" : "") + (t.source && t.source !== "reception" ? " · " + QT.t("source_" + t.source) : ""), t.name || "", waited(t.created_at)].forEach(function (text) {
         var td = document.createElement("td");
         td.textContent = text;
         tr.appendChild(td);

@@ -29,7 +29,7 @@ function ops.issue()
     priority = tostring(A.priority), score = string.format('%.0f', score), name = A.name or '',
     notify = A.notify and '1' or '0', lang = A.lang or '', counter = '', recalls = '0',
     created_at = NOW_S, called_at = '0', served_at = '0', done_at = '0', day = A.day,
-    appointment_id = A.appointment_id or '', token = A.token,
+    appointment_id = A.appointment_id or '', source = A.source or 'reception', token = A.token,
   }
   redis.call('ZADD', K.waiting(A.queue), t.score, id)
   t.issue_ahead = tostring(redis.call('ZRANK', K.waiting(A.queue), id))  -- for ETA quality (predicted vs real)

@@ -77,7 +77,7 @@ local function ticket_hash(id)
   return fill({id = false, clinic = false, queue = false, label = false, status = false, prev_status = false,
                priority = false, score = false, name = false, notify = false, lang = false, counter = false,
                recalls = false, created_at = false, called_at = false, served_at = false, done_at = false,
-               day = false, appointment_id = false, issue_ahead = false, token = false}, flat)
+               day = false, appointment_id = false, issue_ahead = false, source = false, token = false}, flat)
 end
 
 local function queue_hash(id)
@@ -147,6 +147,13 @@ local function clinic_json(h)
     ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. '}'
 end
 
+-- How a ticket came (queue_engine.TicketSource): one the engine checked at issue, so plain text.
+-- A ticket issued before the field existed came from the desk.
+local function source_of(t)
+  if not t.source or t.source == '' then return 'reception' end
+  return t.source
+end
+
 -- TicketState from the ticket's hash.
 local function ticket_json(t)
   return '{"id":' .. t.id .. ',"clinic":' .. jplain(t.clinic) .. ',"queue":' .. jplain(t.queue) ..
@@ -156,7 +163,8 @@ local function ticket_json(t)
     ',"recalls":' .. jnum(t.recalls) .. ',"created_at":' .. jnum(t.created_at) ..
     ',"called_at":' .. jnum(t.called_at) .. ',"served_at":' .. jnum(t.served_at) ..
     ',"done_at":' .. jnum(t.done_at) .. ',"day":' .. jplain(t.day) ..
-    ',"appointment_id":' .. jopt(t.appointment_id) .. ',"issue_ahead":' .. jnum(t.issue_ahead) .. '}'
+    ',"appointment_id":' .. jopt(t.appointment_id) .. ',"issue_ahead":' .. jnum(t.issue_ahead) ..
+    ',"source":' .. jplain(source_of(t)) .. '}'
 end
 
 local function version_json(c) return jnum(redis.call('GET', K.version(c))) end
