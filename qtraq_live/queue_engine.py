@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError
 
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
+from .languages import LANGS
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
 
@@ -358,8 +359,8 @@ class QueueEngine:
             _check_text("name", name)
         if priority not in (0, 1) or isinstance(priority, bool):
             raise Invalid("priority", "must be 0 (normal) or 1 (urgent)")
-        if lang is not None and lang not in ("en", "hi"):
-            raise Invalid("lang", "must be en or hi")
+        if lang is not None and lang not in LANGS:
+            raise Invalid("lang", f"must be one of {', '.join(LANGS)}")
         day = await self._day(queue_id)
         token = new_token()
         out = await self._run("issue", {
