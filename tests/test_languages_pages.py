@@ -14,7 +14,7 @@ import pytest
 from qtraq_live.display import i18n
 from qtraq_live.languages import LANG_COOKIE, LANGS, STAFF_LANGS
 from tests.support_accounts import portal, register  # noqa: F401
-from tests.support_http import LiveServer, error_of
+from tests.support_http import LiveServer, StartServer, error_of, start_server  # noqa: F401
 from tests.test_pages import assert_safe_page, display_key, page_data
 from tests.test_pages_i18n import LATIN_ALLOWED as PORTAL_LATIN
 from tests.test_pages_i18n import visible_text
@@ -110,6 +110,12 @@ def test_a_forged_language_cookie_is_ignored_and_never_echoed(site: LiveServer) 
         assert value not in r.text and "set-cookie" not in r.headers
     r = httpx.get(f"{site.url}/privacy?lang=%3Cb%3E")
     assert '<html lang="en">' in r.text and "<b>" not in r.text and "set-cookie" not in r.headers
+
+
+def test_the_language_cookie_is_secure_in_production(start_server: StartServer) -> None:  # noqa: F811
+    live = start_server(env="production")
+    cookie = httpx.get(f"{live.url}/privacy?lang=mr").headers["set-cookie"]
+    assert cookie.startswith(f"{LANG_COOKIE}=mr;") and "Secure" in cookie and "HttpOnly" in cookie
 
 
 @pytest.mark.parametrize(("header", "lang"), [
