@@ -262,6 +262,7 @@ class QueueEngine:
         _check_slug("id", clinic_id)
         _check_text("name", name)
         _check_timezone(timezone)
+        _check_lang(lang)
         out = await self._run("create_clinic", {"id": clinic_id, "name": name, "timezone": timezone,
                                                 "mask_names": bool(mask_names), "lang": lang, "actor": actor})
         return out["clinic"]
@@ -275,6 +276,8 @@ class QueueEngine:
             _check_text("name", fields["name"])
         if "timezone" in fields:
             _check_timezone(fields["timezone"])
+        if "lang" in fields:
+            _check_lang(fields["lang"])
         out = await self._run("update_clinic", {"id": clinic_id, "fields": fields, "actor": actor})
         self._tz.clear()
         return out["clinic"]
@@ -359,8 +362,8 @@ class QueueEngine:
             _check_text("name", name)
         if priority not in (0, 1) or isinstance(priority, bool):
             raise Invalid("priority", "must be 0 (normal) or 1 (urgent)")
-        if lang is not None and lang not in LANGS:
-            raise Invalid("lang", f"must be one of {', '.join(LANGS)}")
+        if lang is not None:
+            _check_lang(lang)
         day = await self._day(queue_id)
         token = new_token()
         out = await self._run("issue", {
@@ -552,6 +555,11 @@ def _check_timezone(tz: Any) -> None:
         ZoneInfo(tz)
     except (ValueError, ZoneInfoNotFoundError):
         raise Invalid("timezone", "must be an IANA timezone such as Asia/Kolkata") from None
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in LANGS:
+        raise Invalid("lang", f"must be one of {', '.join(LANGS)}")
 
 
 __all__ = [

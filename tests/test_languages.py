@@ -19,7 +19,9 @@ from qtraq_live import config, languages
 from qtraq_live.accounts import records
 from qtraq_live.api import clinics, issue
 from qtraq_live.display import i18n
+from qtraq_live.errors import Invalid
 from qtraq_live.languages import DEFAULT_LANG, LANGS, STAFF_LANGS, plural_index
+from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.workers import render as notices
 from qtraq_live.workers.render import KINDS
 
@@ -219,3 +221,19 @@ def test_catalogue_files_ship_with_the_package() -> None:
     pyproject = (PKG.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert '"display/i18n/*.po"' in pyproject and '"display/i18n/*.pot"' in pyproject
     assert resources.files("qtraq_live.display").joinpath("i18n/messages.pot").is_file()
+
+
+async def test_the_engine_refuses_a_language_it_cannot_speak(engine: QueueEngine) -> None:
+    """Every way in (API, config seed, CLI) reaches these checks, so no clinic or ticket holds
+    a language the pages and notices cannot speak."""
+    with pytest.raises(Invalid, match="bn, mr"):
+        await engine.create_clinic("paris", "Paris", lang="fr")
+    await engine.create_clinic("kol", "Kolkata", lang="bn")
+    with pytest.raises(Invalid):
+        await engine.update_clinic("kol", lang="xx")
+    assert (await engine.update_clinic("kol", lang="te"))["lang"] == "te"
+    await engine.create_queue("kol", "opd", "OPD", "A")
+    with pytest.raises(Invalid):
+        await engine.issue("opd", lang="fr")
+    ticket = await engine.issue("opd", lang="mr")
+    assert (await engine.ticket(ticket["id"]))["lang"] == "mr"  # type: ignore[index]
