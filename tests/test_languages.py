@@ -43,31 +43,42 @@ def _usage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """``(literal keys, dynamic key prefixes)``, each mapped to the files that use them.
 
     Templates call ``t("join.title")`` or ``t("lang." ~ code)``; scripts ``QT.t("minutes")``
-    (a ``js.`` key), ``QT.t("status_" + s)`` or ``word("portal_gender_", …)``; Python code
-    names keys as string literals (``error_page(…, "error.no_ticket")``) or f-strings.
+    (a ``js.`` key), ``QT.t(ok ? "saved" : "failed")``, ``QT.t("status_" + s)`` or
+    ``word("portal_gender_", …)``; Python code names keys as string literals
+    (``error_page(…, "error.no_ticket")``), ``"source." + x`` or f-strings
+    (``f"reply.words_{intent}"``). Any quoted key counts as used where it is quoted.
     """
     literal: dict[str, set[str]] = defaultdict(set)
     dynamic: dict[str, set[str]] = defaultdict(set)
-    sections = {k.split(".")[0] for k in _keys()}
+    keys = _keys()
+    js_keys = {k[3:] for k in keys if k.startswith("js.")}
     for path in sorted((DISPLAY / "templates").glob("*.html")):
         text = path.read_text(encoding="utf-8")
         for key in re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']\s*[,)]""", text):
-            literal[key].add(path.name)
+            literal[key].add(path.name)  # asked for, so it must exist
+        for key in re.findall(r"""["']([a-z_]+\.[a-z0-9_.]+)["']""", text):
+            if key in keys:
+                literal[key].add(path.name)
         for prefix in re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z0-9_.]*)["']\s*~""", text):
             dynamic[prefix].add(path.name)
     for path in sorted((DISPLAY / "static").glob("*.js")):
         text = path.read_text(encoding="utf-8")
         for key in re.findall(r"""(?:\bQT\.t|\bt)\(\s*"([a-z0-9_]+)"\s*[,)]""", text):
             literal["js." + key].add(path.name)
-        for prefix in re.findall(r"""(?:\bQT\.t|\bt)\(\s*"([a-z0-9_]+)"\s*\+|\bword\(\s*"([a-z0-9_]+)\"""", text):
+        for key in re.findall(r'"([a-z0-9_]+)"', text):
+            if key in js_keys:
+                literal["js." + key].add(path.name)
+        for prefix in re.findall(r"""(?:\bQT\.t\(|\bt\(|\?|:)\s*"([a-z0-9_]+_)"\s*\+|\bword\(\s*"([a-z0-9_]+)\"""", text):
             dynamic["js." + "".join(prefix)].add(path.name)
     for path in sorted(PKG.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         for key in re.findall(r"""["']([a-z_]+\.[a-z0-9_.]+)["']""", text):
-            if key.split(".")[0] in sections and key in _keys():
+            if key in keys:
                 literal[key].add(path.name)
-        for prefix in re.findall(r"""\bt\(f["']([a-z_]+\.[a-z0-9_]*)\{""", text):
-            dynamic[prefix].add(path.name)
+        for found in re.findall(r"""\bf["']([a-z_]+\.[a-z0-9_]*)\{|["']([a-z_]+\.[a-z0-9_]*)["']\s*\+""", text):
+            prefix = "".join(found)
+            if any(key.startswith(prefix) for key in keys):  # f"notify.{name}" is a setting, not a key
+                dynamic[prefix].add(path.name)
     return literal, dynamic
 
 
