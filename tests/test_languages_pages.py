@@ -76,6 +76,10 @@ def test_every_patient_page_and_the_tv_speak_each_language(site: LiveServer, lan
         if not path.startswith("/display/"):  # the TV has no language switch
             nav = re.search(r'<nav class="langs".*?</nav>', r.text, re.S)
             assert nav and re.findall(r'hreflang="(\w+)"', nav.group(0)) == list(LANGS), path
+    ticket_page = httpx.get(f"{track}?lang={lang}")
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', ticket_page.text)
+    weight = len(ticket_page.content) + sum(len(httpx.get(site.url + a).content) for a in assets)
+    assert weight < 40_000, weight  # still light on a slow 3G phone in every script
     data = page_data(httpx.get(f"{site.url}/display/c1?key={key}&lang={lang}").text)
     assert data["speech_lang"] == data["locale"] == f"{lang}-IN"
     assert data["t"]["call_speech"] == i18n.catalogue(lang)["js.call_speech"]  # type: ignore[index]
