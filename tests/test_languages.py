@@ -5,6 +5,7 @@ CLDR rules and the browser, Accept-Language with q-values, and notices in every 
 from __future__ import annotations
 
 import gettext
+import io
 import re
 from collections import defaultdict
 from importlib import resources
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from babel.messages.pofile import PoFileError
 from jinja2 import meta
 
 import qtraq_live
 from qtraq_live import config, languages
+from qtraq_live.app import create_app
+from qtraq_live.config import Settings
 from qtraq_live.accounts import records
 from qtraq_live.api import clinics, issue
 from qtraq_live.display import i18n
@@ -272,3 +276,13 @@ async def test_the_engine_refuses_a_language_it_cannot_speak(engine: QueueEngine
         await engine.issue("opd", lang="fr")
     ticket = await engine.issue("opd", lang="mr")
     assert (await engine.ticket(ticket["id"]))["lang"] == "mr"  # type: ignore[index]
+
+
+def test_a_malformed_catalogue_stops_the_app_at_start(settings: Settings) -> None:
+    """The app reads every file when it is created (with the strict reader below), so a
+    malformed .po is a start-up error naming the line, never a patient's 500."""
+    i18n.catalogue.cache_clear()
+    create_app(settings)
+    assert i18n.catalogue.cache_info().currsize == len(LANGS)
+    with pytest.raises(PoFileError, match="misformatted"):
+        i18n.read_catalogue(io.BytesIO(b'msgctxt "x"\nmsgid "a"\nmsgstr "b"\nthis is not gettext\n'), "ta")

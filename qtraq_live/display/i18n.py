@@ -1,7 +1,7 @@
 """The translation catalogue of the screens: every user-facing string, in every page language.
 
-The strings are gettext files in ``display/i18n/``, read with Babel when first needed (no
-build step): ``messages.pot`` holds the English source, one ``{lang}.po`` each other
+The strings are gettext files in ``display/i18n/``, read with Babel once, when the app is
+created (no build step, no compiled .mo): ``messages.pot`` holds the English source, one ``{lang}.po`` each other
 language. Every entry's ``msgctxt`` is the dotted key the code asks for (``"join.title"``),
 its ``msgid`` the English text with ``{name}`` placeholders; an entry with ``msgid_plural``
 has one text per plural form, chosen by the count (see :func:`translator`). A key with no
@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib import resources
+from typing import BinaryIO
 
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
@@ -26,7 +27,7 @@ from ..languages import DEFAULT_LANG, LANG_COOKIE, LANGS, LOCALE_TAGS, plural_in
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_LANG", "LANGS", "SPEECH_TAGS", "Message", "Translator", "accepted_langs", "catalogue",
-           "js_strings", "pick_lang", "plural_forms", "translator"]
+           "js_strings", "load_all", "pick_lang", "plural_forms", "read_catalogue", "translator"]
 
 # A catalogue entry: one text, or one text per plural form ("one", "other").
 Message = str | tuple[str, ...]
@@ -40,11 +41,16 @@ def _source(lang: str) -> str:
     return "i18n/messages.pot" if lang == DEFAULT_LANG else f"i18n/{lang}.po"
 
 
+def read_catalogue(f: BinaryIO, lang: str) -> Catalog:
+    """Parse one gettext file; a malformed line raises ``PoFileError`` naming it."""
+    return read_po(f, locale=None if lang == DEFAULT_LANG else lang, abort_invalid=True)
+
+
 @cache
 def po_file(lang: str) -> Catalog:
     """The parsed gettext file of one language (``messages.pot`` for English)."""
     with resources.files("qtraq_live.display").joinpath(_source(lang)).open("rb") as f:
-        return read_po(f, locale=None if lang == DEFAULT_LANG else lang)
+        return read_catalogue(f, lang)
 
 
 def _text(value: object) -> Message | None:
@@ -68,6 +74,13 @@ def catalogue(lang: str) -> Mapping[str, Message]:
         if text is not None and (lang == DEFAULT_LANG or not message.fuzzy):
             out[message.context] = text
     return out
+
+
+def load_all() -> None:
+    """Read every language's file now (the app calls it at start): a broken file stops the
+    server with Babel's error instead of failing a patient's first page."""
+    for lang in LANGS:
+        catalogue(lang)
 
 
 def plural_forms(lang: str) -> str:
