@@ -72,8 +72,10 @@ def _usage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         for key in re.findall(r'"([a-z0-9_]+)"', text):
             if key in js_keys:
                 literal["js." + key].add(path.name)
-        for prefix in re.findall(r"""(?:\bQT\.t\(|\bt\(|\?|:)\s*"([a-z0-9_]+_)"\s*\+|\bword\(\s*"([a-z0-9_]+)\"""", text):
-            dynamic["js." + "".join(prefix)].add(path.name)
+        for found in re.findall(r""""([a-z0-9_]+_)"\s*\+|\bword\(\s*"([a-z0-9_]+)\"""", text):
+            prefix = "js." + "".join(found)  # QT.t("status_" + s), var key = "abdm_gender_" + code
+            if any(key.startswith(prefix) for key in keys):
+                dynamic[prefix].add(path.name)
     for path in sorted(PKG.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         for key in re.findall(r"""["']([a-z_]+\.[a-z0-9_.]+)["']""", text):
