@@ -1,5 +1,5 @@
 """Every patient-facing page and the TV in each language, in Chromium, on a phone (360×740),
-a laptop (1366×768) and a TV (1920×1080): nothing clipped, no sideways scroll, no English left once the page
+a laptop (1366×768), a TV (1920×1080) and a portrait screen (1080×1920): nothing clipped, no sideways scroll, no English left once the page
 scripts have run, plural forms picked in the browser as on the server. Screenshots go to
 var/screenshots/lang-*.png."""
 
@@ -20,7 +20,7 @@ from tests.test_languages_pages import LATIN_ALLOWED, SCRIPTS
 from tests.test_pages import display_key
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SIZES = ((360, 740), (1366, 768), (1920, 1080))
+SIZES = ((360, 740), (1366, 768), (1920, 1080), (1080, 1920))
 TV_SIZES = ((1920, 1080), (1366, 768))  # the TV is a screen across the room, never a phone
 # The signed-in portal's tables outgrow a phone in every language, English included: the
 # frontdesk branch (#16, "portal fits 360 px") fixes that; add (360, 740) here once merged.
