@@ -1,7 +1,7 @@
 """Every patient-facing page and the TV in each language, in Chromium, on a phone (360×740),
-a laptop (1366×768), a TV (1920×1080) and a portrait screen (1080×1920): nothing clipped, no sideways scroll, no English left once the page
-scripts have run, plural forms picked in the browser as on the server. Screenshots go to
-var/screenshots/lang-*.png."""
+a laptop (1366×768), a TV (1920×1080) and a portrait screen (1080×1920): nothing clipped, no
+sideways scroll, no English left once the page scripts have run, plural forms picked in the
+browser as on the server. Screenshots go to var/screenshots/lang-*.png."""
 
 from __future__ import annotations
 
