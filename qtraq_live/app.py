@@ -35,6 +35,7 @@ from .api import queues as api_queues
 from .api import tickets as api_tickets
 from .auth import CredentialCache
 from .config import Settings
+from .display import i18n
 from .display import pages as display_pages
 from .errors import Unavailable
 from .hub import Hub
@@ -72,6 +73,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
     web_request.trusted_networks(settings)  # a bad proxy entry fails at start, not per request
     abdm_commands.check_settings(settings)  # ABDM enabled without its credentials fails at start
+    i18n.load_all()  # the page catalogues too (docs/languages.md)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .languages import LANGS
 
 
 def _as_bool(v: Any) -> bool:
@@ -110,7 +111,7 @@ SETTINGS: list[Setting] = [
     Setting("notify.whatsapp", "", "Apprise URL for WhatsApp, `{to}` = E.164 phone.", env="QTRAQ_NOTIFY_WHATSAPP"),
     Setting("notify.workers", 2, "RQ worker processes `serve` runs itself in embedded mode.", _as_int, minimum=0),
     Setting("notify.max_attempts", 5, "Send attempts before a notice goes to the dead-letter list.", _as_int, minimum=1),
-    Setting("notify.default_lang", "en", "Language of notices when a ticket or account names none (en, hi).", _choice("en", "hi")),
+    Setting("notify.default_lang", "en", f"Language of notices when a ticket or account names none ({', '.join(LANGS)}).", _choice(*LANGS)),
     Setting("notify.retry_base_ms", 10000, "First retry delay after a provider failure; it doubles each attempt, with ±25% jitter.", _as_int, env="QTRAQ_NOTIFY_RETRY_BASE_MS", minimum=0),
     Setting("notify.job_timeout_s", 30, "Longest one send may take; a job whose worker died is retried twice this long after it started.", _as_int, env="QTRAQ_NOTIFY_JOB_TIMEOUT_S", minimum=1),
     Setting("notify.pause_notice_min", 15, "Minutes a queue must stay paused before its waiting patients are told.", _as_int, minimum=1),
@@ -313,7 +314,7 @@ EXAMPLE_SEED = """\
 # name = "Main Street Clinic"
 # timezone = "Asia/Kolkata"        # labels restart at midnight here
 # mask_names = false               # true: displays show "R. S." instead of names
-# lang = "en"                      # en or hi
+# lang = "en"                      # screens and notices: en, hi, ta, te, bn or mr
 #
 #   [[clinics.queues]]
 #   id = "gp"                      # queue ids are unique across clinics

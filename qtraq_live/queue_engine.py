@@ -30,6 +30,7 @@ from redis.exceptions import NoScriptError
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
 from .eta import estimate
+from .languages import LANGS
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
 
@@ -271,6 +272,7 @@ class QueueEngine:
         _check_slug("id", clinic_id)
         _check_text("name", name)
         _check_timezone(timezone)
+        _check_lang(lang)
         out = await self._run("create_clinic", {"id": clinic_id, "name": name, "timezone": timezone,
                                                 "mask_names": bool(mask_names), "lang": lang, "actor": actor})
         return out["clinic"]
@@ -284,6 +286,8 @@ class QueueEngine:
             _check_text("name", fields["name"])
         if "timezone" in fields:
             _check_timezone(fields["timezone"])
+        if "lang" in fields:
+            _check_lang(fields["lang"])
         out = await self._run("update_clinic", {"id": clinic_id, "fields": fields, "actor": actor})
         self._tz.clear()
         return out["clinic"]
@@ -398,8 +402,8 @@ class QueueEngine:
             _check_text("name", name)
         if priority not in (0, 1) or isinstance(priority, bool):
             raise Invalid("priority", "must be 0 (normal) or 1 (urgent)")
-        if lang is not None and lang not in ("en", "hi"):
-            raise Invalid("lang", "must be en or hi")
+        if lang is not None:
+            _check_lang(lang)
         if source not in SOURCES:
             raise Invalid("source", "must be one of " + ", ".join(SOURCES))
         day = await self._day(queue_id)
@@ -594,6 +598,11 @@ def _check_timezone(tz: Any) -> None:
         ZoneInfo(tz)
     except (ValueError, ZoneInfoNotFoundError):
         raise Invalid("timezone", "must be an IANA timezone such as Asia/Kolkata") from None
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in LANGS:
+        raise Invalid("lang", f"must be one of {', '.join(LANGS)}")
 
 
 __all__ = [

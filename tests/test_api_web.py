@@ -23,12 +23,13 @@ from qtraq_live.web.responses import JSONResponse
 from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401
 
 
-def test_router_errors_are_json_under_api_and_plain_elsewhere(app_server: LiveServer) -> None:
+def test_router_errors_are_json_under_api_and_a_page_elsewhere(app_server: LiveServer) -> None:
     c = app_server.client()
     assert error_of(c.get("/no/such/thing")) == (404, "not_found")
     assert error_of(c.put("/clinics", json={})) == (405, "method_not_allowed")
-    page = httpx.get(app_server.url + "/no-such-page")
-    assert page.status_code == 404 and page.headers["content-type"].startswith("text/plain")
+    page = httpx.get(app_server.url + "/no-such-page", headers={"Accept-Language": "hi"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert '<html lang="hi">' in page.text and "पेज नहीं मिला" in page.text  # in the visitor's language
 
 
 def test_security_headers_and_request_id(app_server: LiveServer) -> None:

@@ -7,12 +7,8 @@ from pathlib import Path
 
 from tests.support_imports import cycles, graph
 
-# Removed on the scale branch (#17); delete this line when it is merged.
-PENDING_ELSEWHERE = [["qtraq_live.hub", "qtraq_live.hub_sockets"]]
-
-
 def test_the_package_has_no_import_cycle() -> None:
-    found = [c for c in cycles(graph()) if c not in PENDING_ELSEWHERE]
+    found = cycles(graph())
     assert found == [], f"import cycles: {found}"
 
 

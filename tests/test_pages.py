@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 
 import httpx
 import pytest
 
-from qtraq_live.display import i18n
 from qtraq_live.persister import Persister
 from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
 
@@ -229,36 +227,5 @@ def test_static_files_are_served(app_server: LiveServer) -> None:
         assert httpx.get(f"{app_server.url}/static/{name}").status_code == 200, name
 
 
-def _keys_used() -> set[str]:
-    root = resources.files("qtraq_live.display")
-    used: set[str] = set()
-    for f in root.joinpath("templates").iterdir():
-        used |= set(re.findall(r"""\bt\(["']([a-z_]+\.[a-z_.]+)["']""", f.read_text()))
-    for f in root.joinpath("static").iterdir():
-        if f.name.endswith(".js"):
-            used |= {"js." + k for k in re.findall(r'QT\.t\("([a-z_]+)"', f.read_text())}
-    return used
-
-
-def test_catalogues_are_complete_and_consistent() -> None:
-    en, hi = i18n.catalogue("en"), i18n.catalogue("hi")
-    assert set(en) == set(hi)
-    for key in en:
-        assert en[key].strip() and hi[key].strip(), key
-        assert set(re.findall(r"{(\w+)}", en[key])) == set(re.findall(r"{(\w+)}", hi[key])), key
-    used = _keys_used()
-    dynamic = {k for k in used if k.endswith("_")}  # t("js.status_" + status) and the like
-    assert not used - dynamic - set(en), used - dynamic - set(en)
-    for prefix in dynamic:
-        assert len([k for k in en if k.startswith(prefix)]) >= 2, prefix
-    statuses = ("waiting", "called", "serving", "done", "skipped", "no_show", "cancelled")
-    assert all(f"js.status_{s}" in en for s in statuses)
-
-
-def test_language_choice() -> None:
-    assert i18n.pick_lang({"lang": "hi"}, {}, "en") == "hi"
-    assert i18n.pick_lang({}, {"qt_lang": "hi"}, "en") == "hi"
-    assert i18n.pick_lang({}, {}, "en-US,en;q=0.8", "hi") == "hi"
-    assert i18n.pick_lang({}, {}, "hi-IN,hi;q=0.9") == "hi"
-    assert i18n.pick_lang({"lang": "fr"}, {}, "de") == "en"
-    assert i18n.translator("hi")("js.minutes", n=3) == "3 मिनट"
+# The catalogue's own tests (complete, no unused key, plural forms, language choice) are in
+# tests/test_languages.py.

@@ -292,6 +292,8 @@ def test_self_checkin_leads_to_the_patient_page(browser: BrowserContext, site: S
     join.page.goto(join.page.url + "?lang=hi")
     assert join.page.get_attribute("html", "lang") == "hi" and "आप कतार में हैं" in join.page.inner_text("#p-status")
     screenshot(join.page, "patient-hindi-390x844")
+    assert {c["name"]: c["value"] for c in browser.cookies()}["qt_lang"] == "hi"  # remembered for later pages,
+    browser.clear_cookies(name="qt_lang")  # so forget it: the next tests read English
     poster = open_page(browser, f"{site.url}/join/gp/qr", 1366, 768)
     assert poster.page.locator("figure svg").count() == 1
     poster.assert_clean()

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from ..errors import Conflict, Invalid, NotFound
+from ..languages import LANGS
 from ..queue_engine import iso
 from ..store import Store
 from ..validation import E164, EMAIL, Field, Schema
@@ -39,7 +40,7 @@ MOBILE_FIELD = Field("string", nullable=True, pattern=E164, description="E.164, 
 _gender = Field("string", nullable=True, enum=GENDERS)
 _dob = Field("string", nullable=True, pattern=DATE, description="YYYY-MM-DD")
 _place = Field("string", nullable=True, min_length=1, max_length=80, pattern=TEXT)
-_lang = Field("string", nullable=True, enum=("en", "hi"))
+_lang = Field("string", nullable=True, enum=LANGS)
 _flag = Field("boolean", default=False)
 
 CONSENT = Schema({"notifications": _flag, "analytics": _flag, "marketing": _flag})

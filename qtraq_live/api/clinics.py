@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..auth import require_staff
 from ..errors import NotFound
+from ..languages import LANGS
 from ..validation import SLUG, Field, Schema
 from ..web.request import read_json
 from ..web.responses import JSONResponse
@@ -19,7 +20,7 @@ from .common import audit, engine_of
 
 NAME = Field("string", min_length=1, max_length=80)
 TIMEZONE = Field("string", min_length=1, max_length=64, description="IANA timezone, e.g. Asia/Kolkata")
-LANG = Field("string", enum=("en", "hi"))
+LANG = Field("string", enum=LANGS)
 PREFIX = Field("string", pattern=r"^[A-Z]{1,3}$", description="label prefix, 1 to 3 capital letters")
 AVG_SERVICE_S = Field("integer", minimum=10, maximum=4 * 3600)
 NOTIFY_AHEAD = Field("integer", minimum=0, maximum=50, description="notify a patient this many places ahead")

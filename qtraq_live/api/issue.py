@@ -13,6 +13,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..errors import Invalid, NotFound
+from ..languages import LANGS
 from ..metrics import TICKETS_ISSUED
 from ..queue_engine import QueueEngine, TicketSource
 from ..store import Store
@@ -25,7 +26,7 @@ CONTACT_FIELDS = {
     "mobile": Field("string", nullable=True, pattern=E164, description="E.164, e.g. +919812345678"),
     "email": Field("string", nullable=True, max_length=254, pattern=EMAIL),
     "notify": Field("boolean", default=False, description="send notices as the turn nears"),
-    "lang": Field("string", nullable=True, enum=("en", "hi"), description="language of notices"),
+    "lang": Field("string", nullable=True, enum=LANGS, description="language of notices"),
 }
 STAFF_ISSUE = Schema({**CONTACT_FIELDS, "priority": Field("integer", enum=(0, 1), default=0,
                                                           description="0 normal, 1 urgent")})

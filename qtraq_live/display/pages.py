@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import segno
+from babel.dates import format_datetime
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from .. import auth
 from .. import redis_keys as keys
 from ..api.issue import track_url
+from ..languages import STAFF_LANGS
 from ..queue_engine import QueueEngine, public_ticket
 from . import charts, definitions, i18n
 from .render import error_page, page, request_lang
@@ -76,7 +78,7 @@ def _local_time(iso_utc: str | None, tz: str, lang: str) -> str:
     if not iso_utc:
         return ""
     at = datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone(ZoneInfo(tz))
-    return at.strftime("%d-%m-%Y %H:%M") if lang == "hi" else at.strftime("%d %b %Y, %H:%M")
+    return format_datetime(at, "d MMM y, HH:mm", locale=lang)  # the month's name in the slip's language
 
 
 async def display_page(request: Request) -> Response:
@@ -182,20 +184,20 @@ async def print_page(request: Request) -> Response:
 
 async def reception_page(request: Request) -> Response:
     user, csrf = await _staff(request)
-    lang = request_lang(request)
+    lang = request_lang(request, langs=STAFF_LANGS)
     if user is None:
-        return page(request, "reception.html", lang=lang, user=None)
+        return page(request, "reception.html", lang=lang, langs=STAFF_LANGS, user=None)
     clinics = await _clinics_for(_engine(request), user)
     preselect = {k: request.query_params.get(k, "")[:40] for k in ("queue", "counter")}
     data = {"csrf": csrf, "clinics": clinics, "preselect": preselect, "print_width": 80}
-    return page(request, "reception.html", lang=lang, data=data, user=user)
+    return page(request, "reception.html", lang=lang, langs=STAFF_LANGS, data=data, user=user)
 
 
 async def admin_page(request: Request) -> Response:
     user, csrf = await _staff(request)
-    lang = request_lang(request)
+    lang = request_lang(request, langs=STAFF_LANGS)
     if user is None:
-        return page(request, "admin.html", lang=lang, user=None)
+        return page(request, "admin.html", lang=lang, langs=STAFF_LANGS, user=None)
     if not user.at_least("admin"):
         return error_page(request, 403, "error.admin_only", lang=lang)
     settings = request.app.state.settings
@@ -204,7 +206,7 @@ async def admin_page(request: Request) -> Response:
     data = {"csrf": csrf, "clinics": clinics, "base_url": _base_url(request),
             "notices": _api_has(request, "/notifications"), "test_send": _api_has(request, "/notifications/test"),
             "channel_overrides": _api_has(request, "/clinics/{clinic}/notify-channels")}
-    return page(request, "admin.html", lang=lang, data=data, user=user, clinics=clinics, channels=channels,
+    return page(request, "admin.html", lang=lang, langs=STAFF_LANGS, data=data, user=user, clinics=clinics, channels=channels,
                 chart_names=charts.CHARTS)
 
 
@@ -224,7 +226,7 @@ async def chart_svg(request: Request) -> Response:
     if name not in charts.CHARTS or request.app.state.store is None:
         return Response(status_code=404)
     svg = await charts.render(request.app.state.store, request.path_params["clinic"], name,
-                              i18n.translator(request_lang(request)), int(time.time() * 1000))
+                              i18n.translator(request_lang(request, langs=STAFF_LANGS)), int(time.time() * 1000))
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 

@@ -8,12 +8,14 @@ block that the browser never executes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from ..languages import LANG_COOKIE, LANG_COOKIE_MAX_AGE_S, LANGS, LOCALE_TAGS
 from . import i18n
 
 CSP = (
@@ -51,18 +53,34 @@ def _json_block(data: Any) -> str:
 _env.filters["json_block"] = _json_block
 
 
-def request_lang(request: Request, preferred: str | None = None) -> str:
-    return i18n.pick_lang(request.query_params, request.cookies, request.headers.get("accept-language", ""), preferred)
+def request_lang(request: Request, preferred: str | None = None, langs: Sequence[str] = LANGS) -> str:
+    """The language of this page among ``langs`` (staff pages offer fewer, see languages.py)."""
+    return i18n.pick_lang(request.query_params, request.cookies, request.headers.get("accept-language", ""),
+                          preferred, langs)
+
+
+def _remember_lang(request: Request, response: HTMLResponse) -> None:
+    """A valid ``?lang=`` is kept in a cookie, so the next page (the ticket after the check-in
+    form, a link without ``?lang=``) speaks it too. An unknown value is ignored, never stored."""
+    chosen = request.query_params.get("lang")
+    if chosen in LANGS:
+        response.set_cookie(LANG_COOKIE, chosen, max_age=LANG_COOKIE_MAX_AGE_S, path="/", httponly=True,
+                            samesite="lax",
+                            secure=request.url.scheme == "https" or request.app.state.settings.production)
 
 
 def page(request: Request, template: str, *, lang: str, status: int = 200, data: dict[str, Any] | None = None,
-         frameable: bool = False, **context: Any) -> HTMLResponse:
-    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block."""
+         frameable: bool = False, langs: Sequence[str] = LANGS, **context: Any) -> HTMLResponse:
+    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block;
+    ``langs`` are the languages the page's language switch offers."""
     t = i18n.translator(lang)
-    payload = {"lang": lang, "t": i18n.js_strings(lang), **(data or {})}
-    lang_links = {code: str(request.url.include_query_params(lang=code)) for code in i18n.LANGS}
-    html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, data=payload, **context)
-    return HTMLResponse(html, status_code=status, headers=_headers(frameable))
+    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": i18n.js_strings(lang), **(data or {})}
+    lang_links = {code: str(request.url.include_query_params(lang=code)) for code in langs}
+    html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, all_langs=LANGS,
+                                              data=payload, **context)
+    response = HTMLResponse(html, status_code=status, headers=_headers(frameable))
+    _remember_lang(request, response)
+    return response
 
 
 def error_page(request: Request, status: int, message_key: str, *, lang: str | None = None) -> HTMLResponse:

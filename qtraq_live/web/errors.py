@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..display.render import error_page
 from ..errors import QtraqError, RateLimited
 from ..metrics import REDIS_ERRORS
 from .instrument import route_label
@@ -42,6 +43,8 @@ async def qtraq_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if not request.url.path.startswith(API_PREFIX):
+        if exc.status_code == 404:  # an unknown page: the friendly page, in the visitor's language
+            return error_page(request, 404, "error.not_found")
         return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, exc.detail, exc.headers)

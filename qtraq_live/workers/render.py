@@ -1,19 +1,25 @@
 """Notice text from Jinja2 templates: ``templates/notices/{lang}/{kind}.txt``.
 
 The first line of a template is the subject (email only); the rest is the message, kept to
-one SMS segment where the language allows (160 GSM characters; 70 for Devanagari).
+one SMS segment where the language allows (160 GSM characters; 70 for Indian scripts).
+Languages come from :mod:`qtraq_live.languages`; ``plural()`` picks plural forms by Babel's
+CLDR rules, the same rules the pages use.
 Undefined variables are errors, so a template and its context cannot silently drift apart.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import jinja2
 
-LANGS = ("en", "hi")
+from ..languages import DEFAULT_LANG, LANGS, plural_index
+
+logger = logging.getLogger(__name__)
+
 # kind -> RQ queue: calls and codes jump the line.
 KINDS: dict[str, str] = {
     "issued": "notify", "ahead": "notify", "called": "notify-high", "recalled": "notify-high",
@@ -32,8 +38,26 @@ def environment() -> jinja2.Environment:
     )
 
 
+def plural(lang: str, n: int, one: str, other: str) -> str:
+    """``{{ plural(ahead, "{n} person", "{n} people") }}`` in a template: the form the
+    language's CLDR rule picks for ``n``, with ``{n}`` replaced by the number."""
+    return (one if plural_index(lang, int(n)) == 0 else other).replace("{n}", str(n))
+
+
 def render(kind: str, lang: str, context: Mapping[str, Any]) -> tuple[str, str]:
-    """``(subject, body)``; raises ``jinja2.TemplateError`` for a broken template or context."""
-    text = environment().get_template(f"{lang}/{kind}.txt").render(**context).strip()
+    """``(subject, body)``; raises ``jinja2.TemplateError`` for a broken template or context.
+
+    A language outside :data:`LANGS` is read as the default; a kind not yet translated into
+    ``lang`` goes out in English rather than not at all (a test keeps every kind translated).
+    """
+    lang = lang if lang in LANGS else DEFAULT_LANG
+    try:
+        template = environment().get_template(f"{lang}/{kind}.txt")
+    except jinja2.TemplateNotFound:
+        if lang == DEFAULT_LANG:
+            raise
+        logger.warning("notice template %s/%s.txt missing; sent in %s", lang, kind, DEFAULT_LANG)
+        lang, template = DEFAULT_LANG, environment().get_template(f"{DEFAULT_LANG}/{kind}.txt")
+    text = template.render(**context, plural=partial(plural, lang)).strip()
     subject, _, body = text.partition("\n")
     return subject.strip(), " ".join(body.split())

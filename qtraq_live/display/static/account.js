@@ -6,7 +6,7 @@
 (function () {
   var QT = window.QT, data = QT.data;
   var patients = [], sockets = {};
-  var locale = data.lang === "hi" ? "hi-IN" : "en-IN";
+  var locale = data.locale || "en-IN";
 
   function $(id) { return document.getElementById(id); }
   function say(text) { var f = $("flash"); f.textContent = text; QT.show(f, true); QT.show($("failure"), false); }

@@ -6,8 +6,21 @@
   var data = node ? JSON.parse(node.textContent) : {};
   var csrf = data.csrf || null;
 
+  var plurals = null;
+  try { plurals = new Intl.PluralRules(data.locale || data.lang || "en"); } catch (e) { plurals = null; }
+
+  /* A plural entry is a list of forms ["one", "other"], picked by the count: params.n, else
+     the only parameter (the server's i18n.translator applies the same CLDR rule). */
+  function pluralForm(forms, params) {
+    var names = params ? Object.keys(params) : [];
+    var n = Number(params && ("n" in params ? params.n : names.length === 1 ? params[names[0]] : 0));
+    var one = plurals ? plurals.select(n) === "one" : n === 1;
+    return forms[Math.min(one ? 0 : 1, forms.length - 1)];
+  }
+
   function t(key, params) {
     var s = (data.t && data.t[key]) || key;
+    if (Array.isArray(s)) { s = pluralForm(s, params); }
     if (params) {
       Object.keys(params).forEach(function (k) { s = s.split("{" + k + "}").join(String(params[k])); });
     }
@@ -156,7 +169,7 @@
   function clock(el, timeZone) {
     var fmt;
     try {
-      fmt = new Intl.DateTimeFormat(data.lang === "hi" ? "hi-IN" : "en-IN",
+      fmt = new Intl.DateTimeFormat(data.locale || "en-IN",
         { hour: "2-digit", minute: "2-digit", timeZone: timeZone || undefined });
     } catch (e) {
       fmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });

@@ -12,7 +12,7 @@
     QT.show(err, false);
     var name = form.name.value.trim(), mobile = form.mobile.value.replace(/[\s-]/g, ""), consent = form.consent.checked;
     if (consent && !mobile) { fail(QT.t("join_mobile_needed")); form.mobile.focus(); return; }
-    var body = { notify: consent };
+    var body = { notify: consent, lang: d.lang };  /* notices follow the page's language */
     if (name) { body.name = name; }
     if (mobile) { body.mobile = mobile; }
     btn.disabled = true;
