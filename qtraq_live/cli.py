@@ -24,7 +24,7 @@ from .accounts import commands as accounts_cli
 from .config import Settings, load_settings
 from .duties import Context
 from .errors import ConfigError, Invalid, QtraqError, Unavailable
-from .offline import offline_context, run_offline  # noqa: F401  (cli.run_offline: commands' entry point)
+from .offline import run_offline
 
 ROLES = ("admin", "reception", "doctor")
 

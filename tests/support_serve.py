@@ -36,8 +36,9 @@ _runs = itertools.count(1)
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The test process's environment without any QTRAQ_* setting, plus a data dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QTRAQ_")}
+    """The test process's environment without any QTRAQ_* setting, plus a data dir.
+    QTRAQ_FORCE_FALLBACKS passes: with it the servers run the public-API paths too."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QTRAQ_") or k == "QTRAQ_FORCE_FALLBACKS"}
     env["QTRAQ_DATA_DIR"] = str(data_dir)
     env.setdefault("QTRAQ_LOG_LEVEL", os.environ.get("QTRAQ_TEST_SERVER_LOG_LEVEL", "info"))
     return {**env, **extra}
