@@ -11,8 +11,8 @@ patients and 10 displays, one press every 2 s) and ``hospital`` (one clinic of 1
 sockets/100 patients watching in each, 20 displays showing 5 queues each and 10 reception
 consoles showing all, 20 presses/s over random queues; past 18,000 sockets over
 ceil(sockets/18,000) server processes; with ``--anon-rate`` also a ``hospital+anon`` row for
-qtraq-live: the same while anonymous GETs of /join, /display and /t pages arrive at that
-rate). A press's latency on a socket runs from sending the HTTP press to that socket reading
+qtraq-live at the first ``--hospital`` size: the same while anonymous GETs of /join, /display
+and /t pages arrive at that rate). A press's latency on a socket runs from sending the HTTP press to that socket reading
 the update; see docs/benchmarks.md.
 """
 
@@ -323,7 +323,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=0,
                         help="server processes for the hospital (default: one per 18,000 sockets)")
     parser.add_argument("--anon-rate", type=float, default=0.0,
-                        help="also a hospital+anon row: anonymous page GETs per second during the presses")
+                        help="also a hospital+anon row (first --hospital size): anonymous page GETs per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of presses per run")
     parser.add_argument("--quick", action="store_true", help="city at 1,000 sockets and big OPD, 10 s each (default)")
     parser.add_argument("--full", action="store_true", help="city at 1,000, 5,000 and 10,000 sockets and big OPD, 60 s each")
@@ -350,7 +350,7 @@ async def main(argv: list[str] | None = None) -> list[Result]:
             if sc.workers > 1:  # the floor is one process with no Redis: it cannot spread
                 sc.name = f"hospital-{sc.workers}w"
             runs.append((sc, [s for s in servers if sc.workers == 1 or s != "floor"]))
-            if args.anon_rate and "qtraq" in servers:
+            if args.anon_rate and "qtraq" in servers and n == args.hospital.split(",")[0]:  # the first size
                 anon = scenario("hospital", int(n), args.duration, args.anon_rate)
                 anon.workers = sc.workers
                 anon.name = sc.name + "+anon"

@@ -37,6 +37,10 @@ from websockets.uri import parse_uri
 from websockets.utils import accept_key, generate_key
 
 CONNECT_TIMEOUT_S = 60.0
+# Source addresses for loopback connections: one address has ~28,000 ephemeral ports towards one
+# server port (net.ipv4.ip_local_port_range), fewer than 36,000 sockets need. 127.0.0.1 is left
+# to the coordinator's presses.
+SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
 
 
 class Client(asyncio.Protocol):
@@ -159,14 +163,15 @@ class Stats:
         self.errors: Counter[str] = Counter()
 
 
-async def open_client(spec: dict[str, str], stats: Stats, gate: asyncio.Semaphore) -> Client | None:
+async def open_client(spec: dict[str, str], stats: Stats, gate: asyncio.Semaphore, index: int) -> Client | None:
     uri = parse_uri(spec["url"])
     loop = asyncio.get_running_loop()
+    source = (SOURCES[index % len(SOURCES)], 0) if uri.host.startswith("127.") else None
     async with gate:
         try:
             _transport, client = await asyncio.wait_for(loop.create_connection(
                 lambda: Client(spec["url"], spec["proto"], stats, spec.get("headers")),  # type: ignore[arg-type]
-                uri.host, uri.port), CONNECT_TIMEOUT_S)
+                uri.host, uri.port, local_addr=source), CONNECT_TIMEOUT_S)
             await asyncio.wait_for(client.ready, CONNECT_TIMEOUT_S)
         except (OSError, asyncio.TimeoutError) as exc:
             stats.errors[f"connect: {type(exc).__name__} {exc}"[:120]] += 1
@@ -194,7 +199,8 @@ async def main(spec_path: str, out_path: str) -> None:
         command = line[0]
         if command == "connect":
             batch = sockets[len(clients):int(line[1])]
-            clients += await asyncio.gather(*(open_client(s, stats, gate) for s in batch))
+            clients += await asyncio.gather(*(open_client(s, stats, gate, len(clients) + i)
+                                              for i, s in enumerate(batch)))
             answer({"connected": sum(c is not None for c in clients),
                     "failed": sum(c is None for c in clients)})
         elif command == "count":

@@ -93,6 +93,18 @@ def test_small_hospital_run_reaches_every_screen_and_counts_the_anonymous_load(t
     assert re.fullmatch(r"anonymous GETs at 20/s: \d+ × 200", anonymous), anonymous
 
 
+def test_the_dispatch_benchmark_counts_what_a_press_reaches() -> None:
+    """``benchmarks/fanout_dispatch.py`` on a small hospital of 3 queues: a press reaches its
+    queue's 5 patients, the 20 displays (of 5 queues each: here all 3) with an update and a
+    call each, and the 10 consoles."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fanout_dispatch.py"), "--queues", "3",
+                          "--patients", "5", "--presses", "10"], capture_output=True, text=True, timeout=120, check=True)
+    assert "= 45 subscribers; 10 presses" in out.stdout, out.stdout + out.stderr
+    found = re.search(r"fan-out CPU per press: p50 ([\d.]+) ms.*messages per press: (\d+)", out.stdout)
+    assert found is not None and float(found[1]) > 0, out.stdout
+    assert int(found[2]) == 5 + 20 * 2 + 10, out.stdout
+
+
 def test_the_engine_benchmark_prints_every_row() -> None:
     """``benchmarks/engine.py``'s engine part on a few hundred calls: every row is printed with
     a rate (it asserts no speed), so the benchmark does not rot between the runs that use it."""
