@@ -26,6 +26,7 @@ from .api import auth_routes as api_auth
 from .api import clinics as api_clinics
 from .api import docs as api_docs
 from .api import health as api_health
+from .api import inbound as api_inbound
 from .api import notifications as api_notifications
 from .api import public as api_public
 from .api import queues as api_queues
@@ -58,6 +59,7 @@ API_ROUTES: list[BaseRoute] = [
     *accounts_api.routes,
     *accounts_appointments.routes,
     *api_docs.routes,
+    *api_inbound.routes,
 ]
 
 

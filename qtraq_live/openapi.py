@@ -181,6 +181,16 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/clinics/{clinic}/stats"): Op("De-identified aggregates (?format=csv for CSV)", "admin", params=(
         ("from", "query", "string", "YYYY-MM-DD"), ("to", "query", "string", "YYYY-MM-DD"),
         ("format", "query", "string", "json or csv"))),
+    # Replies from patients, Web Push, spoken calls (issue #20)
+    ("POST", "/inbound/sms"): Op("A patient's SMS reply from the gateway: JSON or form {from, text, id?}, signed "
+                                 "(X-Signature: sha256=<HMAC of the body>)", "public", limited=True,
+                                 params=(("X-Signature", "header", "string", "sha256=<hex HMAC-SHA256>"),)),
+    ("GET", "/inbound/whatsapp"): Op("WhatsApp Cloud API webhook verification: echoes hub.challenge", "public",
+                                     params=(("hub.mode", "query", "string", "subscribe"),
+                                             ("hub.verify_token", "query", "string", "[inbound] whatsapp_verify_token"),
+                                             ("hub.challenge", "query", "string", "digits to echo"))),
+    ("POST", "/inbound/whatsapp"): Op("WhatsApp Cloud API webhook: patients' replies (X-Hub-Signature-256)", "public",
+                                      params=(("X-Hub-Signature-256", "header", "string", "sha256=<hex>"),)),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")

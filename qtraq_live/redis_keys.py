@@ -38,6 +38,11 @@ Notices (the notifier and RQ workers; RQ keeps its own ``rq:`` keys):
     qt:notify:optout           set     consent subjects ("account:7", "ticket:12") that want no notices
     qt:notify:ch:{c}           hash    a clinic's channel URLs (email/sms/whatsapp) overriding the config
 
+Messaging (issue #20: replies, Web Push):
+
+    qt:inbound:{ch}:{sha256}   string  a patient's message (channel, gateway message id) already handled (7 days)
+    qt:push:{ticket}           string  the ticket's Web Push subscription JSON (lives as long as the ticket)
+
 Hub (each process's own, deleted when it stops):
 
     qt:hub:{id}:wake           stream  an XADD here wakes that hub's blocking XREAD (clinic set changed)
@@ -184,3 +189,12 @@ def webhook_sent(url_id: str, delivery: str) -> str:
 
 
 AUDIT = "qt:audit"  # staff audit entries on their way to SQLite (audit.py)
+
+
+def inbound_seen(channel: str, message_id: str) -> str:
+    """Set once a patient's message is handled: a gateway's retry of it changes nothing."""
+    return f"qt:inbound:{channel}:{secret_hash(message_id)[:40]}"
+
+
+def push_subscription(ticket_id: int | str) -> str:
+    return f"qt:push:{ticket_id}"
