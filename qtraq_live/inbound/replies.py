@@ -66,7 +66,11 @@ async def _act(engine: QueueEngine, intent: Intent, held: Held, places: int) -> 
             return "reply_cancelled", await engine.cancel(ticket["id"], actor=PATIENT)
     except Conflict:  # moved back before, nobody behind, or it changed meanwhile
         fresh = await engine.ticket(ticket["id"]) or ticket
+        if fresh["status"] in (TicketStatus.CALLED, TicketStatus.SERVING):
+            return "called", fresh
         return ("reply_late_refused" if intent == Intent.LATE else "reply_status"), fresh
+    if ticket["status"] in (TicketStatus.CALLED, TicketStatus.SERVING):
+        return "called", ticket  # whatever they asked, the answer is the call again
     if intent == Intent.YES and waiting:
         return "reply_confirmed", ticket
     return "reply_status", ticket

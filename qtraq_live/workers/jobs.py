@@ -20,7 +20,7 @@ from rq.job import Job
 from .. import redis_keys as keys
 from ..config import Settings, load_settings
 from ..errors import Unavailable
-from . import channels, ledger
+from . import channels, dlt, ledger
 from .ledger import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
 from .render import render
 
@@ -33,6 +33,7 @@ def configure(settings: Settings) -> None:
     """Give this process's jobs their settings (``run_worker`` calls it before working)."""
     global _SETTINGS
     channels.configured(settings)  # a bad URL stops the worker at start, naming the key
+    dlt.check(settings)  # so does a notice kind without its DLT template id
     # Apprise logs recipients ("Sent Email to asha@…"): its records stay out of our logs;
     # channels.send() reports its warnings with the recipient masked.
     logging.getLogger("apprise").propagate = False
@@ -101,8 +102,10 @@ def send_notice(key: str) -> str:
         ledger.transition(conn, key, (QUEUED, RETRYING), DROPPED, reason=reason)
         log.info("notice %s dropped: %s", key, reason)
         return DROPPED
+    sms = notice["channel"] == "sms"
+    lang = dlt.sms_lang(settings, notice["kind"], notice["lang"]) if sms else notice["lang"]
     try:
-        subject, body = render(notice["kind"], notice["lang"], context)
+        subject, body = render(notice["kind"], lang, context)
     except jinja2.TemplateError as exc:
         ledger.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="template_error")
         log.error("notice %s: template %s/%s.txt failed: %s: %s", key, notice["lang"], notice["kind"],
@@ -116,7 +119,10 @@ def send_notice(key: str) -> str:
     moved, _ = ledger.transition(conn, key, (QUEUED, RETRYING), SENDING)
     if not moved:
         return "taken"  # another run of the same job got there first
-    answer, detail = channels.send(channels.fill(template, notice["to"]), subject, body, notice["to"])
+    url = channels.fill(template, notice["to"])
+    if sms:
+        url = dlt.apply(url, settings, notice["kind"], lang)  # the registered sender and template id
+    answer, detail = channels.send(url, subject, body, notice["to"])
     if answer == channels.ACCEPTED:
         ledger.transition(conn, key, (SENDING,), SENT, rclass=answer)
         return SENT
