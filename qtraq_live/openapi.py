@@ -23,6 +23,7 @@ from .auth import SESSION_COOKIE
 from .accounts import api as accounts_api
 from .accounts import api_appointments, appointments, records
 from .api import admin, auth_routes, clinics, issue, notifications, queues, tickets
+from .api import push as api_push
 from .validation import EMPTY, Schema
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ SCHEMAS: dict[str, Schema] = {
     "AppointmentBook": appointments.BOOK,
     "CheckIn": api_appointments.CHECKIN,
     "Slots": appointments.SLOTS,
+    "PushSubscription": api_push.SUBSCRIPTION,
 }
 
 _TICKET_ACTIONS = {
@@ -191,6 +193,14 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                              ("hub.challenge", "query", "string", "digits to echo"))),
     ("POST", "/inbound/whatsapp"): Op("WhatsApp Cloud API webhook: patients' replies (X-Hub-Signature-256)", "public",
                                       params=(("X-Hub-Signature-256", "header", "string", "sha256=<hex>"),)),
+    ("GET", "/push/key"): Op("The server's VAPID public key for Web Push → {public_key}", "public"),
+    ("POST", "/t/{token}/push"): Op("Send this ticket's notices to this browser by Web Push (a PushSubscription)",
+                                    "token", api_push.SUBSCRIPTION,
+                                    {"endpoint": "https://fcm.googleapis.com/fcm/send/c1KrmpTuRm0:APA91bE",
+                                     "expirationTime": None, "keys": {
+                                         "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1"
+                                                   "XbjhazAkj7I99e8QcYP7DkM",
+                                         "auth": "tBHItJI5svbpez7KI4CCXg"}}, 201, limited=True),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")

@@ -430,6 +430,12 @@ class QueueEngine:
         return _ticket(await self._run("move_back", {"ticket": str(_ticket_id(ticket_id)), "places": places,
                                                      "actor": actor}))
 
+    async def notify_on(self, ticket_id: int | str) -> bool:
+        """Notices on for a ticket still in the queue (its holder allowed Web Push); False when
+        they already were. ``Conflict`` for a ticket that has left the queue."""
+        out = await self._run("notify_on", {"ticket": str(_ticket_id(ticket_id)), "actor": "patient"})
+        return out.get("changed", True) is not False
+
     async def pause(self, queue_id: str, actor: str | None = None, record: Record | None = None) -> Json:
         return (await self._run("pause", {"queue": queue_id, "actor": actor}, record))["queue"]
 

@@ -42,6 +42,7 @@ Messaging (issue #20: replies, Web Push):
 
     qt:inbound:{ch}:{sha256}   string  a patient's message (channel, gateway message id) already handled (7 days)
     qt:push:{ticket}           string  the ticket's Web Push subscription JSON (lives as long as the ticket)
+    qt:push:vapid              hash    the server's VAPID key pair (public_key, private_pem), copied from DATA_DIR/vapid.json
 
 Hub (each process's own, deleted when it stops):
 
@@ -194,6 +195,9 @@ AUDIT = "qt:audit"  # staff audit entries on their way to SQLite (audit.py)
 def inbound_seen(channel: str, message_id: str) -> str:
     """Set once a patient's message is handled: a gateway's retry of it changes nothing."""
     return f"qt:inbound:{channel}:{secret_hash(message_id)[:40]}"
+
+
+PUSH_VAPID = "qt:push:vapid"
 
 
 def push_subscription(ticket_id: int | str) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
-from tests.support_notify import Sink, _handler
+from tests.support_notify import Sink, _handler, wait_until
 from tests.support_serve import ServeProcess
 
 ADMIN_PASSWORD = "messaging-admin-passphrase"
@@ -95,3 +96,18 @@ def issue(admin: httpx.Client, **body: Any) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     out: dict[str, Any] = r.json()
     return out
+
+
+def wait_for_notifier(srv: ServeProcess, clinic: str = "c1") -> None:
+    """Until the notifier reads the clinic's events (it looks for new clinics every 2 s; events
+    before that only rebuild its mirror, so a threshold notice they would cause is not sent)."""
+    client = redis.Redis(unix_socket_path=str(srv.data_dir / "redis" / "redis.sock"), decode_responses=True)
+    try:
+        def ready() -> bool:
+            try:
+                return any(g["name"] == "notify" for g in client.xinfo_groups(f"qt:c:{clinic}:events"))
+            except redis.ResponseError:  # no stream yet
+                return False
+        wait_until(ready, "the notifier to read the clinic's events")
+    finally:
+        client.close()

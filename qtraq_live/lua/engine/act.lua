@@ -116,3 +116,17 @@ function ops.move_back()
   local _, ev = emit(t.clinic, 'moved_back', t.queue, {ticket_json(t)}, {queue_json(queue_hash(t.queue))})
   return result(ev, t)
 end
+
+-- The ticket's holder asks for notices (they allowed Web Push on the ticket page): ``notify``
+-- turns on, with an event so the mirrors and the record learn it. Already on: no change.
+function ops.notify_on()
+  local t, err = load_ticket(A.ticket)
+  if not t then return err end
+  if t.status ~= 'waiting' and t.status ~= 'called' and t.status ~= 'serving' and t.status ~= 'skipped' then
+    return fail('illegal_transition', 'cannot ask for notices on a ticket that is ' .. t.status, 'status')
+  end
+  if t.notify == '1' then return '{"ok":true,"id":' .. t.id .. ',"changed":false}' end
+  set_ticket(t, {notify = '1'})
+  local _, ev = emit(t.clinic, 'notify_on', t.queue, {ticket_json(t)}, {queue_json(queue_hash(t.queue))})
+  return result(ev, t)
+end
