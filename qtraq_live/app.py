@@ -28,6 +28,7 @@ from .api import docs as api_docs
 from .api import health as api_health
 from .api import inbound as api_inbound
 from .api import push as api_push
+from .api import speech as api_speech
 from .api import notifications as api_notifications
 from .api import public as api_public
 from .api import queues as api_queues
@@ -43,6 +44,7 @@ from .store import Store
 from .web import errors as web_errors
 from .web import middleware as web_middleware
 from .web import request as web_request
+from .speech import languages as speech_languages
 from .workers import vapid
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ API_ROUTES: list[BaseRoute] = [
     *api_docs.routes,
     *api_inbound.routes,
     *api_push.routes,
+    *api_speech.routes,
 ]
 
 
@@ -85,8 +88,9 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         if role == "all":
             app.state.store = Store(settings.data_dir / "qtraq.db")
             await app.state.store.open()
-        if role == "all" and settings["notify.web_push"]:
+        if role == "all":  # issue #20: the Web Push key and the clinics' languages, into Redis
             await vapid.publish_at_start(app.state.redis, settings)
+            await speech_languages.mirror_at_start(app.state.store, app.state.redis)
         app.state.credentials = CredentialCache(app.state.redis, settings["security.credential_cache_s"])
         app.state.hub = Hub(app.state.engine, settings)
         await app.state.hub.start()

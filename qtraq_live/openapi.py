@@ -193,6 +193,12 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                              ("hub.challenge", "query", "string", "digits to echo"))),
     ("POST", "/inbound/whatsapp"): Op("WhatsApp Cloud API webhook: patients' replies (X-Hub-Signature-256)", "public",
                                       params=(("X-Hub-Signature-256", "header", "string", "sha256=<hex>"),)),
+    ("GET", "/clinics/{clinic}/calls/{version}/audio"): Op(
+        "The call made at that clinic version, spoken in one language (audio/wav), for the TV", "public",
+        params=(("lang", "query", "string", "en, hi, bn, ta, te, mr, gu, kn, ml, pa, or, as or ur"),
+                ("key", "query", "string", "the screen's display key"))),
+    ("GET", "/clinics/{clinic}/speech"): Op("The clinic's announcement languages, in order, for the TV", "public",
+                                            params=(("key", "query", "string", "the screen's display key"),)),
     ("GET", "/push/key"): Op("The server's VAPID public key for Web Push → {public_key}", "public"),
     ("POST", "/t/{token}/push"): Op("Send this ticket's notices to this browser by Web Push (a PushSubscription)",
                                     "token", api_push.SUBSCRIPTION,

@@ -73,6 +73,8 @@ async def publish(client: aioredis.Redis, data_dir: Path) -> str:
 async def publish_at_start(client: aioredis.Redis, settings: Settings) -> None:
     """``publish`` for the primary's start-up: Redis down is a warning (the key endpoint
     publishes on first use), a data dir we cannot write is a ConfigError."""
+    if not settings["notify.web_push"]:
+        return
     try:
         await publish(client, settings.data_dir)
     except UNREACHABLE:
