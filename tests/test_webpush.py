@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from qtraq_live.api.push import _check_endpoint
+from qtraq_live.errors import Invalid
 from tests.support_http import error_of
 from tests.support_messaging import admin_client, issue, messaging_server, wait_for_notifier
 from tests.support_notify import Sink, sink, wait_until  # noqa: F401
@@ -172,3 +174,21 @@ def test_push_subscription_gets_encrypted_notices_and_falls_back_to_sms_when_gon
         assert len(push_service.messages(410)) == 1
     log = srv.log_text()
     assert "push subscription gone" in log and token not in log and "9812340002" not in log
+
+
+@pytest.mark.parametrize(("url", "production", "ok"), [
+    ("https://fcm.googleapis.com/fcm/send/abc", True, True),
+    ("https://updates.push.services.mozilla.com/wpush/v2/abc", True, True),
+    ("http://127.0.0.1:9000/push", False, True),  # a local test push service
+    ("http://127.0.0.1:9000/push", True, False),  # never in production
+    ("http://169.254.169.254/latest/meta-data", False, False),  # no plain http to anything else
+    ("http://redis.internal:6379/", False, False),
+    ("ftp://push.example.com/x", False, False),
+    ("https:///nohost", True, False),
+])
+def test_push_endpoints_must_be_push_services(url: str, production: bool, ok: bool) -> None:
+    if ok:
+        _check_endpoint(url, production)
+    else:
+        with pytest.raises(Invalid, match="endpoint"):
+            _check_endpoint(url, production)

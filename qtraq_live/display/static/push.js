@@ -14,7 +14,7 @@
   btn.type = "button"; btn.className = "secondary"; btn.id = "p-push"; btn.hidden = true;
   btn.textContent = QT.t("push_allow");
   note.id = "p-push-state"; note.className = "p-note muted"; note.setAttribute("role", "status"); note.hidden = true;
-  actions.appendChild(btn);
+  actions.insertBefore(btn, actions.firstChild);  // first: the free way to be told
   actions.parentNode.insertBefore(note, actions.nextSibling);
 
   function keyBytes(b64url) {
