@@ -17,7 +17,7 @@ from qtraq_live.errors import ConfigError
 from qtraq_live.workers import dlt, ledger
 from qtraq_live.workers.ledger import Notice
 from qtraq_live.workers.render import KINDS, LANGS, render
-from tests.support_notify import NotifyEnv, Sink, SmtpServer, Workers, notify_env, sink, smtp, wait_until, workers  # noqa: F401
+from tests.support_notify import NotifyEnv, Sink, Workers, notify_env, sink, smtp, wait_until, workers  # noqa: F401
 from tests.support_serve import clean_env
 from tests.test_notify_units import CONTEXT
 

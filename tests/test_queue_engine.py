@@ -260,7 +260,8 @@ def test_each_operation_lives_in_exactly_one_script() -> None:
     defined = [op for source in _load_scripts().values() for op in _OP_DEFINITION.findall(source)]
     assert len(defined) == len(set(defined))
     assert set(defined) == {*ACTIONS, "create_clinic", "update_clinic", "create_queue", "update_queue", "pause",
-                            "resume", "issue", "next", "queue_snapshot", "clinic_snapshot", "ticket"}
+                            "resume", "issue", "next", "queue_snapshot", "clinic_snapshot", "ticket",
+                            "move_back", "notify_on"}
 
 
 async def test_a_script_refuses_another_familys_operation(clock_engine: tuple[QueueEngine, Clock],
