@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from qtraq_live.api.push import _check_endpoint
-from qtraq_live.errors import Invalid
+from qtraq_live.errors import Conflict, Invalid
+from qtraq_live.queue_engine import QueueEngine
 from tests.support_http import error_of
 from tests.support_messaging import admin_client, issue, messaging_server, wait_for_notifier
 from tests.support_notify import Sink, sink, wait_until  # noqa: F401
@@ -192,3 +193,19 @@ def test_push_endpoints_must_be_push_services(url: str, production: bool, ok: bo
     else:
         with pytest.raises(Invalid, match="endpoint"):
             _check_endpoint(url, production)
+
+
+async def test_notify_on_turns_notices_on_once_with_an_event(engine: QueueEngine) -> None:
+    await engine.create_clinic("c1", "C", timezone="UTC")
+    await engine.create_queue("c1", "gp", "GP", "A")
+    t = await engine.issue("gp")
+    assert t["notify"] is False
+    assert await engine.notify_on(t["id"]) is True
+    assert (await engine.ticket(t["id"]))["notify"] is True
+    v = await engine.version("c1")
+    assert await engine.notify_on(t["id"]) is False and await engine.version("c1") == v  # no change, no event
+    events = await engine.events_since("c1", v - 1)
+    assert events is not None and events[-1]["type"] == "notify_on" and events[-1]["tickets"][0]["notify"] is True
+    await engine.cancel(t["id"])
+    with pytest.raises(Conflict):
+        await engine.notify_on(t["id"])
