@@ -14,7 +14,7 @@ import redis
 from qtraq_live import server
 from qtraq_live.config import Settings, load_settings
 from qtraq_live.errors import ConfigError
-from qtraq_live.workers import dlt, ledger
+from qtraq_live.workers import channels, dlt, ledger
 from qtraq_live.workers.ledger import Notice
 from qtraq_live.workers.render import KINDS, LANGS, render
 from tests.support_notify import NotifyEnv, Sink, Workers, notify_env, sink, smtp, wait_until, workers  # noqa: F401
@@ -96,3 +96,15 @@ def test_worker_sends_sender_and_template_id_with_a_registered_text(
     (called,) = wait_until(lambda: sink.to("+919812340001"), "the called SMS")
     assert called["template_id"] == IDS["called"]  # no Hindi text registered: sent in English
     assert called["message"] == "Sunrise: A-007, please come to General, counter 3 now."
+
+
+def test_a_url_may_place_the_dlt_ids_itself(settings: Settings) -> None:
+    url = "msg91://{dlt_template}@1234567890abcdef12345678/{to}"
+    dlt.check(dlt_settings(settings, IDS))
+    on = dlt_settings(settings, IDS).replace(notify__sms=url)
+    assert channels.configured(on) == {"sms": url}  # accepted at start
+    sent = dlt.apply(channels.fill(url, "+919812345678"), on, "called", "en")
+    assert sent == f"msg91://{IDS['called']}@1234567890abcdef12345678/%2B919812345678"
+    assert dlt.apply("json://gw/send?:to=x", on, "called", "en") == \
+        f"json://gw/send?:to=x&:sender=QTRAQC&:template_id={IDS['called']}"
+    assert dlt.apply("json://gw/send", settings, "called", "en") == "json://gw/send"  # DLT off: unchanged

@@ -169,3 +169,13 @@ def test_tv_says_queued_calls_in_order_in_each_language_never_overlapping(
     again = page.page.evaluate("() => window.QTSpeech.log.slice(6)")
     assert [(e["label"], e["lang"]) for e in again] == [("A-003", "en"), ("A-003", "hi")]
     page.assert_clean()
+
+
+@pytest.mark.parametrize("lang", [lang for lang in SUPPORTED if lang != "en"])
+def test_numbers_are_said_the_way_each_language_says_them(lang: str) -> None:
+    """espeak-ng reads the label's digits in the voice's language: "12" is never "twelve"."""
+    english = subprocess.run(["espeak-ng", "-v", PHRASES["en"][0], "-x", "-q", "12"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    own = subprocess.run(["espeak-ng", "-v", PHRASES[lang][0], "-x", "-q", "12"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert own and own != english and "tw" not in own, (lang, own)

@@ -71,6 +71,8 @@ async def _act(engine: QueueEngine, intent: Intent, held: Held, places: int) -> 
         return ("reply_late_refused" if intent == Intent.LATE else "reply_status"), fresh
     if ticket["status"] in (TicketStatus.CALLED, TicketStatus.SERVING):
         return "called", ticket  # whatever they asked, the answer is the call again
+    if ticket["status"] == TicketStatus.SKIPPED:
+        return "skipped", ticket  # called and missed: reception puts them back
     if intent == Intent.YES and waiting:
         return "reply_confirmed", ticket
     return "reply_status", ticket

@@ -21,9 +21,10 @@ from .render import LANGS
 
 ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled")
 ADMIN_KINDS = ("test",)  # an admin checking a channel from /admin
-# answers to a patient's SMS or WhatsApp message (qtraq_live/inbound); a called patient gets the call again
+# answers to a patient's SMS or WhatsApp message (qtraq_live/inbound); a called patient gets the call
+# again, a skipped one the "skipped" text
 REPLY_KINDS = ("reply_confirmed", "reply_late", "reply_late_refused", "reply_cancelled", "reply_status",
-               "reply_help", "called")
+               "reply_help", "called", "skipped")
 
 
 async def enqueue_account_notice(redis: aioredis.Redis, *, kind: str, to: str, channel: str,

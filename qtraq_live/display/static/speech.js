@@ -12,7 +12,7 @@
   if (!m) { return; }
   var clinic = m[1], key = m[2];
   var MAX_WAITING = 10;   // a burst of presses: the oldest calls are dropped, never said late
-  var CHIME_MS = 900;
+  var CHIME_MS = 1300;  // the two tones end at 1.15 s: the first clip starts after them
   var CLIP_LIMIT_MS = 20000;  // a clip that never ends must not block the line
   var langs = ["en"], waiting = [], busy = false, log = [];
 
