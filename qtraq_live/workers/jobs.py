@@ -20,7 +20,7 @@ from rq.job import Job
 from .. import redis_keys as keys
 from ..config import Settings, load_settings
 from ..errors import Unavailable
-from . import channels, dlt, ledger, webpush
+from . import channels, dlt, ledger, push_send, webpush
 from .ledger import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
 from .render import render
 
@@ -148,7 +148,7 @@ def _push(conn: redis.Redis, settings: Settings, notice: dict[str, str], subject
     """A Web Push notice to the ticket's browser; a tap opens the ticket page."""
     token = _text(conn.hget(keys.ticket(notice["ticket"]), "token")) or ""
     data = webpush.payload(subject, body, notice["kind"], f"/t/{token}" if token else "/")
-    return webpush.send(conn, settings, notice["ticket"], data)
+    return push_send.send(conn, settings, notice["ticket"], data)
 
 
 def notice_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives import serialization
-from py_vapid import Vapid02
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from .. import redis_keys as keys
 from ..config import Settings
@@ -36,10 +36,13 @@ def b64url(data: bytes) -> str:
 
 
 def _new_pair() -> dict[str, str]:
-    v = Vapid02()
-    v.generate_keys()
-    public = v.public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    return {"public_key": b64url(public), "private_pem": v.private_pem().decode()}
+    """A P-256 pair: the public key as browsers take it (uncompressed point, URL-safe base64),
+    the private one as PKCS#8 PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return {"public_key": b64url(public), "private_pem": pem.decode()}
 
 
 def load_or_create(data_dir: Path) -> dict[str, str]:
@@ -86,9 +89,9 @@ async def public_key(client: aioredis.Redis) -> str | None:
     return str(value) if value else None
 
 
-def signer(conn: redis.Redis) -> Vapid02 | None:
+def private_pem(conn: redis.Redis) -> bytes | None:
     """The private key for a worker (sync client), or None before the primary has started."""
     pem: Any = conn.hget(keys.PUSH_VAPID, "private_pem")
     if not pem:
         return None
-    return Vapid02.from_pem(pem if isinstance(pem, bytes) else str(pem).encode())
+    return pem if isinstance(pem, bytes) else str(pem).encode()

@@ -7,30 +7,23 @@ WhatsApp. The payload is encrypted for the browser (``aes128gcm``) and signed wi
 server's VAPID key (workers/vapid.py); the push service answers 201. A 404 or 410 means the
 subscription is gone (the patient revoked it, or the browser dropped it): it is deleted, and
 the notice falls back to the ticket's other channels (:func:`fallback_request`).
+
+This module is light (the notifier imports it inside the primary's event loop); the sending
+itself, with ``pywebpush`` and its HTTP stack, is in push_send.py, which only workers load.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 import redis
-import requests
-from pywebpush import WebPushException, webpush
 
 from .. import redis_keys as keys
 from ..config import Settings
-from . import vapid
-from .channels import ACCEPTED, REJECTED, TIMEOUT, UNREACHABLE
-
-log = logging.getLogger(__name__)
 
 WEB_PUSH = "webpush"  # the channel name in notice keys and the delivery log
 GONE = "gone"  # the push service says the subscription no longer exists
-GONE_STATUS = (404, 410)
-MESSAGE_TTL_S = 3600  # a phone offline longer than this would get stale news
-SEND_TIMEOUT_S = 10.0
 
 
 def recipient(ticket_id: int | str) -> str:
@@ -52,31 +45,6 @@ def subscription(conn: redis.Redis, ticket_id: int | str) -> dict[str, Any] | No
 def payload(title: str, body: str, kind: str, url: str) -> str:
     """What the service worker shows (display/static/push_sw.js)."""
     return json.dumps({"title": title, "body": body, "tag": kind, "url": url}, ensure_ascii=False)
-
-
-def send(conn: redis.Redis, settings: Settings, ticket_id: int | str, data: str) -> tuple[str, str]:
-    """Push ``data`` to the ticket's browser: ``(answer, detail)`` as channels.send answers,
-    or ``gone`` (subscription deleted here) when the push service no longer knows it."""
-    sub = subscription(conn, ticket_id)
-    if sub is None:
-        return GONE, "no subscription"
-    key = vapid.signer(conn)
-    if key is None:
-        return REJECTED, "no VAPID key in Redis yet (the primary publishes it at start)"
-    try:
-        webpush(sub, data=data, vapid_private_key=key, vapid_claims={"sub": contact(settings)},
-                ttl=MESSAGE_TTL_S, timeout=SEND_TIMEOUT_S, headers={"Urgency": "high"})
-    except WebPushException as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if status in GONE_STATUS:
-            conn.delete(keys.push_subscription(ticket_id))
-            return GONE, f"push service answered {status}"
-        return REJECTED, f"push service answered {status or 'nothing'}"
-    except requests.Timeout:
-        return TIMEOUT, "push service timed out"
-    except requests.RequestException as exc:
-        return UNREACHABLE, f"push service unreachable ({type(exc).__name__})"
-    return ACCEPTED, ""
 
 
 def fallback_request(notice: dict[str, str], key: str) -> dict[str, Any]:
