@@ -29,6 +29,9 @@ from .api import auth_routes as api_auth
 from .api import clinics as api_clinics
 from .api import docs as api_docs
 from .api import health as api_health
+from .api import inbound as api_inbound
+from .api import push as api_push
+from .api import speech as api_speech
 from .api import notifications as api_notifications
 from .api import public as api_public
 from .api import queues as api_queues
@@ -45,6 +48,8 @@ from .store import Store
 from .web import errors as web_errors
 from .web import middleware as web_middleware
 from .web import request as web_request
+from .speech import languages as speech_languages
+from .workers import vapid
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,9 @@ API_ROUTES: list[BaseRoute] = [
     *api_audit_log.routes,
     *api_docs.routes,
     *abdm_routes.api_routes,
+    *api_inbound.routes,
+    *api_push.routes,
+    *api_speech.routes,
 ]
 
 
@@ -88,6 +96,9 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         if role == "all":
             app.state.store = Store(settings.data_dir / "qtraq.db")
             await app.state.store.open()
+        if role == "all":  # issue #20: the Web Push key and the clinics' languages, into Redis
+            await vapid.publish_at_start(app.state.redis, settings)
+            await speech_languages.mirror_at_start(app.state.store, app.state.redis)
         app.state.credentials = CredentialCache(app.state.redis, settings["security.credential_cache_s"])
         app.state.hub = Hub(app.state.engine, settings)
         await app.state.hub.start()

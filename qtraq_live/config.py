@@ -133,10 +133,20 @@ SETTINGS: list[Setting] = [
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
     Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
+    # Replies from patients, Web Push, DLT and spoken calls (issue #20; docs/notifications.md).
+    Setting("inbound.sms_secret", "", "HMAC-SHA256 key the SMS gateway signs inbound replies with (header X-Signature: sha256=<hex>). Empty: POST /api/v1/inbound/sms answers 404. Set it in the environment.", env="QTRAQ_INBOUND_SMS_SECRET"),
+    Setting("inbound.whatsapp_verify_token", "", "The verify token entered in the WhatsApp Cloud API webhook settings (hub.verify_token). Empty: the WhatsApp webhook answers 404.", env="QTRAQ_INBOUND_WHATSAPP_VERIFY_TOKEN"),
+    Setting("inbound.whatsapp_app_secret", "", "The Meta app secret that signs WhatsApp webhook posts (X-Hub-Signature-256). Set it in the environment.", env="QTRAQ_INBOUND_WHATSAPP_APP_SECRET"),
+    Setting("inbound.late_places", 3, "Places a patient moves back, once per ticket, by replying LATE.", _as_int, minimum=1),
+    Setting("inbound.rate_limit", 10, "Replies one phone number may send per 10 minutes; later ones change nothing and get no answer.", _as_int, minimum=1),
+    Setting("notify.web_push", True, "Offer Web Push on the ticket page and send notices there first (free per message; VAPID keys are generated in DATA_DIR/vapid.json).", _as_bool),
+    Setting("notify.web_push_contact", "", "Contact the push services may write to about our pushes (mailto: or https: URL). Empty: server.public_url, else mailto:admin@localhost.", env="QTRAQ_NOTIFY_WEB_PUSH_CONTACT"),
+    Setting("notify.dlt.enabled", False, "India (TRAI DLT): send every SMS with the registered sender and the template id of its notice kind.", _as_bool),
+    Setting("notify.dlt.sender", "", "The registered DLT sender id (header), e.g. QTRAQC.", env="QTRAQ_NOTIFY_DLT_SENDER"),
+    Setting("notify.dlt.templates", {}, "One registered template id per notice kind, e.g. { called = \"1107161234567890123\" }; with dlt.enabled every kind needs one (docs/notifications.md lists the texts).", _as_table),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}
-_TABLE_SETTINGS = frozenset(s.key for s in SETTINGS if s.parse is _as_table)  # a TOML table is their value
 ENV_ONLY = ("abdm.client_secret",)  # secrets refused in the file: a copied config must not leak them
 
 
@@ -182,7 +192,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in table.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and key not in _TABLE_SETTINGS:
+        if isinstance(v, dict) and key not in _BY_KEY:  # a setting may itself be a table
             out.update(_flatten(v, f"{key}."))
         else:
             out[key] = v

@@ -23,6 +23,7 @@ from .auth import SESSION_COOKIE
 from .accounts import api as accounts_api
 from .accounts import api_appointments, appointments, records
 from .api import admin, auth_routes, clinics, issue, notifications, queues, tickets
+from .api import push as api_push
 from .validation import EMPTY, Schema
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ SCHEMAS: dict[str, Schema] = {
     "AppointmentBook": appointments.BOOK,
     "CheckIn": api_appointments.CHECKIN,
     "Slots": appointments.SLOTS,
+    "PushSubscription": api_push.SUBSCRIPTION,
 }
 
 _TICKET_ACTIONS = {
@@ -194,6 +196,30 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                                       "reception", status=201),
     ("GET", "/abdm/holders/{abha}"): Op("Everything held about one ABHA address (export)", "admin"),
     ("DELETE", "/abdm/holders/{abha}"): Op("Erase everything held about one ABHA address", "admin"),
+    # Replies from patients, Web Push, spoken calls (issue #20)
+    ("POST", "/inbound/sms"): Op("A patient's SMS reply from the gateway: JSON or form {from, text, id?}, signed "
+                                 "(X-Signature: sha256=<HMAC of the body>)", "public", limited=True,
+                                 params=(("X-Signature", "header", "string", "sha256=<hex HMAC-SHA256>"),)),
+    ("GET", "/inbound/whatsapp"): Op("WhatsApp Cloud API webhook verification: echoes hub.challenge", "public",
+                                     params=(("hub.mode", "query", "string", "subscribe"),
+                                             ("hub.verify_token", "query", "string", "[inbound] whatsapp_verify_token"),
+                                             ("hub.challenge", "query", "string", "digits to echo"))),
+    ("POST", "/inbound/whatsapp"): Op("WhatsApp Cloud API webhook: patients' replies (X-Hub-Signature-256)", "public",
+                                      params=(("X-Hub-Signature-256", "header", "string", "sha256=<hex>"),)),
+    ("GET", "/clinics/{clinic}/calls/{version}/audio"): Op(
+        "The call made at that clinic version, spoken in one language (audio/wav), for the TV", "public",
+        params=(("lang", "query", "string", "en, hi, bn, ta, te, mr, gu, kn, ml, pa, or, as or ur"),
+                ("key", "query", "string", "the screen's display key"))),
+    ("GET", "/clinics/{clinic}/speech"): Op("The clinic's announcement languages, in order, for the TV", "public",
+                                            params=(("key", "query", "string", "the screen's display key"),)),
+    ("GET", "/push/key"): Op("The server's VAPID public key for Web Push → {public_key}", "public"),
+    ("POST", "/t/{token}/push"): Op("Send this ticket's notices to this browser by Web Push (a PushSubscription)",
+                                    "token", api_push.SUBSCRIPTION,
+                                    {"endpoint": "https://fcm.googleapis.com/fcm/send/c1KrmpTuRm0:APA91bE",
+                                     "expirationTime": None, "keys": {
+                                         "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1"
+                                                   "XbjhazAkj7I99e8QcYP7DkM",
+                                         "auth": "tBHItJI5svbpez7KI4CCXg"}}, 201, limited=True),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")

@@ -470,6 +470,19 @@ class QueueEngine:
         found = await self._run("ticket", {"token": _check_token(token)})
         return await self._act("cancel", found["ticket"]["id"], "patient")
 
+    async def move_back(self, ticket_id: int | str, places: int, actor: str | None = None) -> Json:
+        """A waiting ticket goes ``places`` places back, once in its life (a "LATE" reply);
+        ``Conflict`` when it is not waiting, was moved back before or nobody waits behind it."""
+        _check_int("places", places, 1, 50)
+        return _ticket(await self._run("move_back", {"ticket": str(_ticket_id(ticket_id)), "places": places,
+                                                     "actor": actor}))
+
+    async def notify_on(self, ticket_id: int | str) -> bool:
+        """Notices on for a ticket still in the queue (its holder allowed Web Push); False when
+        they already were. ``Conflict`` for a ticket that has left the queue."""
+        out = await self._run("notify_on", {"ticket": str(_ticket_id(ticket_id)), "actor": "patient"})
+        return out.get("changed", True) is not False
+
     async def pause(self, queue_id: str, actor: str | None = None, record: Record | None = None) -> Json:
         return (await self._run("pause", {"queue": queue_id, "actor": actor}, record))["queue"]
 

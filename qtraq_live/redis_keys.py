@@ -39,6 +39,13 @@ Notices (the notifier and RQ workers; RQ keeps its own ``rq:`` keys):
     qt:notify:optout           set     consent subjects ("account:7", "ticket:12") that want no notices
     qt:notify:ch:{c}           hash    a clinic's channel URLs (email/sms/whatsapp) overriding the config
 
+Messaging (issue #20: replies, Web Push, spoken calls):
+
+    qt:inbound:{ch}:{sha256}   string  a patient's message (channel, gateway message id) already handled (7 days)
+    qt:push:{ticket}           string  the ticket's Web Push subscription JSON (lives as long as the ticket)
+    qt:speech:langs:{c}        string  the clinic's announcement languages, JSON list (mirror of SQLite clinic_languages)
+    qt:push:vapid              hash    the server's VAPID key pair (public_key, private_pem), copied from DATA_DIR/vapid.json
+
 Hub (each process's own, deleted when it stops):
 
     qt:hub:{id}:wake           stream  an XADD here wakes that hub's blocking XREAD (clinic set changed)
@@ -211,3 +218,19 @@ def abdm_share(digest: str) -> str:
 def abdm_reply(request_id: str) -> str:
     """The on-share reply to one inbound REQUEST-ID (hash: body, state): sent once."""
     return f"qt:abdm:reply:{request_id}"
+
+
+def inbound_seen(channel: str, message_id: str) -> str:
+    """Set once a patient's message is handled: a gateway's retry of it changes nothing."""
+    return f"qt:inbound:{channel}:{secret_hash(message_id)[:40]}"
+
+
+PUSH_VAPID = "qt:push:vapid"
+
+
+def push_subscription(ticket_id: int | str) -> str:
+    return f"qt:push:{ticket_id}"
+
+
+def clinic_languages(c: str) -> str:
+    return f"qt:speech:langs:{c}"

@@ -38,7 +38,7 @@ from .embedded_redis import EmbeddedRedis
 from .errors import ConfigError, Unavailable
 from .logs import logging_config
 from .metrics import use_multiprocess_dir
-from .workers import channels
+from .workers import channels, dlt
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ def serve(settings: Settings, *, role: str = "all", host: str | None = None, por
     """Run until SIGTERM/SIGINT. Returns the exit status. Raises ConfigError/Unavailable early."""
     check_role(settings, role)
     channels.configured(settings)  # a bad [notify] Apprise URL stops start-up, naming the key
+    dlt.check(settings)  # as does a notice kind without its DLT template (notify.dlt.templates.<kind>)
     host = settings["server.host"] if host is None else host
     port = settings["server.port"] if port is None else port
     workers = settings["server.workers"] if workers is None else workers

@@ -11,10 +11,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_staff
-from ..errors import NotFound
+from ..errors import Invalid, NotFound
 from ..languages import LANGS
 from ..validation import SLUG, Field, Schema
 from ..web.request import read_json
+from ..speech import languages as speech_languages
+from ..speech.phrases import SUPPORTED as SPOKEN
 from ..web.responses import JSONResponse
 from .common import audit, engine_of
 
@@ -25,14 +27,18 @@ PREFIX = Field("string", pattern=r"^[A-Z]{1,3}$", description="label prefix, 1 t
 AVG_SERVICE_S = Field("integer", minimum=10, maximum=4 * 3600)
 NOTIFY_AHEAD = Field("integer", minimum=0, maximum=50, description="notify a patient this many places ahead")
 SELF_CHECKIN = Field("boolean", description="patients may join from the QR page")
+LANGUAGES = Field("array", items=Field("string", enum=SPOKEN), min_length=1, max_length=len(SPOKEN),
+                  description="announcement languages in order (speech/phrases.py), default [\"en\", \"hi\"]")
 
-UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG})
+UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG,
+                        "languages": LANGUAGES})
 CREATE_CLINIC = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
     "timezone": replace(TIMEZONE, default="Asia/Kolkata"),
     "mask_names": Field("boolean", default=False),
     "lang": replace(LANG, default="en"),
+    "languages": LANGUAGES,
 })
 UPDATE_QUEUE = Schema({"name": NAME, "prefix": PREFIX, "avg_service_s": AVG_SERVICE_S,
                        "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD})
@@ -46,6 +52,20 @@ CREATE_QUEUE = Schema({
 })
 
 
+def _unique_languages(chosen: list[str] | None) -> list[str] | None:
+    if chosen is not None and len(set(chosen)) != len(chosen):
+        raise Invalid("languages", "must not name a language twice")
+    return chosen
+
+
+async def _save_languages(request: Request, clinic: str, chosen: list[str] | None) -> list[str]:
+    """The clinic's announcement languages after this request (kept as they were when None)."""
+    redis = request.app.state.redis
+    if chosen is None:
+        return await speech_languages.get(redis, clinic)
+    return await speech_languages.set_languages(request.app.state.store, redis, clinic, chosen)
+
+
 def _present(body: dict[str, Any]) -> dict[str, Any]:
     """The fields a PATCH body set (absent optional fields come back as None)."""
     return {k: v for k, v in body.items() if v is not None}
@@ -55,15 +75,19 @@ async def list_clinics(request: Request) -> Response:
     await require_staff(request)
     engine = engine_of(request)
     clinics = [c for c in [await engine.get_clinic(cid) for cid in await engine.clinic_ids()] if c]
+    for c in clinics:
+        c["languages"] = await speech_languages.get(request.app.state.redis, c["id"])
     return JSONResponse({"clinics": clinics})
 
 
 async def create_clinic(request: Request) -> Response:
     user = await require_staff(request, "admin")
     body = await read_json(request, CREATE_CLINIC)
+    spoken = _unique_languages(body.pop("languages"))
     clinic = await engine_of(request).create_clinic(
         body["id"], body["name"], timezone=body["timezone"], mask_names=body["mask_names"], lang=body["lang"],
         actor=user.actor)
+    clinic["languages"] = await _save_languages(request, clinic["id"], spoken)
     await audit(request, user.actor, "clinic.create", f"clinic:{clinic['id']}")
     return JSONResponse(clinic, status_code=201)
 
@@ -73,6 +97,7 @@ async def get_clinic(request: Request) -> Response:
     clinic = await engine_of(request).get_clinic(request.path_params["clinic"])
     if clinic is None:
         raise NotFound("unknown clinic")
+    clinic["languages"] = await speech_languages.get(request.app.state.redis, clinic["id"])
     return JSONResponse(clinic)
 
 
@@ -91,8 +116,14 @@ async def update(request: Request, kind: str) -> Response:
     body = _present(await read_json(request, UPDATE_CLINIC if kind == "clinic" else UPDATE_QUEUE))
     target = request.path_params[kind]
     engine = engine_of(request)
+    spoken = _unique_languages(body.pop("languages", None))
     apply = engine.update_clinic if kind == "clinic" else engine.update_queue
-    changed = await apply(target, actor=user.actor, **body)
+    if body or spoken is None:
+        changed = await apply(target, actor=user.actor, **body)
+    elif (changed := await engine.get_clinic(target)) is None:  # only the languages change
+        raise NotFound("unknown clinic")
+    if kind == "clinic":
+        changed["languages"] = await _save_languages(request, target, spoken)
     await audit(request, user.actor, f"{kind}.update", f"{kind}:{target}")
     return JSONResponse(changed)
 

@@ -36,7 +36,8 @@ def check_url(key: str, channel: str, template: str) -> None:
     """Raise :class:`ConfigError` naming ``key`` unless Apprise can use the URL."""
     if channel not in CHANNELS:
         raise ConfigError(key, f"unknown channel {channel!r} (expected one of {', '.join(CHANNELS)})")
-    url = fill(template, SAMPLE_RECIPIENT[channel])
+    url = fill(template, SAMPLE_RECIPIENT[channel]).replace("{dlt_sender}", "QTRAQC").replace(
+        "{dlt_template}", "1107161234567890123")  # DLT placeholders (workers/dlt.py) filled at send time
     if "://" not in template or apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
         raise ConfigError(key, "not a valid Apprise URL (see docs/notifications.md for tested examples)")
 

@@ -20,7 +20,7 @@ from rq.job import Job
 from .. import redis_keys as keys
 from ..config import Settings, load_settings
 from ..errors import Unavailable
-from . import channels, notice_states
+from . import channels, dlt, notice_states, push_send, webpush
 from .notice_states import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
 from .render import render
 
@@ -33,6 +33,7 @@ def configure(settings: Settings) -> None:
     """Give this process's jobs their settings (``run_worker`` calls it before working)."""
     global _SETTINGS
     channels.configured(settings)  # a bad URL stops the worker at start, naming the key
+    dlt.check(settings)  # so does a notice kind without its DLT template id
     # Apprise logs recipients ("Sent Email to asha@…"): its records stay out of our logs;
     # channels.send() reports its warnings with the recipient masked.
     logging.getLogger("apprise").propagate = False
@@ -101,22 +102,36 @@ def send_notice(key: str) -> str:
         notice_states.transition(conn, key, (QUEUED, RETRYING), DROPPED, reason=reason)
         log.info("notice %s dropped: %s", key, reason)
         return DROPPED
+    sms = notice["channel"] == "sms"
+    lang = dlt.sms_lang(settings, notice["kind"], notice["lang"]) if sms else notice["lang"]
     try:
-        subject, body = render(notice["kind"], notice["lang"], context)
+        subject, body = render(notice["kind"], lang, context)
     except jinja2.TemplateError as exc:
         notice_states.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="template_error")
         log.error("notice %s: template %s/%s.txt failed: %s: %s", key, notice["lang"], notice["kind"],
                   type(exc).__name__, exc)
         return FAILED
-    template = channel_url(conn, settings, notice["clinic"], notice["channel"])
-    if not template:
+    push = notice["channel"] == webpush.WEB_PUSH
+    template = "" if push else channel_url(conn, settings, notice["clinic"], notice["channel"])
+    if not template and not push:
         notice_states.transition(conn, key, (QUEUED, RETRYING), FAILED, reason="no_channel")
         log.error("notice %s: no URL configured for channel %s", key, notice["channel"])
         return FAILED
     moved, _ = notice_states.transition(conn, key, (QUEUED, RETRYING), SENDING)
     if not moved:
         return "taken"  # another run of the same job got there first
-    answer, detail = channels.send(channels.fill(template, notice["to"]), subject, body, notice["to"])
+    if push:
+        answer, detail = _push(conn, settings, notice, subject, body)
+        if answer == webpush.GONE:  # its other channels take over (the notifier knows them)
+            conn.xadd(keys.NOTICE_REQUESTS, {"r": json.dumps(webpush.fallback_request(notice, key))})
+            notice_states.transition(conn, key, (SENDING,), DROPPED, reason="subscription_gone", rclass=channels.REJECTED)
+            log.info("notice %s: push subscription gone (%s); sent by the other channels", key, detail)
+            return DROPPED
+    else:
+        url = channels.fill(template, notice["to"])
+        if sms:
+            url = dlt.apply(url, settings, notice["kind"], lang)  # the registered sender and template id
+        answer, detail = channels.send(url, subject, body, notice["to"])
     if answer == channels.ACCEPTED:
         notice_states.transition(conn, key, (SENDING,), SENT, rclass=answer)
         return SENT
@@ -127,6 +142,13 @@ def send_notice(key: str) -> str:
     notice_states.transition(conn, key, (SENDING,), RETRYING, rclass=answer)
     log.warning("notice %s: provider %s: %s", key, answer, detail)
     raise Unavailable(f"notice {key}: provider {answer}")
+
+
+def _push(conn: redis.Redis, settings: Settings, notice: dict[str, str], subject: str, body: str) -> tuple[str, str]:
+    """A Web Push notice to the ticket's browser; a tap opens the ticket page."""
+    token = _text(conn.hget(keys.ticket(notice["ticket"]), "token")) or ""
+    data = webpush.payload(subject, body, notice["kind"], f"/t/{token}" if token else "/")
+    return push_send.send(conn, settings, notice["ticket"], data)
 
 
 def notice_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:

@@ -21,6 +21,10 @@ from .render import LANGS
 
 ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled")
 ADMIN_KINDS = ("test",)  # an admin checking a channel from /admin
+# answers to a patient's SMS or WhatsApp message (qtraq_live/inbound); a called patient gets the call
+# again, a skipped one the "skipped" text
+REPLY_KINDS = ("reply_confirmed", "reply_late", "reply_late_refused", "reply_cancelled", "reply_status",
+               "reply_help", "called", "skipped")
 
 
 async def enqueue_account_notice(redis: aioredis.Redis, *, kind: str, to: str, channel: str,
@@ -28,8 +32,8 @@ async def enqueue_account_notice(redis: aioredis.Redis, *, kind: str, to: str, c
                                  subject: str, clinic: str = "") -> None:
     """Ask for one account notice. ``subject`` ("account:7") is the consent it depends on;
     ``clinic`` (optional) picks that clinic's channel URLs. Codes go on ``notify-high``."""
-    if kind not in ACCOUNT_KINDS + ADMIN_KINDS:
-        raise Invalid("kind", f"must be one of {', '.join(ACCOUNT_KINDS + ADMIN_KINDS)}")
+    if kind not in ACCOUNT_KINDS + ADMIN_KINDS + REPLY_KINDS:
+        raise Invalid("kind", f"must be one of {', '.join(ACCOUNT_KINDS + ADMIN_KINDS + REPLY_KINDS)}")
     if channel not in CHANNELS:
         raise Invalid("channel", f"must be one of {', '.join(CHANNELS)}")
     if lang not in LANGS:

@@ -29,7 +29,7 @@ from ..mirror import Mirror
 from ..queue_engine import QueueEngine, parse_event
 from ..store import Store
 from ..stream_consumer import Batch, StreamConsumer
-from . import channels, delivery_log, ledger, overrides
+from . import channels, delivery_log, ledger, overrides, webpush
 from .ledger import Notice
 from .recipients import AppointmentHook, Recipient, ticket_recipients
 from .render import KINDS, QUEUES
@@ -115,7 +115,11 @@ class Notifier:
         """One batch; the consumer acknowledges it (and deletes the requests) afterwards."""
         for stream, entries in batch.items():
             if stream == keys.NOTICE_REQUESTS:  # codes and addresses: deleted once handled
-                await asyncio.to_thread(self.handle_requests, [fields for _, fields in entries])
+                requests = [fields for _, fields in entries]
+                fallbacks = await self.fallback_notices(requests)
+                if fallbacks:
+                    await asyncio.to_thread(self.create_all, fallbacks)
+                await asyncio.to_thread(self.handle_requests, requests)
                 continue
             clinic = keys.clinic_of_events(stream)
             if clinic is None or clinic not in self.mirrors:
@@ -166,7 +170,7 @@ class Notifier:
         for tr in triggers:
             t, tid = tr.ticket, int(tr.ticket["id"])
             if tid not in recipients:
-                recipients[tid] = await ticket_recipients(self.ctx.store, t, available, self.appointments)
+                recipients[tid] = await self.recipients_of(t, available)
             context = {"clinic": mirror.clinic["name"], "queue": mirror.queues[t["queue"]]["name"],
                        "label": t["label"], **tr.context}
             if tr.kind == "issued":
@@ -177,6 +181,36 @@ class Notifier:
                 out.append(Notice(key=f"{tr.dedupe}:{r.channel}", kind=tr.kind, channel=r.channel, to=r.to,
                                   lang=lang, context=context, queue=KINDS[tr.kind], subject=r.subject,
                                   clinic=clinic, ticket=tid, check=tr.check))
+        return out
+
+    async def recipients_of(self, ticket: Mapping[str, Any], available: Mapping[str, str]) -> list[Recipient]:
+        """Web Push alone while the ticket has a subscription (free, so first); else its contacts."""
+        tid = int(ticket["id"])
+        if self.settings["notify.web_push"] and await self.redis.exists(keys.push_subscription(tid)):
+            return [Recipient(webpush.WEB_PUSH, webpush.recipient(tid), None, f"ticket:{tid}")]
+        return await ticket_recipients(self.ctx.store, ticket, available, self.appointments)
+
+    async def fallback_notices(self, requests: Sequence[Mapping[str, str]]) -> list[Notice]:
+        """A push notice whose subscription was gone: the same notice by the ticket's other
+        channels, under the same key with their channel names."""
+        out: list[Notice] = []
+        for fields in requests:
+            try:
+                req = json.loads(fields["r"])
+                if req.get("op") != "fallback":
+                    continue
+                ticket = await self.ctx.engine.ticket(int(req["ticket"]))
+                if ticket is None:
+                    continue
+                base = str(req["key"]).rpartition(":")[0]
+                for r in await ticket_recipients(self.ctx.store, ticket, await self.available(req["clinic"]),
+                                                 self.appointments):
+                    out.append(Notice(key=f"{base}:{r.channel}", kind=req["kind"], channel=r.channel, to=r.to,
+                                      lang=req["lang"], context=req["context"], queue=KINDS[req["kind"]],
+                                      subject=r.subject, clinic=req["clinic"], ticket=int(req["ticket"]),
+                                      check=req["check"]))
+            except (KeyError, TypeError, ValueError):
+                log.error("push fallback request skipped: malformed", exc_info=True)
         return out
 
     def create_all(self, notices: Sequence[Notice]) -> None:
@@ -194,6 +228,8 @@ class Notifier:
                 log.error("notice request skipped: malformed", exc_info=True)
 
     def handle_request(self, req: dict[str, Any]) -> None:
+        if req["op"] == "fallback":
+            return  # made into notices by fallback_notices, which needs the event loop
         if req["op"] == "retry":
             if ledger.requeue(self.rq, req["key"], self.settings):
                 log.info("notice %s queued again by an admin", req["key"])

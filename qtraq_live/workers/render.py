@@ -26,6 +26,9 @@ KINDS: dict[str, str] = {
     "skipped": "notify", "no_show": "notify", "cancelled": "notify", "paused": "notify",
     "welcome": "notify", "verify_code": "notify-high", "appointment_booked": "notify",
     "appointment_reminder": "notify", "appointment_cancelled": "notify", "test": "notify-high",
+    # answers to a patient's SMS or WhatsApp reply (qtraq_live/inbound): they wait for it
+    "reply_confirmed": "notify-high", "reply_late": "notify-high", "reply_late_refused": "notify-high",
+    "reply_cancelled": "notify-high", "reply_status": "notify-high", "reply_help": "notify-high",
 }
 QUEUES = ("notify-high", "notify")
 

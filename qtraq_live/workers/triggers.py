@@ -81,7 +81,7 @@ def ahead_triggers(ev: Mapping[str, Any], mirror: Mirror, already: set[int], app
     An event the mirror had already seen (``applied`` false: a replay after a restart) is
     older than the mirror's places, so it only notes who was told their place on issue.
     """
-    if ev["type"] in ("transferred", "requeued"):  # a new place in line: may be told again
+    if ev["type"] in ("transferred", "requeued", "moved_back"):  # a new place in line: may be told again
         already.difference_update(int(t["id"]) for t in ev["tickets"])
     issued = {int(t["id"]) for t in ev["tickets"]} if ev["type"] == "issued" else set()
     out: list[Trigger] = []

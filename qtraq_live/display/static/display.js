@@ -95,8 +95,9 @@
     $("call-where").textContent = [QT.where(c.counter), queueName(c.queue)].filter(Boolean).join(" · ");
     box.dataset.label = c.label;
     QT.show(box, true);
-    QT.chime();
+    if (window.QTSpeech) { window.QTSpeech.announce(c); } else { QT.chime(); }  // speech.js: chime, then clips
     setTimeout(function () {
+      if (window.QTSpeech) { return; }  // it speaks the call itself, in the clinic's languages
       QT.speak(QT.t("call_speech", { label: spoken(c.label), where: QT.where(c.counter) || queueName(c.queue) }),
         d.speech_lang || "en-IN");
     }, 900);

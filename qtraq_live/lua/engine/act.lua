@@ -84,3 +84,49 @@ function ops.transfer()
   return result(ev, t)
 end
 
+
+-- A waiting ticket goes back A.places places, once (a patient's "LATE" reply): its score moves
+-- between the tickets that many and one more places behind it, or past the last one when fewer
+-- wait behind. The ticket hash keeps ``moved_back`` so a second request is a conflict.
+function ops.move_back()
+  local t, err = load_ticket(A.ticket)
+  if not t then return err end
+  if t.status ~= 'waiting' then
+    return fail('illegal_transition', 'cannot move back a ticket that is ' .. t.status, 'status')
+  end
+  if redis.call('HGET', K.ticket(t.id), 'moved_back') == '1' then
+    return fail('illegal_transition', 'this ticket was already moved back once', 'moved_back')
+  end
+  local places = tonumber(A.places) or 0
+  if places < 1 then return fail('invalid_field', 'must be at least 1', 'places') end
+  local wkey = K.waiting(t.queue)
+  local rank = redis.call('ZRANK', wkey, t.id)
+  local behind = redis.call('ZRANGE', wkey, rank + places, rank + places + 1, 'WITHSCORES')
+  if #behind == 0 then
+    behind = redis.call('ZRANGE', wkey, -1, -1, 'WITHSCORES')
+    if behind[1] == t.id then return fail('illegal_transition', 'nobody waits behind this ticket', 'status') end
+  end
+  local a = tonumber(behind[2])
+  local score = a + 1  -- past the last one
+  if #behind == 4 then score = math.floor((a + tonumber(behind[4])) / 2) end
+  if score <= a then score = a + 1 end  -- two neighbours 1 µs apart: share the later one's score
+  local text = string.format('%d', score)
+  redis.call('ZADD', wkey, text, t.id)
+  set_ticket(t, {prev_status = t.status, score = text, moved_back = '1'})
+  local _, ev = emit(t.clinic, 'moved_back', t.queue, {ticket_json(t)}, {queue_json(queue_hash(t.queue))})
+  return result(ev, t)
+end
+
+-- The ticket's holder asks for notices (they allowed Web Push on the ticket page): ``notify``
+-- turns on, with an event so the mirrors and the record learn it. Already on: no change.
+function ops.notify_on()
+  local t, err = load_ticket(A.ticket)
+  if not t then return err end
+  if t.status ~= 'waiting' and t.status ~= 'called' and t.status ~= 'serving' and t.status ~= 'skipped' then
+    return fail('illegal_transition', 'cannot ask for notices on a ticket that is ' .. t.status, 'status')
+  end
+  if t.notify == '1' then return '{"ok":true,"id":' .. t.id .. ',"changed":false}' end
+  set_ticket(t, {notify = '1'})
+  local _, ev = emit(t.clinic, 'notify_on', t.queue, {ticket_json(t)}, {queue_json(queue_hash(t.queue))})
+  return result(ev, t)
+end
