@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from . import gc_policy, redis_conn
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
+from .accounts import api_broadcast, api_documents, api_feedback, api_oidc, api_payments
 from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import auth_routes as api_auth
@@ -57,6 +58,8 @@ API_ROUTES: list[BaseRoute] = [
     *api_notifications.routes,
     *accounts_api.routes,
     *accounts_appointments.routes,
+    *api_documents.routes, *api_feedback.routes, *api_broadcast.routes, *api_payments.routes,  # patient services (#22)
+    *api_oidc.routes,
     *api_docs.routes,
 ]
 

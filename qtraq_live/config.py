@@ -109,6 +109,15 @@ SETTINGS: list[Setting] = [
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
     Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
+    # Patient services (issue #22): documents, feedback, sign-in with an OpenID Connect provider.
+    Setting("documents.max_bytes", 10 * 1024 * 1024, "Largest document a patient may upload (JPEG, PNG or PDF), in bytes.", _as_int, minimum=1024),
+    Setting("documents.quota_bytes", 50 * 1024 * 1024, "Total bytes of documents one account may keep.", _as_int, minimum=1024),
+    Setting("documents.key", "", "Key(s) that encrypt documents at rest: Fernet keys, comma-separated, the first encrypts (rotation). Keep it outside the data dir (environment or secret store). Empty: development generates DATA_DIR/documents.key; production refuses uploads.", env="QTRAQ_DOCUMENTS_KEY"),
+    Setting("feedback.days", 7, "Days after the visit during which a patient may rate it.", _as_int, minimum=1),
+    Setting("accounts.oidc.issuer", "", "OpenID Connect provider for patient sign-in (e.g. https://accounts.google.com). Empty: off.", env="QTRAQ_OIDC_ISSUER"),
+    Setting("accounts.oidc.client_id", "", "Client id registered with the OpenID Connect provider.", env="QTRAQ_OIDC_CLIENT_ID"),
+    Setting("accounts.oidc.client_secret", "", "Client secret of that client; set it in the environment, never in the file.", env="QTRAQ_OIDC_CLIENT_SECRET"),
+    Setting("accounts.oidc.label", "Google", "Name of the provider on the portal's sign-in button.", env="QTRAQ_OIDC_LABEL"),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from . import redis_keys as keys
+from .accounts import payments
 from .persister import FINAL, FINAL_TTL_MS, TICKET_FIELDS, Persister
 from .store import Row, Store
 
@@ -75,6 +76,7 @@ async def rebuild(store: Store, redis: aioredis.Redis, *, drain: bool = True,
     access = _access_module()
     if access is not None:
         await access.mirror_access(store, redis)
+    await payments.mirror_all(store, redis)  # the ticket page's UPI settings (#22)
     counts.update(clinics=len(state["clinics"]), queues=len(state["queues"]), keys_replaced=len(old_keys))
     log.info("rebuild done: %s", counts)
     return counts

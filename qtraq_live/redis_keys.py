@@ -42,6 +42,11 @@ Hub (each process's own, deleted when it stops):
 
     qt:hub:{id}:wake           stream  an XADD here wakes that hub's blocking XREAD (clinic set changed)
 
+Patient services (written by the primary from its SQLite record, read by every hub):
+
+    qt:pay:{c}                 hash    upi_vpa, fee:{queue} (rupees) for the ticket page's UPI link
+    qt:oidc:{state}            string  a pending OpenID Connect sign-in: nonce, PKCE verifier (EX 600)
+
 Other layers add their own prefixes here.
 """
 
@@ -184,3 +189,11 @@ def webhook_sent(url_id: str, delivery: str) -> str:
 
 
 AUDIT = "qt:audit"  # staff audit entries on their way to SQLite (audit.py)
+
+
+def payment(c: str) -> str:
+    return f"qt:pay:{c}"
+
+
+def oidc_state(state_hash: str) -> str:
+    return f"qt:oidc:{state_hash}"

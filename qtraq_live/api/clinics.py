@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..accounts import payments
 from ..auth import require_staff
 from ..errors import NotFound
 from ..validation import SLUG, Field, Schema
@@ -25,16 +26,18 @@ AVG_SERVICE_S = Field("integer", minimum=10, maximum=4 * 3600)
 NOTIFY_AHEAD = Field("integer", minimum=0, maximum=50, description="notify a patient this many places ahead")
 SELF_CHECKIN = Field("boolean", description="patients may join from the QR page")
 
-UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG})
+UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG,
+                        "upi_vpa": payments.UPI_VPA_FIELD})
 CREATE_CLINIC = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
     "timezone": replace(TIMEZONE, default="Asia/Kolkata"),
     "mask_names": Field("boolean", default=False),
     "lang": replace(LANG, default="en"),
+    "upi_vpa": payments.UPI_VPA_FIELD,
 })
 UPDATE_QUEUE = Schema({"name": NAME, "prefix": PREFIX, "avg_service_s": AVG_SERVICE_S,
-                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD})
+                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD, "fee": payments.FEE_FIELD})
 CREATE_QUEUE = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
@@ -42,12 +45,21 @@ CREATE_QUEUE = Schema({
     "avg_service_s": replace(AVG_SERVICE_S, default=300),
     "self_checkin": replace(SELF_CHECKIN, default=False),
     "notify_ahead": replace(NOTIFY_AHEAD, default=3),
+    "fee": payments.FEE_FIELD,
 })
 
 
 def _present(body: dict[str, Any]) -> dict[str, Any]:
     """The fields a PATCH body set (absent optional fields come back as None)."""
     return {k: v for k, v in body.items() if v is not None}
+
+
+async def _payment_fields(request: Request, clinic: str, queue: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Take the payment settings (issue #22) out of a body and store them; returns them."""
+    found = {k: body.pop(k) for k in (*payments.QUEUE_FIELDS, *payments.CLINIC_FIELDS) if k in body}
+    if not found:
+        return {}
+    return await payments.set_settings(request.app.state.store, request.app.state.redis, clinic, queue, found)
 
 
 async def list_clinics(request: Request) -> Response:
@@ -59,10 +71,12 @@ async def list_clinics(request: Request) -> Response:
 
 async def create_clinic(request: Request) -> Response:
     user = await require_staff(request, "admin")
-    body = await read_json(request, CREATE_CLINIC)
+    body = _present(await read_json(request, CREATE_CLINIC))
+    upi = {k: body.pop(k) for k in payments.CLINIC_FIELDS if k in body}
     clinic = await engine_of(request).create_clinic(
         body["id"], body["name"], timezone=body["timezone"], mask_names=body["mask_names"], lang=body["lang"],
         actor=user.actor)
+    clinic.update(await _payment_fields(request, clinic["id"], "", upi))
     await audit(request, user.actor, "clinic.create", f"clinic:{clinic['id']}")
     return JSONResponse(clinic, status_code=201)
 
@@ -72,14 +86,17 @@ async def get_clinic(request: Request) -> Response:
     clinic = await engine_of(request).get_clinic(request.path_params["clinic"])
     if clinic is None:
         raise NotFound("unknown clinic")
-    return JSONResponse(clinic)
+    return JSONResponse(await payments.decorate_clinic(request.app.state.redis, clinic))
 
 
 async def create_queue(request: Request) -> Response:
     user = await require_staff(request, "admin")
     body = await read_json(request, CREATE_QUEUE)
+    fee = {"fee": body.pop("fee")} if body.get("fee") is not None else {}
+    body.pop("fee", None)
     queue = await engine_of(request).create_queue(request.path_params["clinic"], body.pop("id"), actor=user.actor,
                                                   **body)
+    queue.update(await _payment_fields(request, queue["clinic"], queue["id"], fee))
     await audit(request, user.actor, "queue.create", f"queue:{queue['id']}")
     return JSONResponse(queue, status_code=201)
 
@@ -91,7 +108,16 @@ async def update(request: Request, kind: str) -> Response:
     target = request.path_params[kind]
     engine = engine_of(request)
     apply = engine.update_clinic if kind == "clinic" else engine.update_queue
-    changed = await apply(target, actor=user.actor, **body)
+    pay = {k: body.pop(k) for k in (*payments.CLINIC_FIELDS, *payments.QUEUE_FIELDS) if k in body}
+    if body or not pay:
+        changed = await apply(target, actor=user.actor, **body)
+    else:  # only payment settings: the queue state (and its version) stays as it is
+        current = await (engine.get_clinic(target) if kind == "clinic" else engine.get_queue(target))
+        if current is None:
+            raise NotFound(f"unknown {kind}")
+        changed = current
+    clinic_id = target if kind == "clinic" else changed["clinic"]
+    changed.update(await _payment_fields(request, clinic_id, "" if kind == "clinic" else target, pay))
     await audit(request, user.actor, f"{kind}.update", f"{kind}:{target}")
     return JSONResponse(changed)
 

@@ -20,6 +20,9 @@ KINDS: dict[str, str] = {
     "skipped": "notify", "no_show": "notify", "cancelled": "notify", "paused": "notify",
     "welcome": "notify", "verify_code": "notify-high", "appointment_booked": "notify",
     "appointment_reminder": "notify", "appointment_cancelled": "notify", "test": "notify-high",
+    # patient services (#22)
+    "feedback_request": "notify", "admin_notice": "notify", "security_login": "notify-high",
+    "security_password": "notify-high", "security_erasure": "notify-high",
 }
 QUEUES = ("notify-high", "notify")
 
