@@ -117,7 +117,7 @@ def to_csv(data: Json) -> str:
         dist = b.get("distribution", {})
         writer.writerow([_cell(v) for v in (
             b["queue"], b["day"], b["suppressed"], b.get("count"), b.get("mean"),
-            *(dist.get(str(k)) for k in RATINGS), " | ".join(b.get("comments", [])))])
+            *(dist.get(str(k)) for k in RATINGS), " | ".join(_cell(c) for c in b.get("comments", [])))])
     return out.getvalue()
 
 

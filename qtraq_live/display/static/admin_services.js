@@ -19,7 +19,7 @@
     var channels = Array.prototype.filter.call(form.querySelectorAll("input[name=channels]"), function (c) { return c.checked; })
       .map(function (c) { return c.value; });
     var body = { purpose: form.purpose.value, channels: channels, subject: form.subject.value.trim(),
-      text: form.text.value.trim(), dry_run: dry };
+      text: form.text.value.replace(/\s+/g, " ").trim(), dry_run: dry };  /* one line, as an SMS shows it */
     QT.api("POST", "/api/v1/admin/notices", body).then(function (res) {
       result(QT.t(dry ? "svc_recipients" : "svc_sent", { n: res.recipients }));
       if (!dry) { form.reset(); }

@@ -12,7 +12,7 @@
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var btn = form.querySelector("button[type=submit]"), chosen = form.querySelector("input[name=rating]:checked");
-    var body = { rating: Number(chosen ? chosen.value : 0) }, comment = form.comment.value.trim();
+    var body = { rating: Number(chosen ? chosen.value : 0) }, comment = form.comment.value.replace(/\s+/g, " ").trim();  /* one line: the API refuses control characters */
     if (comment) { body.comment = comment; }
     btn.disabled = true;
     QT.api("POST", data.feedback_path, body).then(function () {
