@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from datetime import datetime, timezone
 from typing import Any
@@ -102,11 +103,17 @@ def _at(now_ms: int) -> str:
     return datetime.fromtimestamp(now_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def _family(name: str) -> str:
+    """"Chrome 120" and "Chrome 121" are one browser: an update is not a new device."""
+    return re.sub(r"\s*[\d./]+.*$", "", name)
+
+
 async def new_device(store: Store, redis: aioredis.Redis, settings: Settings, account_id: int, os_name: str,
                      browser: str, now_ms: int) -> bool:
-    """Before a login is logged: a device (OS and browser) this account never used is told."""
-    if await store.fetchone("SELECT 1 FROM account_sessions WHERE account_id = ? AND os = ? AND browser = ?",
-                            (account_id, os_name, browser)):
+    """Before a login is logged: a login from an OS and browser (families, not versions) this
+    account never used is told to it."""
+    seen = await store.fetchall("SELECT DISTINCT os, browser FROM account_sessions WHERE account_id = ?", (account_id,))
+    if (_family(os_name), _family(browser)) in {(_family(r["os"]), _family(r["browser"])) for r in seen}:
         return False
     account = await store.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
     if account is None:
