@@ -42,22 +42,21 @@
   }
   function loadDocs() {
     return QT.api("GET", "/api/v1/me/documents").then(function (res) {
-      var tbody = $("documents");
-      tbody.textContent = "";
+      var list = $("documents");
+      list.textContent = "";
       if (!res.documents.length) {
-        var tr = tbody.insertRow(), td = tr.insertCell();
-        td.colSpan = 5; td.className = "muted"; td.textContent = QT.t("svc_no_docs");
+        var empty = document.createElement("li");
+        empty.className = "muted"; empty.textContent = QT.t("svc_no_docs");
+        list.appendChild(empty);
       }
       res.documents.forEach(function (d) {
-        var tr = tbody.insertRow(), a = document.createElement("a");
+        var li = document.createElement("li"), a = document.createElement("a"), meta = document.createElement("span");
         a.href = "/api/v1/me/documents/" + encodeURIComponent(d.id);
         a.textContent = d.name;
         a.target = "_blank";
         a.rel = "noopener";
-        tr.insertCell().appendChild(a);
-        tr.insertCell().textContent = names[d.patient] || "";
-        tr.insertCell().textContent = new Date(d.created_at).toLocaleDateString(locale);
-        tr.insertCell().textContent = size(d.size);
+        meta.className = "muted";
+        meta.textContent = [names[d.patient] || "", new Date(d.created_at).toLocaleDateString(locale), size(d.size)].join(" · ");
         var del = document.createElement("button");
         del.type = "button"; del.className = "secondary"; del.textContent = QT.t("svc_delete");
         del.addEventListener("click", function () {
@@ -65,7 +64,8 @@
             say(QT.t("svc_deleted")); loadDocs();
           }, function (err) { say(QT.errorText(err), true); });
         });
-        tr.insertCell().appendChild(del);
+        li.appendChild(a); li.appendChild(meta); li.appendChild(del);
+        list.appendChild(li);
       });
     }, function (err) { say(QT.errorText(err), true); });
   }
