@@ -195,10 +195,10 @@ async def delete_me(request: Request) -> Response:
     files = await documents.files_of(store, "account_id = ?", (account_id,))
     tickets = [r["ticket_id"] for r in await store.fetchall(
         "SELECT ticket_id FROM appointments WHERE account_id = ? AND ticket_id IS NOT NULL", (account_id,))]
+    await feedback.forget_comments(store, tickets)  # before the erasure's WAL checkpoint
     await privacy.erase_account(store, redis, request.app.state.engine, account_id)
     if files:
         Vault.of_app(request.app.state).remove(*files)
-    await feedback.forget_comments(store, tickets)
     await broadcast.erased(redis, request.app.state.settings, account, now_ms())
     response = Response(status_code=204)
     auth.clear_session_cookie(response)
