@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from qtraq_live.duties import Context
 from qtraq_live.queue_engine import QueueEngine
-from tests.support_accounts import portal  # noqa: F401
+from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_http import LiveServer, error_of
 from tests.support_notify import Sink, Workers, await_until, notifier, notify_env, sink, smtp, workers  # noqa: F401
 
@@ -115,3 +115,18 @@ def test_admins_see_aggregates_with_small_counts_suppressed_and_a_safe_csv(porta
     assert error_of(admin.get("/clinics/nowhere/feedback"))[0] == 404
     chart = portal.login(portal.add_user("admin")).get(portal.url + "/admin/charts/c1/feedback-by-day.svg")
     assert chart.status_code == 200 and chart.text.startswith("<svg") and "only me" not in chart.text
+
+
+def test_erasing_an_account_blanks_the_comments_on_its_visits(portal: LiveServer, clinic: Clinic) -> None:  # noqa: F811
+    p = register(portal)
+    me = add_patient(p)
+    appt = p.post("/me/appointments", {"patient": me["id"], "queue": clinic.by_date, "date": clinic.today()}).json()
+    desk = portal.bearer("reception")
+    ticket = desk.post(f"/appointments/{appt['id']}/check-in").json()["ticket"]
+    desk.post(f"/queues/{clinic.by_date}/next", json={"counter": "1"})
+    desk.post(f"/tickets/{ticket['id']}/done")
+    token = p.get("/me/appointments").json()["appointments"][0]["ticket"]["token"]
+    assert portal.client().post(f"/feedback/{token}", json={"rating": 2, "comment": "Dr Rao was rude"}).status_code == 201
+    assert p.client.delete("/me").status_code == 204
+    with portal.db() as db:
+        assert [tuple(r) for r in db.execute("SELECT rating, comment FROM feedback")] == [(2, None)]
