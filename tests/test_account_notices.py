@@ -5,10 +5,17 @@ address is kept, exported and erased."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from typing import Any
 
-from tests.support_accounts import PASSWORD, Patient, codes_sent, notice_requests, portal, register, verify  # noqa: F401
-from tests.support_http import LiveServer, error_of
+import pytest
+
+from qtraq_live.config import Settings
+from tests.support_accounts import (PASSWORD, Patient, codes_sent, fast_account_hashes, notice_requests,  # noqa: F401
+                                    portal, register, verify, with_channels)
+from tests.support_http import LiveServer, error_of, live_server, use_fast_hashes
+from tests.support_notify import Sink, await_until, sink  # noqa: F401
 
 PHONE_UA = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36"
 DESKTOP_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
@@ -65,9 +72,28 @@ def test_notice_bodies_are_checked_and_cannot_forge_headers(portal: LiveServer) 
     assert error_of(portal.client().post("/admin/notices", json=good))[0] == 401
 
 
-def test_security_notices_need_no_consent_and_cannot_be_switched_off(portal: LiveServer,  # noqa: F811
-                                                                     redis_url: str) -> None:
-    p = verified(portal, redis_url)  # consented to nothing
+@pytest.fixture
+def sms_portal(settings: Settings, sink: Sink, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:  # noqa: F811
+    """The portal with its SMS channel pointed at the local HTTP sink (the erasure notice goes
+    straight to the provider, so the test watches the provider)."""
+    use_fast_hashes(monkeypatch)
+    fast_account_hashes(monkeypatch)
+    with live_server(with_channels(settings).replace(notify__sms=sink.url())) as live:
+        yield live
+
+
+async def test_security_notices_need_no_consent_and_cannot_be_switched_off(sms_portal: LiveServer, sink: Sink,  # noqa: F811
+                                                                           redis_url: str) -> None:
+    mobile = await asyncio.to_thread(_security_notices, sms_portal, redis_url)
+    texts = await await_until(lambda: [r["message"] for r in sink.to(mobile)], "the erasure SMS")
+    assert texts[0].startswith("As you asked, your qtraq account")
+    assert sent(redis_url, "security_erasure") == []  # never through Redis: the address is gone from there
+
+
+def _security_notices(portal: LiveServer, redis_url: str) -> str:  # noqa: F811
+    """Login, password change and erasure of an account that consented to nothing; returns the
+    mobile number the erasure SMS goes to."""
+    p = verified(portal, redis_url, ("email", "mobile"))  # consented to nothing
     assert sent(redis_url, "security_login") == []  # registering is not a new-device login
     login = {"email": p.email, "password": PASSWORD}
     assert portal.client(headers={"User-Agent": PHONE_UA}).post("/auth/account-login", json=login).status_code == 200
@@ -76,16 +102,15 @@ def test_security_notices_need_no_consent_and_cannot_be_switched_off(portal: Liv
     assert portal.client(headers={"User-Agent": updated}).post("/auth/account-login", json=login).status_code == 200
     assert sent(redis_url, "security_login") == []  # a browser update is not a new device
     assert portal.client(headers={"User-Agent": DESKTOP_UA}).post("/auth/account-login", json=login).status_code == 200
-    (notice,) = sent(redis_url, "security_login")
-    assert notice["to"] == p.email and notice["context"]["device"].startswith("Firefox")
+    notice, by_sms = sent(redis_url, "security_login")
+    assert notice["to"] == p.email and by_sms["to"] == p.mobile and notice["context"]["device"].startswith("Firefox")
     assert "Windows" in notice["context"]["device"]
     assert notice["subject"] == f"account:{p.id}:security"
     r = p.client.patch("/me", json={"password": "another long passphrase", "current_password": PASSWORD})
     assert r.status_code == 200, r.text
-    assert [n["to"] for n in sent(redis_url, "security_password")] == [p.email]
+    assert [n["to"] for n in sent(redis_url, "security_password")] == [p.email, p.mobile]
     assert p.client.delete("/me").status_code == 204
-    (erased,) = sent(redis_url, "security_erasure")
-    assert erased["to"] == p.email and str(p.id) not in erased["dedupe_key"] and str(p.id) not in erased["subject"]
+    return p.mobile
 
 
 def test_the_postal_address_is_optional_exported_and_erased(portal: LiveServer) -> None:  # noqa: F811

@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -199,8 +200,8 @@ async def delete_me(request: Request) -> Response:
     await privacy.erase_account(store, redis, request.app.state.engine, account_id)
     if files:
         Vault.of_app(request.app.state).remove(*files)
-    await broadcast.erased(redis, request.app.state.settings, account, now_ms())
-    response = Response(status_code=204)
+    notice = broadcast.erasure_messages(account, request.app.state.settings, now_ms())  # sent after the answer
+    response = Response(status_code=204, background=BackgroundTask(broadcast.send_erasure, notice))
     auth.clear_session_cookie(response)
     return response
 

@@ -8,8 +8,8 @@ An admin's notice has a purpose, and each purpose needs its own consent (docs/no
 
 Every notice goes through the exactly-once ledger with a key per (notice, account, contact),
 only to verified contacts. Security notices about the account itself (a login from a new
-device or browser, a password change, an erasure request) go the same way, whatever the
-account's consent, and have no switch.
+device or browser, a password change) go the same way, whatever the account's consent, and
+have no switch; the notice of an erasure goes straight to the provider (see :func:`send_erasure`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,6 +25,7 @@ import redis.asyncio as aioredis
 from ..config import Settings
 from ..store import Store
 from ..validation import Field, Schema
+from ..workers import channels, render
 from . import notices
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,24 @@ async def password_changed(store: Store, redis: aioredis.Redis, settings: Settin
                                     subject_=security_subject(account_id))
 
 
-async def erased(redis: aioredis.Redis, settings: Settings, account: Json, now_ms: int) -> None:
-    """After erasure, to the contacts the account had: its key names no account (the erased
-    account's notices are wiped by key prefix), and its subject is random."""
-    tag = secrets.token_hex(8)
-    await notices.send_verified(redis, account, settings, kind="security_erasure", context={"at": _at(now_ms)},
-                                dedupe=f"erased{tag}", subject_=f"erased:{tag}")
+def erasure_messages(account: Json, settings: Settings, now_ms: int) -> list[tuple[str, str, str, str]]:
+    """The erasure notice for each verified contact of ``account`` (read before it is erased):
+    ``(channel URL, title, body, to)``. See :func:`send_erasure`."""
+    title, body = render.render("security_erasure", account["lang"] or settings["notify.default_lang"],
+                                {"at": _at(now_ms)})
+    out = []
+    for contact in ("email", "mobile"):
+        channel = notices.contact_channel(contact, settings)
+        if account[contact] and account[f"{contact}_verified"] and channel is not None:
+            out.append((channels.fill(settings[f"notify.{channel}"], account[contact]), title, body, account[contact]))
+    return out
+
+
+def send_erasure(messages: list[tuple[str, str, str, str]]) -> None:
+    """Send the erasure notice once, straight to the provider, after the answer has gone out.
+    Unlike every other notice it does not pass through the ledger: that would put the erased
+    account's address back into Redis (and its append-only file) until a worker sent it. One
+    attempt, no retry; the log names the outcome, never the address."""
+    for url, title, body, to in messages:
+        answer, _ = channels.send(url, title, body, to)
+        log.info("erasure notice: %s", answer)

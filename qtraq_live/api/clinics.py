@@ -76,7 +76,7 @@ async def create_clinic(request: Request) -> Response:
     clinic = await engine_of(request).create_clinic(
         body["id"], body["name"], timezone=body["timezone"], mask_names=body["mask_names"], lang=body["lang"],
         actor=user.actor)
-    clinic.update(await _payment_fields(request, clinic["id"], "", upi))
+    clinic = {**clinic, **await _payment_fields(request, clinic["id"], "", upi)}
     await audit(request, user.actor, "clinic.create", f"clinic:{clinic['id']}")
     return JSONResponse(clinic, status_code=201)
 
@@ -96,7 +96,7 @@ async def create_queue(request: Request) -> Response:
     body.pop("fee", None)
     queue = await engine_of(request).create_queue(request.path_params["clinic"], body.pop("id"), actor=user.actor,
                                                   **body)
-    queue.update(await _payment_fields(request, queue["clinic"], queue["id"], fee))
+    queue = {**queue, **await _payment_fields(request, queue["clinic"], queue["id"], fee)}
     await audit(request, user.actor, "queue.create", f"queue:{queue['id']}")
     return JSONResponse(queue, status_code=201)
 
