@@ -141,6 +141,9 @@ def test_bad_forms_and_foreign_patients_are_refused(portal: LiveServer) -> None:
     assert error_of(p.client.post(f"/me/patients/{me['id']}/documents",
                                   files={"appointment": (None, "1")}))[1] == "missing_field"
     assert error_of(upload(p, me["id"], "a.pdf", PDF, appointment="999"))[0] == 422
+    broken = p.client.post(f"/me/patients/{me['id']}/documents", content=b"--x\r\nnot a part at all",
+                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert error_of(broken)[0] in (400, 422)
     doc = upload(p, me["id"], "a.pdf", PDF).json()["document"]
     assert error_of(other.get(f"/me/documents/{doc['id']}")) == (404, "not_found")
     assert error_of(other.client.delete(f"/me/documents/{doc['id']}")) == (404, "not_found")

@@ -12,13 +12,14 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
 from ..api.common import audit
-from ..errors import Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMedia
+from ..errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMedia
 from ..web import ratelimit
 from ..web.responses import JSONResponse
 from . import appointments, documents, records
@@ -46,7 +47,13 @@ def _int_param(request: Request, name: str) -> int:
 async def _read_upload(request: Request, max_bytes: int) -> tuple[UploadFile, int | None]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMedia("send the file as multipart/form-data, field 'file'", code="not_multipart")
-    form = await request.form(max_files=1, max_fields=len(FORM_FIELDS), max_part_size=1024)
+    parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=len(FORM_FIELDS),
+                             max_part_size=1024)
+    parser.spool_max_size = max_bytes + 1  # the file stays in memory: its plaintext never touches the disk
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise BadRequest(f"file: {exc.message}", code="bad_multipart") from None
     for key in form.keys():
         if key not in FORM_FIELDS:
             raise Invalid(key, "unknown field", code="unknown_field")
