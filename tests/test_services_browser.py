@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.support_accounts import add_patient, clinic, portal, register  # noqa: F401
+from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_browser import browser, open_page, screenshot  # noqa: F401
 from tests.support_http import LiveServer
 
@@ -127,4 +127,45 @@ def test_the_admin_previews_a_notice_before_sending(portal: LiveServer, browser:
         expect(page.locator("#notices-h")).to_have_text("मरीज़ खातों को सूचना")
         fits(page, "#notices")
         fits(page, "#payments")
+    watched.assert_clean()
+
+
+def test_reception_sees_the_payment_and_opens_the_documents_of_an_appointment(
+        portal: LiveServer, clinic: Clinic, browser: BrowserContext) -> None:  # noqa: F811
+    p = register(portal, name=LONG_NAME)
+    me = add_patient(p, name=LONG_NAME)
+    appt = p.post("/me/appointments", {"patient": me["id"], "queue": clinic.by_date, "date": clinic.today(),
+                                       "payment_method": "upi"}).json()
+    doc = p.client.post(f"/me/patients/{me['id']}/documents", data={"appointment": str(appt["id"])},
+                        files={"file": (LONG_FILE, jpeg(), "image/jpeg")}).json()["document"]
+    desk = portal.login(portal.add_user("reception"))
+    signed_in_as(browser, portal, desk.cookies["qtraq_session"])
+    watched = open_page(browser, f"{portal.url}/reception", 360, 740)
+    page = watched.page
+    form = page.locator("#visit-form")
+    form.locator("[name=appointment]").fill(str(appt["id"]))
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#visit-pay")).to_have_text("Payment: UPI, not paid yet")
+    link = page.locator("#visit-docs a")
+    expect(link).to_have_text(LONG_FILE)
+    assert link.get_attribute("href") == f"/api/v1/documents/{doc['id']}"
+    with page.expect_popup() as opened:
+        link.click()
+    opened.value.wait_for_load_state()
+    opened.value.close()
+    page.locator("#visit-paid").click()
+    expect(page.locator("#visit-pay")).to_have_text("Payment: UPI, paid")
+    expect(page.locator("#visit-paid")).to_be_hidden()
+    fits(page, "#visit")
+    page.locator("#visit").scroll_into_view_if_needed()
+    screenshot(page, "reception-visit-360")
+    with portal.db() as db:
+        actions = [r[0] for r in db.execute("SELECT action FROM audit_log WHERE action IN"
+                                            " ('document.view', 'appointment.documents', 'appointment.paid')")]
+    assert sorted(actions) == ["appointment.documents", "appointment.paid", "document.view"]
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{portal.url}/reception?lang=hi")
+        expect(page.locator("#visit-h")).to_have_text("अपॉइंटमेंट: भुगतान और दस्तावेज़")
+        fits(page, "#visit")
     watched.assert_clean()
