@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
+from tests.support_accounts import Clinic, add_patient, clinic, codes_sent, portal, register, verify  # noqa: F401
 from tests.support_browser import browser, open_page, screenshot  # noqa: F401
 from tests.support_http import LiveServer
 
@@ -103,7 +103,8 @@ def test_the_ticket_page_offers_upi_and_asks_for_a_rating_when_done(portal: Live
     watched.assert_clean()
 
 
-def test_the_admin_previews_a_notice_before_sending(portal: LiveServer, browser: BrowserContext) -> None:  # noqa: F811
+def test_the_admin_previews_a_notice_before_sending(portal: LiveServer, browser: BrowserContext,  # noqa: F811
+                                                   redis_url: str) -> None:
     with portal.db() as db:  # the stats charts read the clinic from the record the persister writes
         db.execute("INSERT OR IGNORE INTO clinics (id, name, timezone, mask_names, lang, created_at, updated_version)"
                    " VALUES ('c1', 'Clinic c1', 'UTC', 0, 'en', 0, 0)")
@@ -117,6 +118,13 @@ def test_the_admin_previews_a_notice_before_sending(portal: LiveServer, browser:
     form.locator("[name=text]").fill("We are closed on Sunday 13 December.\nSee you on Monday.")
     form.locator("button[value=preview]").click()
     expect(page.locator("#nf-result")).to_have_text("0 accounts would receive this notice.")
+    reader = register(portal, consent={"notifications": True, "analytics": False, "marketing": False})
+    assert verify(reader, "email", codes_sent(redis_url, reader.email)[-1]).status_code == 200
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    form.locator("button[value=send]").click()
+    expect(page.locator("#nf-result")).to_have_text("Notice sent to 1 accounts.")
+    assert asked == ["Send this notice to 1 accounts now? It cannot be called back."]
     fits(page, "#notices")
     fits(page, "#payments")
     page.locator("#notices").scroll_into_view_if_needed()

@@ -20,7 +20,14 @@
       .map(function (c) { return c.value; });
     var body = { purpose: form.purpose.value, channels: channels, subject: form.subject.value.trim(),
       text: form.text.value.replace(/\s+/g, " ").trim(), dry_run: dry };  /* one line, as an SMS shows it */
-    QT.api("POST", "/api/v1/admin/notices", body).then(function (res) {
+    /* A send is counted first and confirmed with that count: a notice cannot be called back. */
+    var counted = dry ? Promise.resolve(null) : QT.api("POST", "/api/v1/admin/notices",
+      Object.assign({}, body, { dry_run: true }));
+    counted.then(function (count) {
+      if (count && !confirm(QT.t("svc_confirm_send", { n: count.recipients }))) { return null; }
+      return QT.api("POST", "/api/v1/admin/notices", body);
+    }).then(function (res) {
+      if (!res) { return; }
       result(QT.t(dry ? "svc_recipients" : "svc_sent", { n: res.recipients }));
       if (!dry) { form.reset(); }
     }, function (err) { result(QT.errorText(err), true); });
