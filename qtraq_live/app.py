@@ -22,6 +22,7 @@ from .abdm import commands as abdm_commands
 from .abdm import routes as abdm_routes
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
+from .accounts import api_broadcast, api_documents, api_feedback, api_oidc, api_payments
 from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import audit_log as api_audit_log
@@ -67,6 +68,8 @@ API_ROUTES: list[BaseRoute] = [
     *accounts_api.routes,
     *accounts_appointments.routes,
     *api_audit_log.routes,
+    *api_documents.routes, *api_feedback.routes, *api_broadcast.routes, *api_payments.routes,  # patient services (#22)
+    *api_oidc.routes,
     *api_docs.routes,
     *abdm_routes.api_routes,
     *api_inbound.routes,

@@ -144,6 +144,15 @@ SETTINGS: list[Setting] = [
     Setting("notify.dlt.enabled", False, "India (TRAI DLT): send every SMS with the registered sender and the template id of its notice kind.", _as_bool),
     Setting("notify.dlt.sender", "", "The registered DLT sender id (header), e.g. QTRAQC.", env="QTRAQ_NOTIFY_DLT_SENDER"),
     Setting("notify.dlt.templates", {}, "One registered template id per notice kind, e.g. { called = \"1107161234567890123\" }; with dlt.enabled every kind needs one (docs/notifications.md lists the texts).", _as_table),
+    # Patient services (issue #22): documents, feedback, sign-in with an OpenID Connect provider.
+    Setting("documents.max_bytes", 10 * 1024 * 1024, "Largest document a patient may upload (JPEG, PNG or PDF), in bytes.", _as_int, minimum=1024),
+    Setting("documents.quota_bytes", 50 * 1024 * 1024, "Total bytes of documents one account may keep.", _as_int, minimum=1024),
+    Setting("documents.key", "", "Key(s) that encrypt documents at rest: Fernet keys, comma-separated, the first encrypts (rotation). Keep it outside the data dir (environment or secret store). Empty: development generates DATA_DIR/documents.key; production refuses uploads.", env="QTRAQ_DOCUMENTS_KEY"),
+    Setting("feedback.days", 7, "Days after the visit during which a patient may rate it.", _as_int, minimum=1),
+    Setting("accounts.oidc.issuer", "", "OpenID Connect provider for patient sign-in (e.g. https://accounts.google.com). Empty: off.", env="QTRAQ_OIDC_ISSUER"),
+    Setting("accounts.oidc.client_id", "", "Client id registered with the OpenID Connect provider.", env="QTRAQ_OIDC_CLIENT_ID"),
+    Setting("accounts.oidc.client_secret", "", "Client secret of that client; set it in the environment, never in the file.", env="QTRAQ_OIDC_CLIENT_SECRET"),
+    Setting("accounts.oidc.label", "Google", "Name of the provider on the portal's sign-in button.", env="QTRAQ_OIDC_LABEL"),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -12,6 +12,7 @@ WebSocket close code. Nothing else needs to know how errors are rendered.
     ├── Conflict            409  illegal state transition
     ├── MisdirectedWrite    421  a write sent to a ``--role hub`` process
     ├── PayloadTooLarge     413  body over the size limit
+    ├── UnsupportedMedia    415  a file type not allowed, or content that does not match it
     ├── Invalid             422  a field failed validation (the message names the field)
     ├── RateLimited         429  too many requests (``retry_after`` seconds)
     ├── Unavailable         503  Redis or SQLite unreachable
@@ -75,6 +76,12 @@ class PayloadTooLarge(QtraqError):
     status = 413
     code = "payload_too_large"
     close_code = 1009
+
+
+class UnsupportedMedia(QtraqError):
+    status = 415
+    code = "unsupported_media_type"
+    close_code = 1003
 
 
 class Invalid(QtraqError):

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from . import __version__
 from .auth import SESSION_COOKIE
 from .accounts import api as accounts_api
-from .accounts import api_appointments, appointments, records
+from .accounts import api_appointments, appointments, broadcast, feedback, records
 from .api import admin, auth_routes, clinics, issue, notifications, queues, tickets
 from .api import push as api_push
 from .validation import EMPTY, Schema
@@ -76,6 +76,8 @@ SCHEMAS: dict[str, Schema] = {
     "CheckIn": api_appointments.CHECKIN,
     "Slots": appointments.SLOTS,
     "PushSubscription": api_push.SUBSCRIPTION,
+    "FeedbackRate": feedback.BODY,
+    "AdminNotice": broadcast.BODY,
 }
 
 _TICKET_ACTIONS = {
@@ -220,6 +222,30 @@ OPERATIONS: dict[tuple[str, str], Op] = {
                                          "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1"
                                                    "XbjhazAkj7I99e8QcYP7DkM",
                                          "auth": "tBHItJI5svbpez7KI4CCXg"}}, 201, limited=True),
+    # patient services (#22)
+    ("POST", "/me/patients/{patient}/documents"): Op(
+        "Upload a document for a linked patient: multipart/form-data, field file (JPEG, PNG or PDF, checked by "
+        "content), optional appointment → 201 {document}; 413 too large or over quota, 415 type/content refused",
+        "account", status=201, limited=True),
+    ("GET", "/me/documents"): Op("The account's documents", "account"),
+    ("GET", "/me/documents/{document}"): Op("One document's file (?thumb=1: its thumbnail)", "account"),
+    ("DELETE", "/me/documents/{document}"): Op("Delete a document and its thumbnail", "account"),
+    ("GET", "/appointments/{appointment}/documents"): Op(
+        "Documents attached to an appointment (reception, or the doctor of its queue; audited)", "doctor"),
+    ("GET", "/documents/{document}"): Op("A document's file, through its appointment (audited)", "doctor"),
+    ("POST", "/feedback/{token}"): Op("Rate a finished visit once (1–5, optional comment)", "token", feedback.BODY,
+                                      {"rating": 5, "comment": "Quick and kind"}, 201, limited=True),
+    ("GET", "/clinics/{clinic}/feedback"): Op("Feedback aggregates per queue and day (?format=csv)", "admin", params=(
+        ("from", "query", "string", "YYYY-MM-DD"), ("to", "query", "string", "YYYY-MM-DD"),
+        ("format", "query", "string", "json or csv"))),
+    ("POST", "/admin/notices"): Op("Send a notice to the accounts that consented to its purpose (dry_run: count only)",
+                                   "admin", broadcast.BODY,
+                                   {"purpose": "maintenance", "channels": ["email", "sms"],
+                                    "subject": "Closed on Sunday", "text": "The clinic is closed this Sunday.",
+                                    "dry_run": True}),
+    ("POST", "/appointments/{appointment}/paid"): Op("Mark a visit paid", "reception", EMPTY, {}),
+    ("GET", "/auth/oidc/login"): Op("Sign in with the OpenID Connect provider (a redirect)", "public"),
+    ("GET", "/auth/oidc/callback"): Op("The provider's redirect back (then to /account)", "public"),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")

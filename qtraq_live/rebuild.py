@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from . import redis_keys as keys
 from .access import mirror_access
+from .accounts import payments
 from .persister import FINAL, FINAL_TTL_MS, TICKET_FIELDS, Persister
 from .store import Row, Store
 
@@ -73,6 +74,7 @@ async def rebuild(store: Store, redis: aioredis.Redis, *, drain: bool = True,
         await pipe.execute()
 
     await mirror_access(store, redis)  # users, API tokens, display keys
+    await payments.mirror_all(store, redis)  # the ticket page's UPI settings (#22)
     counts.update(clinics=len(state["clinics"]), queues=len(state["queues"]), keys_replaced=len(old_keys))
     log.info("rebuild done: %s", counts)
     return counts

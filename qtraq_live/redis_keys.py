@@ -50,6 +50,11 @@ Hub (each process's own, deleted when it stops):
 
     qt:hub:{id}:wake           stream  an XADD here wakes that hub's blocking XREAD (clinic set changed)
 
+Patient services (written by the primary from its SQLite record, read by every hub):
+
+    qt:pay:{c}                 hash    upi_vpa, fee:{queue} (rupees) for the ticket page's UPI link
+    qt:oidc:{state}            string  a pending OpenID Connect sign-in: nonce, PKCE verifier (EX 600)
+
 Other layers add their own prefixes here.
 """
 
@@ -234,3 +239,11 @@ def push_subscription(ticket_id: int | str) -> str:
 
 def clinic_languages(c: str) -> str:
     return f"qt:speech:langs:{c}"
+
+
+def payment(c: str) -> str:
+    return f"qt:pay:{c}"
+
+
+def oidc_state(state_hash: str) -> str:
+    return f"qt:oidc:{state_hash}"

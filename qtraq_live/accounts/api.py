@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from starlette.requests import Request
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -25,7 +26,8 @@ from ..validation import Field, Schema
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
-from . import codes, consent, notices, passwords, privacy, records, useragent
+from . import broadcast, codes, consent, documents, feedback, notices, passwords, privacy, records, useragent
+from .document_files import Vault
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +72,24 @@ async def sent_fields(request: Request, schema: Schema) -> Json:
     return {k: body[k] for k in (json.loads(raw) if raw.strip() else {})}
 
 
-async def _login_response(request: Request, account_id: int, status: int = 200) -> Response:
-    """Open an account session, log it (time, IP, OS, browser) and answer with the CSRF token."""
+async def open_session(request: Request, account_id: int, *, new_device_notice: bool) -> tuple[str, str]:
+    """Open an account session and log it (time, IP, OS, browser); a login from a device the
+    account never used is told to the account (a security notice). Returns ``(sid, csrf)``."""
     sid, csrf = await auth.start_session(request, "account", account_id)
     os_name, browser = useragent.parse(request.headers.get("user-agent"))
+    store, at = store_of(request), now_ms()
+    if new_device_notice:
+        await broadcast.new_device(store, request.app.state.redis, request.app.state.settings, account_id, os_name,
+                                   browser, at)
+    await records.log_session(store, account_id, client_ip(request), os_name, browser, at)
+    return sid, csrf
+
+
+async def _login_response(request: Request, account_id: int, status: int = 200, *,
+                          new_device_notice: bool = False) -> Response:
+    """Open an account session (see :func:`open_session`) and answer with the CSRF token."""
+    sid, csrf = await open_session(request, account_id, new_device_notice=new_device_notice)
     store = store_of(request)
-    await records.log_session(store, account_id, client_ip(request), os_name, browser, now_ms())
     response = JSONResponse({"csrf_token": csrf, "account": await _account(store, account_id)}, status_code=status)
     auth.set_session_cookie(response, request, sid)
     return response
@@ -144,7 +158,7 @@ async def login(request: Request) -> Response:
     if not ok or found is None:
         raise Unauthorized("wrong email/mobile or password", code="invalid_credentials")
     log.info("account %d logged in", found["id"])
-    return await _login_response(request, found["id"])
+    return await _login_response(request, found["id"], new_device_notice=True)
 
 
 async def logout(request: Request) -> Response:
@@ -168,20 +182,43 @@ async def patch_me(request: Request) -> Response:
     store = store_of(request)
     for channel in await records.update_account(store, account_id, changes, now_ms(), today()):
         await _send_code(request, account_id, channel)
+    if "password" in changes:
+        await broadcast.password_changed(store, request.app.state.redis, request.app.state.settings, account_id,
+                                         now_ms())
     return JSONResponse(await _account(store, account_id))
 
 
 async def delete_me(request: Request) -> Response:
     account_id = await require_account(request)
-    await privacy.erase_account(store_of(request), request.app.state.redis, request.app.state.engine, account_id)
-    response = Response(status_code=204)
+    store, redis = store_of(request), request.app.state.redis
+    # Patient services (#22): what erasure must reach beyond the rows, read before they go.
+    account = await records.get_account_row(store, account_id)
+    files = await documents.files_of(store, "account_id = ?", (account_id,))
+    tickets = [r["ticket_id"] for r in await store.fetchall(
+        "SELECT ticket_id FROM appointments WHERE account_id = ? AND ticket_id IS NOT NULL", (account_id,))]
+    await feedback.forget_comments(store, tickets)  # before the erasure's WAL checkpoint
+    await privacy.erase_account(store, redis, request.app.state.engine, account_id)
+    if files:
+        Vault.of_app(request.app.state).remove(*files)
+    notice = broadcast.erasure_messages(account, request.app.state.settings, now_ms())  # sent after the answer
+    response = Response(status_code=204, background=BackgroundTask(broadcast.send_erasure, notice))
     auth.clear_session_cookie(response)
     return response
 
 
 async def export(request: Request) -> Response:
     account_id = await require_account(request)
-    data = await privacy.export_account(store_of(request), request.app.state.engine, account_id, now_ms(), today())
+    store = store_of(request)
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "zip"):
+        raise Invalid("format", "must be json or zip")
+    data = await privacy.export_account(store, request.app.state.engine, account_id, now_ms(), today())
+    data["documents"] = await documents.list_for(store, account_id)
+    if fmt == "zip":  # the JSON and every document file (#22)
+        body = await documents.export_zip(store, Vault.of_app(request.app.state), account_id,
+                                          JSONResponse(data).body)
+        return Response(body, media_type="application/zip",
+                        headers={"Content-Disposition": 'attachment; filename="my-data.zip"'})
     return JSONResponse(data, headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
 
 
@@ -239,7 +276,11 @@ async def patch_patient(request: Request) -> Response:
 
 async def delete_patient(request: Request) -> Response:
     account_id = await require_account(request)
-    await records.delete_patient(store_of(request), account_id, _patient_id(request), now_ms())
+    store, patient_id = store_of(request), _patient_id(request)
+    files = await documents.files_of(store, "account_id = ? AND patient_id = ?", (account_id, patient_id))
+    await records.delete_patient(store, account_id, patient_id, now_ms())  # their document rows cascade
+    if files:
+        Vault.of_app(request.app.state).remove(*files)
     return Response(status_code=204)
 
 

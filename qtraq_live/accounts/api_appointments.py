@@ -22,7 +22,7 @@ from ..errors import Forbidden, Invalid, NotFound
 from ..validation import Field, Schema
 from ..web.request import read_json
 from ..web.responses import JSONResponse
-from . import appointments, notices, records, stats
+from . import appointments, notices, payments, records, stats
 from .api import now_ms, require_account, store_of
 
 Json = dict[str, Any]
@@ -165,6 +165,8 @@ async def clinic_stats(request: Request) -> Response:
         raise Invalid("format", "must be json or csv")
     data = await stats.clinic_stats(store_of(request), request.path_params["clinic"], q.get("from"), q.get("to"),
                                     now_ms())
+    data["payment_methods"] = await payments.method_counts(store_of(request), data["clinic"], data["from"], data["to"],
+                                                           stats.MIN_PEOPLE)  # counts of methods, never people (#22)
     if fmt == "csv":
         return PlainTextResponse(stats.to_csv(data), media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="stats-{data["clinic"]}-{data["from"]}-{data["to"]}.csv"'})

@@ -28,7 +28,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..queue_engine import QueueEngine, TicketSource, iso
 from ..store import Store
 from ..validation import SLUG, Field, Schema
-from . import records
+from . import payments, records
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,11 @@ BOOK = Schema({
     "queue": Field("string", required=True, pattern=SLUG),
     "date": Field("string", required=True, pattern=records.DATE, description="YYYY-MM-DD clinic time"),
     "slot": Field("string", nullable=True, pattern=HHMM, description="HH:MM clinic time"),
+    "payment_method": payments.METHOD_FIELD,
 })
+# An appointment row with how it is paid (appointment_payments, issue #22).
+_SELECT = ("SELECT a.*, p.method AS payment_method, p.paid_at AS paid_at FROM appointments a"
+           " LEFT JOIN appointment_payments p ON p.appointment_id = a.id")
 
 
 def _minutes(hhmm: str) -> int:
@@ -144,7 +148,8 @@ def _check_day(day_text: str, tz: str, now_ms: int) -> date:
 def view(row: Json) -> Json:
     return {"id": row["id"], "patient": row["patient_id"], "queue": row["queue"], "clinic": row["clinic"],
             "date": row["date"], "slot": row["slot"], "status": row["status"], "ticket_id": row["ticket_id"],
-            "created_at": iso(row["created_at"])}
+            "created_at": iso(row["created_at"]), "payment_method": row.get("payment_method"),
+            "paid": row.get("paid_at") is not None}
 
 
 async def plan(store: Store, engine: QueueEngine, queue_id: str, day_text: str, slot: str | None,
@@ -201,13 +206,14 @@ async def book(store: Store, engine: QueueEngine, account_id: int, body: Json, n
                              " AND status IN ('booked', 'checked_in')", (body["patient"], body["queue"], body["date"])):
             raise Conflict("this patient already has an appointment at this queue on that date", code="already_booked")
         appointment_id = await insert(db, p, account_id, body["patient"], now_ms)
+        await payments.record_method(db, appointment_id, body.get("payment_method"))
     log.info("appointment %d booked at queue %s", appointment_id, body["queue"])
     return view(await get(store, appointment_id))
 
 
 async def get(store: Store, appointment_id: int, account_id: int | None = None) -> Json:
     """One appointment (of that account, when given); 404 otherwise."""
-    row = await store.fetchone("SELECT * FROM appointments WHERE id = ?", (appointment_id,))
+    row = await store.fetchone(f"{_SELECT} WHERE a.id = ?", (appointment_id,))
     if row is None or (account_id is not None and row["account_id"] != account_id):
         raise NotFound("unknown appointment")
     return row
@@ -223,7 +229,7 @@ async def holder_name(store: Store, row: Json) -> str | None:
 
 
 async def list_for(store: Store, account_id: int) -> list[Json]:
-    return await store.fetchall("SELECT * FROM appointments WHERE account_id = ? ORDER BY date DESC, slot, id",
+    return await store.fetchall(f"{_SELECT} WHERE a.account_id = ? ORDER BY a.date DESC, a.slot, a.id",
                                 (account_id,))
 
 

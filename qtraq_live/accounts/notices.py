@@ -160,3 +160,26 @@ async def forget(redis: aioredis.Redis, store: Store, account_id: int, ticket_id
     await store.execute(f"UPDATE notices SET recipient_hint = NULL WHERE key LIKE ? OR ticket_id IN ({marks})",
                         (f"a:{_prefix(account_id)}%", *ticket_ids))
     log.info("account %d: %d pending notices dropped for erasure", account_id, dropped)
+
+
+def contact_channel(contact: str, settings: Settings, allowed: tuple[str, ...] | None = None) -> str | None:
+    """The channel for an account contact (``email`` or ``mobile``) among ``allowed`` (all
+    when None) that the config can send on; None when there is none."""
+    options = ("email",) if contact == "email" else ("sms", "whatsapp")
+    return next((ch for ch in options if (allowed is None or ch in allowed) and settings[f"notify.{ch}"]), None)
+
+
+async def send_verified(redis: aioredis.Redis, account: Json, settings: Settings, *, kind: str, context: Json,
+                        dedupe: str, subject_: str, allowed: tuple[str, ...] | None = None) -> int:
+    """One notice to each verified contact of ``account`` (a row) on a channel in ``allowed``;
+    ``dedupe`` makes each one exactly once (the ledger). Returns how many were asked for."""
+    sent = 0
+    for contact in ("email", "mobile"):
+        channel = contact_channel(contact, settings, allowed)
+        if not account[contact] or not account[f"{contact}_verified"] or channel is None:
+            continue
+        await enqueue_account_notice(redis, kind=kind, to=account[contact], channel=channel, context=context,
+                                     lang=account["lang"] or settings["notify.default_lang"],
+                                     dedupe_key=f"{dedupe}:{contact}", subject=subject_)
+        sent += 1
+    return sent

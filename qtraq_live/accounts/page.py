@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from .. import auth
 from ..display.render import page, request_lang
 from ..errors import NotFound
-from . import records
+from . import oidc, records
 
 CHECKIN_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
@@ -44,8 +44,9 @@ async def account_page(request: Request) -> Response:
         "grievance_contact": settings["privacy.grievance_contact"],
     }
     preferred = await _account_lang(request, session["uid"]) if signed_in and session else None
+    oidc_label = settings["accounts.oidc.label"] if oidc.enabled(settings) else None  # #22
     return page(request, "account.html", lang=request_lang(request, preferred), data=data, signed_in=signed_in,
-                grievance_contact=settings["privacy.grievance_contact"])
+                grievance_contact=settings["privacy.grievance_contact"], oidc_label=oidc_label)
 
 
 async def privacy_page(request: Request) -> Response:

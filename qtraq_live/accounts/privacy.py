@@ -22,7 +22,8 @@ from .. import redis_keys as keys
 from ..config import Settings
 from ..queue_engine import ACTIVE, QueueEngine, iso
 from ..store import Store
-from . import appointments, consent, notices, records
+from . import appointments, consent, documents, notices, records
+from .document_files import folder_of
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ async def purge(store: Store, redis: aioredis.Redis, settings: Settings, now_ms:
     removed = {"walkin_contacts": contacts.rowcount, "walkin_names": names.rowcount,
                "imported_contacts": imported.rowcount,
                "stream_events": await _forget_in_redis(store, redis, named, walkin_cutoff),
-               "account_sessions": sessions.rowcount, "verification_codes": spent.rowcount}
+               "account_sessions": sessions.rowcount, "verification_codes": spent.rowcount,
+               "document_orphans": await documents.sweep_orphans(store, folder_of(settings))}
     if any(removed.values()):
         await compact(store, redis)
     log.info("retention purge: %s", removed)

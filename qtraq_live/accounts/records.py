@@ -41,6 +41,8 @@ _gender = Field("string", nullable=True, enum=GENDERS)
 _dob = Field("string", nullable=True, pattern=DATE, description="YYYY-MM-DD")
 _place = Field("string", nullable=True, min_length=1, max_length=80, pattern=TEXT)
 _lang = Field("string", nullable=True, enum=LANGS)
+_address = Field("string", nullable=True, min_length=1, max_length=300, pattern=TEXT,
+                 description="postal address (optional; kept in account_addresses)")
 _flag = Field("boolean", default=False)
 
 CONSENT = Schema({"notifications": _flag, "analytics": _flag, "marketing": _flag})
@@ -48,12 +50,12 @@ REGISTER = Schema({
     "name": _name, "email": EMAIL_FIELD, "mobile": MOBILE_FIELD,
     "password": Field("string", required=True, max_length=passwords.MAX_LENGTH),
     "gender": _gender, "date_of_birth": _dob, "state": _place, "city": _place, "lang": _lang,
-    "consent": Field("object", schema=CONSENT, nullable=True),
+    "consent": Field("object", schema=CONSENT, nullable=True), "address": _address,
 })
 ACCOUNT_PATCH = Schema({
     "name": Field("string", min_length=1, max_length=80, pattern=TEXT), "email": EMAIL_FIELD,
     "mobile": MOBILE_FIELD, "gender": _gender, "date_of_birth": _dob, "state": _place, "city": _place,
-    "lang": _lang,
+    "lang": _lang, "address": _address,
     "password": Field("string", max_length=passwords.MAX_LENGTH),
     "current_password": Field("string", max_length=passwords.MAX_LENGTH),
 })
@@ -120,6 +122,7 @@ async def create_account(store: Store, body: Json, now_ms: int, today: date) -> 
             " password_hash, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (*(body.get(c) for c in ACCOUNT_COLUMNS), pw_hash, now_ms, now_ms))
         account_id = int(written.lastrowid or 0)
+        await _set_address(db, account_id, body.get("address"))
         await db.execute(
             "INSERT INTO account_consent_history (account_id, changed_at, notifications, analytics,"
             " marketing) VALUES (?,?,?,?,?)",
@@ -134,8 +137,18 @@ def check_marketing(date_of_birth: str | None, marketing: bool, today: date) -> 
         raise Invalid("marketing", "is not offered to anyone under 18", code="minor")
 
 
+async def _set_address(db: Store, account_id: int, address: str | None) -> None:
+    """Inside a transaction: the account's postal address (None removes it)."""
+    if address is None:
+        await db.execute("DELETE FROM account_addresses WHERE account_id = ?", (account_id,))
+    else:
+        await db.execute("INSERT INTO account_addresses (account_id, address) VALUES (?, ?) ON CONFLICT"
+                         " (account_id) DO UPDATE SET address = excluded.address", (account_id, address.strip()))
+
+
 async def get_account_row(store: Store, account_id: int) -> Json:
-    row = await store.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
+    row = await store.fetchone("SELECT a.*, ad.address AS address FROM accounts a LEFT JOIN account_addresses ad"
+                               " ON ad.account_id = a.id WHERE a.id = ?", (account_id,))
     if row is None:
         raise NotFound("unknown account")
     return dict(row)
@@ -154,7 +167,7 @@ def account_view(row: Json, consent: Json) -> Json:
         "id": row["id"], "name": row["name"], "email": row["email"], "mobile": row["mobile"],
         "email_verified": bool(row["email_verified"]), "mobile_verified": bool(row["mobile_verified"]),
         "gender": row["gender"], "date_of_birth": row["date_of_birth"], "state": row["state"],
-        "city": row["city"], "lang": row["lang"], "consent": consent,
+        "city": row["city"], "address": row.get("address"), "lang": row["lang"], "consent": consent,
         "created_at": iso(row["created_at"]), "updated_at": iso(row["updated_at"]),
     }
 
@@ -179,10 +192,12 @@ async def update_account(store: Store, account_id: int, changes: Json, now_ms: i
     reverify = [ch for ch in ("email", "mobile") if ch in sets and sets[ch] != row[ch]]
     for ch in reverify:
         sets[f"{ch}_verified"] = 0
-    if not sets:
+    if not sets and "address" not in changes:
         return []
     sets["updated_at"] = now_ms
     async with store.transaction() as db:
+        if "address" in changes:
+            await _set_address(db, account_id, changes["address"])
         await _check_unique(db, sets, account_id)
         await db.execute(f"UPDATE accounts SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                          (*sets.values(), account_id))

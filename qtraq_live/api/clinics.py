@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..accounts import payments
 from ..auth import require_staff
 from ..errors import Invalid, NotFound
 from ..languages import LANGS
@@ -31,7 +32,7 @@ LANGUAGES = Field("array", items=Field("string", enum=SPOKEN), min_length=1, max
                   description="announcement languages in order (speech/phrases.py), default [\"en\", \"hi\"]")
 
 UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG,
-                        "languages": LANGUAGES})
+                        "languages": LANGUAGES, "upi_vpa": payments.UPI_VPA_FIELD})
 CREATE_CLINIC = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
@@ -39,9 +40,10 @@ CREATE_CLINIC = Schema({
     "mask_names": Field("boolean", default=False),
     "lang": replace(LANG, default="en"),
     "languages": LANGUAGES,
+    "upi_vpa": payments.UPI_VPA_FIELD,
 })
 UPDATE_QUEUE = Schema({"name": NAME, "prefix": PREFIX, "avg_service_s": AVG_SERVICE_S,
-                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD})
+                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD, "fee": payments.FEE_FIELD})
 CREATE_QUEUE = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
@@ -49,6 +51,7 @@ CREATE_QUEUE = Schema({
     "avg_service_s": replace(AVG_SERVICE_S, default=300),
     "self_checkin": replace(SELF_CHECKIN, default=False),
     "notify_ahead": replace(NOTIFY_AHEAD, default=3),
+    "fee": payments.FEE_FIELD,
 })
 
 
@@ -71,6 +74,14 @@ def _present(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+async def _payment_fields(request: Request, clinic: str, queue: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Take the payment settings (issue #22) out of a body and store them; returns them."""
+    found = {k: body.pop(k) for k in (*payments.QUEUE_FIELDS, *payments.CLINIC_FIELDS) if k in body}
+    if not found:
+        return {}
+    return await payments.set_settings(request.app.state.store, request.app.state.redis, clinic, queue, found)
+
+
 async def list_clinics(request: Request) -> Response:
     await require_staff(request)
     engine = engine_of(request)
@@ -84,10 +95,13 @@ async def create_clinic(request: Request) -> Response:
     user = await require_staff(request, "admin")
     body = await read_json(request, CREATE_CLINIC)
     spoken = _unique_languages(body.pop("languages"))
+    upi = {k: body.pop(k) for k in payments.CLINIC_FIELDS if k in body}
+    upi = {k: v for k, v in upi.items() if v is not None}
     clinic = await engine_of(request).create_clinic(
         body["id"], body["name"], timezone=body["timezone"], mask_names=body["mask_names"], lang=body["lang"],
         actor=user.actor)
     clinic["languages"] = await _save_languages(request, clinic["id"], spoken)
+    clinic = {**clinic, **await _payment_fields(request, clinic["id"], "", upi)}
     await audit(request, user.actor, "clinic.create", f"clinic:{clinic['id']}")
     return JSONResponse(clinic, status_code=201)
 
@@ -98,14 +112,17 @@ async def get_clinic(request: Request) -> Response:
     if clinic is None:
         raise NotFound("unknown clinic")
     clinic["languages"] = await speech_languages.get(request.app.state.redis, clinic["id"])
-    return JSONResponse(clinic)
+    return JSONResponse(await payments.decorate_clinic(request.app.state.redis, clinic))
 
 
 async def create_queue(request: Request) -> Response:
     user = await require_staff(request, "admin")
     body = await read_json(request, CREATE_QUEUE)
+    fee = {"fee": body.pop("fee")} if body.get("fee") is not None else {}
+    body.pop("fee", None)
     queue = await engine_of(request).create_queue(request.path_params["clinic"], body.pop("id"), actor=user.actor,
                                                   **body)
+    queue = {**queue, **await _payment_fields(request, queue["clinic"], queue["id"], fee)}
     await audit(request, user.actor, "queue.create", f"queue:{queue['id']}")
     return JSONResponse(queue, status_code=201)
 
@@ -118,12 +135,18 @@ async def update(request: Request, kind: str) -> Response:
     engine = engine_of(request)
     spoken = _unique_languages(body.pop("languages", None))
     apply = engine.update_clinic if kind == "clinic" else engine.update_queue
-    if body or spoken is None:
+    pay = {k: body.pop(k) for k in (*payments.CLINIC_FIELDS, *payments.QUEUE_FIELDS) if k in body}
+    if body or (spoken is None and not pay):
         changed = await apply(target, actor=user.actor, **body)
-    elif (changed := await engine.get_clinic(target)) is None:  # only the languages change
-        raise NotFound("unknown clinic")
+    else:  # only languages or payment settings: the queue state (and its version) stays as it is
+        current = await (engine.get_clinic(target) if kind == "clinic" else engine.get_queue(target))
+        if current is None:
+            raise NotFound(f"unknown {kind}")
+        changed = current
     if kind == "clinic":
         changed["languages"] = await _save_languages(request, target, spoken)
+    clinic_id = target if kind == "clinic" else changed["clinic"]
+    changed.update(await _payment_fields(request, clinic_id, "" if kind == "clinic" else target, pay))
     await audit(request, user.actor, f"{kind}.update", f"{kind}:{target}")
     return JSONResponse(changed)
 

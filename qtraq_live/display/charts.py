@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from xml.sax.saxutils import escape
 
-from ..accounts import stats
+from ..accounts import feedback, stats
 from ..store import Store
 from .i18n import Translator
 
-CHARTS = ("wait-by-hour", "served-per-day", "tickets-by-source")
+CHARTS = ("wait-by-hour", "served-per-day", "tickets-by-source", "feedback-by-day")
 DAYS = 14
 W, H = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 36, 48
@@ -68,6 +68,11 @@ def _fmt(v: float) -> str:
 
 async def render(store: Store, clinic_id: str, name: str, t: Translator, now_ms: int) -> str:
     """One chart over the last :data:`DAYS` days; buckets too small to publish stay empty."""
+    if name == "feedback-by-day":  # patient services (#22): mean rating per day, small days suppressed
+        first = date.fromtimestamp(now_ms / 1000) - timedelta(days=DAYS - 1)
+        means = await feedback.daily_means(store, clinic_id, first, DAYS)
+        return bar_chart(t("admin.chart_feedback", days=DAYS), t("admin.chart_feedback_desc"),
+                         [d[5:] for d, _ in means], [m for _, m in means], t("admin.unit_rating"))
     start = (date.fromtimestamp(now_ms / 1000) - timedelta(days=DAYS - 1)).isoformat()
     data = await stats.clinic_stats(store, clinic_id, start, None, now_ms)
     if name == "wait-by-hour":

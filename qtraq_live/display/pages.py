@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from .. import auth
 from .. import redis_keys as keys
+from ..accounts import payments
 from ..api.issue import track_url
 from ..languages import STAFF_LANGS
 from ..queue_engine import QueueEngine, public_ticket
@@ -110,9 +111,12 @@ async def ticket_page(request: Request) -> Response:
     status_text = t(f"js.status_{view['status']}")
     if view["status"] == "called" and view["counter"]:
         status_text += " " + t("js.go_to", where=_where(t, view["counter"]))
-    data = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}", "leavable": LEAVABLE}
+    data = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}", "leavable": LEAVABLE,
+            "feedback_path": f"/api/v1/feedback/{token}"}
+    upi = None if view["status"] == "cancelled" else await payments.ticket_offer(
+        request.app.state.redis, ticket["clinic"], ticket["clinic_name"] or "", ticket["queue"], view["label"])
     return page(request, "ticket.html", lang=lang, data=data, ticket=view, status_text=status_text,
-                eta_text=_wait_range(t, view["eta_low_s"], view["eta_high_s"]), leavable=LEAVABLE)
+                eta_text=_wait_range(t, view["eta_low_s"], view["eta_high_s"]), leavable=LEAVABLE, upi=upi)
 
 
 def _where(t: i18n.Translator, counter: str) -> str:

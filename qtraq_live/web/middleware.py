@@ -31,6 +31,10 @@ SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
 }
 HSTS = "max-age=31536000; includeSubDomains"  # only on answers that came over HTTPS
+# Document uploads (accounts/api_documents.py) may be as large as documents.max_bytes plus the
+# multipart framing around the file; every other body keeps server.max_body_bytes.
+UPLOAD_PATH = re.compile(r"^/api/v1/me/patients/[^/]+/documents$")
+MULTIPART_ROOM = 64 * 1024
 
 Raw = list[tuple[bytes, bytes]]
 
@@ -54,10 +58,11 @@ class HttpMiddleware:
     ``max_bytes`` (at once by Content-Length, else while streaming). A WebSocket gets its
     request id (for its log lines) and passes."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_only: bool) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_only: bool, upload_bytes: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.read_only = read_only
+        self.upload_bytes = max(upload_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,9 +93,10 @@ class HttpMiddleware:
             response = error_response(421, "write_on_hub", "this server only reads; send writes to the primary")
             await response(scope, receive, send)
             return
+        limit = self.upload_bytes if UPLOAD_PATH.match(scope["path"]) else self.max_bytes
         declared = _header(scope, b"content-length")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = error_response(413, "payload_too_large", f"body larger than {self.max_bytes} bytes")
+        if declared.isdigit() and int(declared) > limit:
+            response = error_response(413, "payload_too_large", f"body larger than {limit} bytes")
             await response(scope, receive, send)
             return
         seen = 0
@@ -100,8 +106,8 @@ class HttpMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"body larger than {self.max_bytes} bytes")
+                if seen > limit:
+                    raise PayloadTooLarge(f"body larger than {limit} bytes")
             return message
 
         await self.app(scope, limited_receive, send)
@@ -137,4 +143,5 @@ def assign_request_id(scope: Scope) -> str:
 
 
 def stack(settings: Settings, role: str) -> list[Middleware]:
-    return [Middleware(HttpMiddleware, max_bytes=settings["server.max_body_bytes"], read_only=role == "hub")]
+    return [Middleware(HttpMiddleware, max_bytes=settings["server.max_body_bytes"], read_only=role == "hub",
+                       upload_bytes=settings["documents.max_bytes"] + MULTIPART_ROOM)]

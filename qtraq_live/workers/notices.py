@@ -20,6 +20,8 @@ from .channels import CHANNELS
 from .render import LANGS
 
 ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled")
+# Patient services (#22): an admin's notice to accounts, and security notices (not switchable off).
+ACCOUNT_KINDS += ("admin_notice", "security_login", "security_password", "security_erasure")
 ADMIN_KINDS = ("test",)  # an admin checking a channel from /admin
 # answers to a patient's SMS or WhatsApp message (qtraq_live/inbound); a called patient gets the call
 # again, a skipped one the "skipped" text

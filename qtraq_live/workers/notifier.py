@@ -173,7 +173,7 @@ class Notifier:
                 recipients[tid] = await self.recipients_of(t, available)
             context = {"clinic": mirror.clinic["name"], "queue": mirror.queues[t["queue"]]["name"],
                        "label": t["label"], **tr.context}
-            if tr.kind == "issued":
+            if tr.kind in ("issued", "feedback_request"):  # the ticket page also takes the rating
                 token = await self.ctx.engine.ticket_token(tid)
                 context["track_url"] = f"{public_base(self.settings)}/t/{token}"
             for r in recipients[tid]:

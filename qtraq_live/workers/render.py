@@ -29,6 +29,9 @@ KINDS: dict[str, str] = {
     # answers to a patient's SMS or WhatsApp reply (qtraq_live/inbound): they wait for it
     "reply_confirmed": "notify-high", "reply_late": "notify-high", "reply_late_refused": "notify-high",
     "reply_cancelled": "notify-high", "reply_status": "notify-high", "reply_help": "notify-high",
+    # patient services (#22)
+    "feedback_request": "notify", "admin_notice": "notify", "security_login": "notify-high",
+    "security_password": "notify-high", "security_erasure": "notify-high",
 }
 QUEUES = ("notify-high", "notify")
 

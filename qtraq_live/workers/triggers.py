@@ -37,7 +37,8 @@ class Trigger:
 
     @property
     def dedupe(self) -> str:
-        tail = self.ticket["queue"] if self.kind == "ahead" else str(self.version)
+        tail = self.ticket["queue"] if self.kind == "ahead" else "once" if self.kind == "feedback_request" \
+            else str(self.version)
         return f"t{self.ticket['id']}:{self.kind}:{tail}"
 
 
@@ -71,7 +72,14 @@ def status_triggers(ev: Mapping[str, Any], mirror: Mirror) -> list[Trigger]:
             continue
         out.append(Trigger(rule[0], t, v, {"counter": t.get("counter") or ""},
                            {"ticket": int(t["id"]), "status": list(rule[1])}))
-    return out
+    return out + feedback_triggers(ev)
+
+
+def feedback_triggers(ev: Mapping[str, Any]) -> list[Trigger]:
+    """A link to rate the visit, once, to a patient whose ticket became ``done`` (by any event:
+    a "next" press finishes the counter's previous patient inside its "called" event)."""
+    return [Trigger("feedback_request", t, int(ev["v"]), {}, {"ticket": int(t["id"]), "status": ["done"]})
+            for t in ev["tickets"] if t.get("notify") and t["status"] == "done" and t.get("prev_status") != "done"]
 
 
 def ahead_triggers(ev: Mapping[str, Any], mirror: Mirror, already: set[int], applied: bool = True) -> list[Trigger]:

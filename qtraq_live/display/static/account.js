@@ -64,7 +64,7 @@
   function loadMe() {
     return QT.api("GET", "/api/v1/me").then(function (me) {
       var form = $("profile");
-      ["name", "email", "mobile", "gender", "date_of_birth", "state", "city"].forEach(function (k) { form[k].value = me[k] || ""; });
+      ["name", "email", "mobile", "gender", "date_of_birth", "state", "city", "address"].forEach(function (k) { form[k].value = me[k] || ""; });
       form.lang.value = me.lang || data.lang;
       var pending = [];
       if (me.email && !me.email_verified) { pending.push("email"); }
