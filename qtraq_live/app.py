@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from . import gc_policy, redis_conn
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
+from .accounts import day_list as accounts_day_list
 from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import auth_routes as api_auth
@@ -57,6 +58,7 @@ API_ROUTES: list[BaseRoute] = [
     *api_notifications.routes,
     *accounts_api.routes,
     *accounts_appointments.routes,
+    *accounts_day_list.routes,
     *api_docs.routes,
 ]
 

@@ -177,7 +177,7 @@ SEED_TABLES = ("clinics", "staff")
 # Keys each seed table accepts (True: required). Values are checked where they are applied.
 _SEED_KEYS: dict[str, dict[str, bool]] = {
     "clinics": {"id": True, "name": True, "timezone": False, "mask_names": False, "lang": False,
-                "queues": False},
+                "region": False, "queues": False},
     "clinics.queues": {"id": True, "name": True, "prefix": True, "avg_service_s": False,
                        "self_checkin": False, "notify_ahead": False},
     "staff": {"username": True, "role": True, "queues": False, "password_env": True},
@@ -284,8 +284,9 @@ EXAMPLE_SEED = """\
 # id = "main"                      # slug used in URLs: /display/main, /api/v1/clinics/main
 # name = "Main Street Clinic"
 # timezone = "Asia/Kolkata"        # labels restart at midnight here
-# mask_names = false               # true: displays show "R. S." instead of names
+# mask_names = true                # false: displays show full names instead of "R. S."
 # lang = "en"                      # en or hi
+# region = "IN"                    # ISO 3166 country: how phone numbers without +code are read
 #
 #   [[clinics.queues]]
 #   id = "gp"                      # queue ids are unique across clinics

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from . import phones
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
 from .metrics import REDIS_ERRORS
@@ -56,6 +57,7 @@ TRANSITIONS: dict[str, tuple[TicketStatus, ...]] = {
     "cancel": (S.WAITING, S.CALLED, S.SERVING, S.SKIPPED),
     "requeue": (S.CALLED, S.SKIPPED, S.NO_SHOW),
     "transfer": (S.WAITING, S.CALLED, S.SERVING, S.SKIPPED),
+    "call": (S.WAITING, S.SKIPPED, S.NO_SHOW),  # out of order, to a counter: QueueEngine.call
 }
 ACTIONS = tuple(TRANSITIONS)
 # The status each action leaves the ticket in (recall keeps the status it had).
@@ -68,6 +70,7 @@ RESULT_STATUS: dict[str, TicketStatus | None] = {
     "cancel": S.CANCELLED,
     "requeue": S.WAITING,
     "transfer": S.WAITING,
+    "call": S.CALLED,
 }
 ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
 NORMAL_OFFSET = 4_000_000_000_000_000
@@ -257,19 +260,24 @@ class QueueEngine:
     # -- definitions -----------------------------------------------------------------
 
     async def create_clinic(self, clinic_id: str, name: str, timezone: str = "Asia/Kolkata",
-                            mask_names: bool = False, lang: str = "en", actor: str | None = None) -> Json:
+                            mask_names: bool = True, lang: str = "en", region: str = phones.DEFAULT_REGION,
+                            actor: str | None = None) -> Json:
         _check_slug("id", clinic_id)
         _check_text("name", name)
         _check_timezone(timezone)
+        phones.check_region(region)
         out = await self._run("create_clinic", {"id": clinic_id, "name": name, "timezone": timezone,
-                                                "mask_names": bool(mask_names), "lang": lang, "actor": actor})
+                                                "mask_names": bool(mask_names), "lang": lang, "region": region,
+                                                "actor": actor})
         return out["clinic"]
 
     async def update_clinic(self, clinic_id: str, actor: str | None = None, **fields: Any) -> Json:
-        allowed = {"name", "timezone", "mask_names", "lang"}
+        allowed = {"name", "timezone", "mask_names", "lang", "region"}
         for k, v in fields.items():
             if k not in allowed:
                 raise Invalid(k, "cannot be changed")
+        if "region" in fields:
+            phones.check_region(fields["region"])
         if "name" in fields:
             _check_text("name", fields["name"])
         if "timezone" in fields:
@@ -315,6 +323,7 @@ class QueueEngine:
         except NotFound:
             return None
         clinic: Json = snap["clinic"]
+        clinic["region"] = clinic.get("region") or phones.DEFAULT_REGION  # clinics made before regions
         clinic["queues"] = [_queue_def(q) for q in snap["queues"]]
         clinic["version"] = snap["v"]
         return clinic
@@ -348,6 +357,14 @@ class QueueEngine:
             self._tz[queue_id] = tz
         return clinic_day(tz, self.clock())
 
+    async def queue_region(self, queue_id: str) -> str:
+        """How local phone numbers are read for this queue: its clinic's ``region``."""
+        clinic = await self._call_redis(self.redis.hget(keys.queue(queue_id), "clinic"))
+        if clinic is None:
+            raise NotFound(f"unknown queue {queue_id}")
+        region = await self._call_redis(self.redis.hget(keys.clinic(clinic), "region"))
+        return str(region or phones.DEFAULT_REGION)
+
     async def issue(self, queue_id: str, *, name: str | None = None, priority: int = 0,
                     notify: bool = False, lang: str | None = None, ticket_id: int | None = None,
                     appointment_id: str | int | None = None, arrival_ms: int | None = None,
@@ -375,11 +392,19 @@ class QueueEngine:
                    actor: str | None = None, record: Record | None = None) -> Json | None:
         """Finish what this counter was serving and call the next patient, atomically."""
         _check_counter(counter)
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
-            raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
+        _check_idempotency_key(idempotency_key)
         out = await self._run("next", {"queue": queue_id, "counter": counter,
                                        "idempotency_key": idempotency_key, "actor": actor}, record)
         return _ticket(out) if out.get("ticket") else None
+
+    async def call(self, ticket_id: int | str, counter: str = "1", *, idempotency_key: str | None = None,
+                   actor: str | None = None, record: Record | None = None) -> Json:
+        """Call this waiting, skipped or no-show ticket to ``counter`` now, out of order; the
+        counter's previous patient is finished as by :meth:`next`, in the same atomic step."""
+        _check_counter(counter)
+        _check_idempotency_key(idempotency_key)
+        return _ticket(await self._run("call", {"ticket": str(_ticket_id(ticket_id)), "counter": counter,
+                                                "idempotency_key": idempotency_key, "actor": actor}, record))
 
     async def _act(self, op: str, ticket_id: int | str, actor: str | None, record: Record | None = None) -> Json:
         return _ticket(await self._run(op, {"ticket": str(_ticket_id(ticket_id)), "actor": actor}, record))
@@ -408,7 +433,7 @@ class QueueEngine:
     async def act(self, action: str, ticket_id: int | str, actor: str | None = None,
                   record: Record | None = None) -> Json:
         """Any single-ticket action by name (``recall``, ``no_show``…)."""
-        if action not in TRANSITIONS or action == "transfer":
+        if action not in TRANSITIONS or action in ("transfer", "call"):
             raise Invalid("action", f"unknown action {action}")
         return await self._act(action, ticket_id, actor, record)
 
@@ -538,6 +563,11 @@ def _check_text(field: str, value: Any, max_len: int = NAME_MAX) -> None:
 def _check_int(field: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise Invalid(field, f"must be an integer from {lo} to {hi}")
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and not (0 < len(key) <= 128):
+        raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
 
 
 def _check_counter(counter: Any) -> None:

@@ -63,6 +63,13 @@ class Written:
     lastrowid: int | None
 
 
+# Columns added to a table after its first release: a record made before them gains them at
+# open (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it was). (table, column, type)
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("clinics", "region", "TEXT NOT NULL DEFAULT 'IN'"),
+)
+
+
 def schema_files() -> list[tuple[str, str]]:
     """``(name, sql)`` of every schema file of the package, in name order."""
     folder = resources.files("qtraq_live").joinpath("schema")
@@ -113,6 +120,10 @@ class Store:
                             await conn.rollback()
                         log.error("schema file failed", extra={"schema": name})
                         raise
+                for table, column, kind in ADDED_COLUMNS:
+                    have = {row[1] for row in await conn.execute_fetchall(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        await conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 await conn.execute(
                     "INSERT INTO store_meta (key, value) VALUES ('opened_at', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
+from .. import auth, phones
 from ..errors import Invalid, MisdirectedWrite, NotFound, Unauthorized
 from ..store import Store
 from ..validation import Field, Schema
@@ -138,8 +138,9 @@ async def login(request: Request) -> Response:
         raise Invalid("email", "give either email or mobile", code="missing_field")
     redis = request.app.state.redis
     await ratelimit.hit(redis, "account-login-ip", client_ip(request), 30, 900)
-    await ratelimit.hit(redis, "account-login-id", (body["email"] or body["mobile"]).lower(), 10, 900)
-    found = await records.find_login(store_of(request), body["email"], body["mobile"])
+    mobile = phones.optional_e164(body["mobile"])  # one number, however it was typed, one limit
+    await ratelimit.hit(redis, "account-login-id", (body["email"] or mobile or "").lower(), 10, 900)
+    found = await records.find_login(store_of(request), body["email"], mobile)
     ok = await asyncio.to_thread(passwords.verify_password, found["password_hash"] if found else None, body["password"])
     if not ok or found is None:
         raise Unauthorized("wrong email/mobile or password", code="invalid_credentials")

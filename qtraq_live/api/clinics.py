@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .. import phones
 from ..auth import require_staff
 from ..errors import NotFound
 from ..validation import SLUG, Field, Schema
@@ -25,13 +26,16 @@ AVG_SERVICE_S = Field("integer", minimum=10, maximum=4 * 3600)
 NOTIFY_AHEAD = Field("integer", minimum=0, maximum=50, description="notify a patient this many places ahead")
 SELF_CHECKIN = Field("boolean", description="patients may join from the QR page")
 
-UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG})
+REGION = Field("string", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2: how local phone numbers are read")
+UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG,
+                        "region": REGION})
 CREATE_CLINIC = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
     "timezone": replace(TIMEZONE, default="Asia/Kolkata"),
-    "mask_names": Field("boolean", default=False),
+    "mask_names": Field("boolean", default=True, description="patient names masked on screens"),
     "lang": replace(LANG, default="en"),
+    "region": replace(REGION, default=phones.DEFAULT_REGION),
 })
 UPDATE_QUEUE = Schema({"name": NAME, "prefix": PREFIX, "avg_service_s": AVG_SERVICE_S,
                        "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD})
@@ -62,7 +66,7 @@ async def create_clinic(request: Request) -> Response:
     body = await read_json(request, CREATE_CLINIC)
     clinic = await engine_of(request).create_clinic(
         body["id"], body["name"], timezone=body["timezone"], mask_names=body["mask_names"], lang=body["lang"],
-        actor=user.actor)
+        region=body["region"], actor=user.actor)
     await audit(request, user.actor, "clinic.create", f"clinic:{clinic['id']}")
     return JSONResponse(clinic, status_code=201)
 

@@ -12,16 +12,17 @@ from typing import Any
 
 from starlette.requests import Request
 
+from .. import phones
 from ..errors import Invalid, NotFound
 from ..metrics import TICKETS_ISSUED
 from ..store import Store
-from ..validation import E164, EMAIL, Field, Schema
+from ..validation import EMAIL, Field, Schema
 from .common import engine_of
 
 CONTACT_FIELDS = {
     "name": Field("string", nullable=True, min_length=1, max_length=80,
                   description="shown masked if the clinic says so"),
-    "mobile": Field("string", nullable=True, pattern=E164, description="E.164, e.g. +919812345678"),
+    "mobile": phones.FIELD,
     "email": Field("string", nullable=True, max_length=254, pattern=EMAIL),
     "notify": Field("boolean", default=False, description="send notices as the turn nears"),
     "lang": Field("string", nullable=True, enum=("en", "hi"), description="language of notices"),
@@ -49,12 +50,12 @@ def track_url(request: Request, token: str) -> str:
 async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], actor: str, via: str) -> dict[str, Any]:
     """Issue a ticket from a checked body → ``{ticket, track_url}``, the body of the 201 (the
     only answer that ever carries the ticket's token)."""
-    mobile, email = body["mobile"], body["email"]
-    if body["notify"] and not (mobile or email):
-        raise Invalid("notify", "needs a mobile number or an email address")
     engine = engine_of(request)
     if await engine.get_queue(queue_id) is None:
         raise NotFound("unknown queue")
+    mobile, email = phones.optional_e164(body["mobile"], await engine.queue_region(queue_id)), body["email"]
+    if body["notify"] and not (mobile or email):
+        raise Invalid("notify", "needs a mobile number or an email address")
     ticket_id = await engine.allocate_ticket_id()
     store = request.app.state.store
     if mobile or email:

@@ -131,7 +131,7 @@ end
 
 local function clinic_json(h)
   return '{"id":' .. jplain(h.id) .. ',"name":' .. jtext(h.name) .. ',"timezone":' .. jtext(h.timezone) ..
-    ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. '}'
+    ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. ',"region":' .. jtext(h.region) .. '}'
 end
 
 -- TicketState from the ticket's hash.
