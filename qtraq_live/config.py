@@ -109,6 +109,10 @@ SETTINGS: list[Setting] = [
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
     Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
+    # The waiting-room TV (issue 16).
+    Setting("display.serving_clear_min", 30, "Minutes after its call that a TV stops showing a counter's 'now serving' ticket when the counter has called nobody since (0: never).", _as_int, minimum=0),
+    Setting("display.page_s", 12, "Seconds each page shows on a TV whose queues do not all fit at a readable size.", _as_int, minimum=3),
+    Setting("display.frozen_after_s", 20, "Seconds without a live connection after which a TV says plainly that it is not updating.", _as_int, minimum=5),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}

@@ -89,11 +89,24 @@ async def display_page(request: Request) -> Response:
     if not key or await request.app.state.redis.get(keys.display_key(key)) != clinic_id:
         logger.info("display page refused for clinic %s: missing or invalid key", clinic_id)
         return error_page(request, 401, "error.display_key", lang=lang)
+    settings = request.app.state.settings
+    shown = _shown_queues(request, clinic)
     data = {
-        "ws_path": f"/ws/display/{clinic_id}?key={key}", "timezone": clinic["timezone"],
+        "ws_path": f"/ws/display/{clinic_id}?key={key}" + (f"&queues={','.join(shown)}" if shown else ""),
+        "timezone": clinic["timezone"], "queues": shown,
         "speech_lang": i18n.SPEECH_TAGS[lang], "next_count": 4, "recent_count": 5, "call_ms": 8000,
+        "serving_clear_ms": settings["display.serving_clear_min"] * 60_000, "page_ms": settings["display.page_s"] * 1000,
+        "frozen_after_ms": settings["display.frozen_after_s"] * 1000,
     }
     return page(request, "display.html", lang=lang, data=data, clinic=clinic)
+
+
+def _shown_queues(request: Request, clinic: dict[str, Any]) -> list[str]:
+    """``?queues=a,b``: the clinic's queues this screen shows, in the order given (empty: all).
+    Names that are not queues of this clinic are left out."""
+    known = {q["id"] for q in clinic["queues"]}
+    asked = request.query_params.get("queues", "").split(",")
+    return list(dict.fromkeys(q for q in asked if q in known))
 
 
 async def ticket_page(request: Request) -> Response:

@@ -46,16 +46,27 @@
     return li;
   }
 
+  /* The queues this screen shows: ?queues=a,b in that order, else all. */
+  function shownQueues() {
+    if (!d.queues || !d.queues.length) { return state.queues; }
+    return d.queues.map(function (id) { return state.queue(id); }).filter(Boolean);
+  }
+
+  /* A counter that has called nobody for a while is not "serving" that patient any more. */
+  function stillServing(x) {
+    return !d.serving_clear_ms || !x.called_at || Date.now() - x.called_at < d.serving_clear_ms;
+  }
+
   function renderQueues() {
-    var box = $("queues"), tpl = $("queue-tpl");
+    var box = $("queues"), tpl = $("queue-tpl"), shown = shownQueues();
     box.textContent = "";
-    box.dataset.count = String(state.queues.length);
-    state.queues.forEach(function (q) {
+    box.dataset.count = String(shown.length);
+    shown.forEach(function (q) {
       var card = tpl.content.firstElementChild.cloneNode(true);
       card.dataset.queue = q.id;
       card.querySelector(".d-q-name").textContent = q.name;
       QT.show(card.querySelector(".d-q-paused"), !!q.paused);
-      var serving = q.now_serving || [];
+      var serving = (q.now_serving || []).filter(stillServing);
       fill(card.querySelector(".d-serving"), serving.length ? serving : [{ label: "—" }], servingItem);
       var next = (q.waiting || []).slice(0, d.next_count || 4).map(function (x) { return x.label; });
       fill(card.querySelector(".d-next"), next.length ? next : [null], next.length ? textItem : noneItem);
@@ -106,16 +117,38 @@
   function onCall(msg) {
     state.addRecent(msg);
     renderRecent();
+    QT.board.fit();
     calls.push(msg);
     if (calls.length > MAX_PENDING_CALLS) { calls.shift(); }  // a burst: show the newest, not a backlog
     nextCall();
   }
 
+  /* A board that has lost its server, or whose key was revoked, says so across the screen:
+     the numbers on it are no longer true, and a waiting room must notice. */
+  var downSince = null, frozenTimer = null;
+  function freeze(text) {
+    var banner = $("frozen");
+    banner.textContent = text;
+    QT.show(banner, true);
+    document.body.dataset.frozen = "1";
+  }
   function onState(state, code) {
     var badge = $("conn");
     badge.textContent = code === 4401 ? QT.t("display_key_invalid") : QT.t("reconnecting");
     QT.show(badge, state !== "open");
     document.body.dataset.socket = state;
+    if (state === "open") {
+      downSince = null;
+      clearTimeout(frozenTimer);
+      QT.show($("frozen"), false);
+      delete document.body.dataset.frozen;
+      return;
+    }
+    if (code === 4401) { freeze(QT.t("display_frozen_key")); return; }
+    if (downSince === null) {
+      downSince = Date.now();
+      frozenTimer = setTimeout(function () { freeze(QT.t("display_frozen")); }, d.frozen_after_ms || 20000);
+    }
   }
 
   /* One reload a day, at a quiet hour of the night, never in the middle of a call. */
@@ -150,10 +183,13 @@
         state[msg.type](msg);
         renderQueues();
         renderRecent();
+        QT.board.fit();
       } else if (msg.type === "call") { onCall(msg); }
     },
     state: onState
   });
   scheduleReload();
   soundHint();
+  setInterval(function () { if (state.queues.length) { renderQueues(); QT.board.fit(); } }, 30000);  // idle counters clear
+  window.addEventListener("resize", function () { QT.board.fit(); });
 })();
