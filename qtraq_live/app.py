@@ -29,10 +29,12 @@ from .api import docs as api_docs
 from .api import health as api_health
 from .api import notifications as api_notifications
 from .api import public as api_public
+from .api import set_aside as api_set_aside
 from .api import queues as api_queues
 from .api import tickets as api_tickets
 from .auth import CredentialCache
 from .config import Settings
+from .display import landing as display_landing
 from .display import pages as display_pages
 from .errors import Unavailable
 from .hub import Hub
@@ -59,6 +61,7 @@ API_ROUTES: list[BaseRoute] = [
     *accounts_api.routes,
     *accounts_appointments.routes,
     *accounts_day_list.routes,
+    *api_set_aside.routes,
     *api_docs.routes,
 ]
 
@@ -103,6 +106,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         *api_health.routes,
         *api_docs.page_routes,
         *display_pages.routes,
+        *display_landing.routes,
         *accounts_page.routes,
         Mount("/static", app=StaticFiles(packages=[("qtraq_live.display", "static")]), name="static"),
     ]

@@ -122,6 +122,8 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "ticket_id}]}", "reception", params=(
             ("date", "query", "string", "YYYY-MM-DD; default today in the clinic's timezone"),
             ("q", "query", "string", "part of the patient's name or at least 3 digits of the mobile"))),
+    ("GET", "/clinics/{clinic}/set-aside"): Op(
+        "Today's skipped and no-show tickets, to bring back: {tickets: [{id, queue, label, status, name}]}", "doctor"),
     ("POST", "/tickets/{ticket_id}/transfer"): Op("Move a ticket to another queue of the clinic, keeping its place",
                                                   "reception", tickets.TRANSFER_BODY, {"queue": "eye"}),
     ("POST", "/public/queues/{queue}/join"): Op("Self check-in (queues with self_checkin) → {ticket, track_url}",

@@ -463,6 +463,14 @@ class QueueEngine:
             return None
         return _ticket(out)
 
+    async def live_statuses(self, ticket_ids: list[int]) -> dict[int, tuple[str, str]]:
+        """``{id: (status, queue)}`` of these tickets now, in one round trip (absent: none)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tid in ticket_ids:
+                pipe.hmget(keys.ticket(tid), "status", "queue")
+            found = await self._call_redis(pipe.execute())
+        return {tid: (s, q) for tid, (s, q) in zip(ticket_ids, found) if s is not None}
+
     async def ticket_token(self, ticket_id: int | str) -> str | None:
         """The tracking token of a ticket, for staff reprinting it."""
         return await self._call_redis(self.redis.hget(keys.ticket(_ticket_id(ticket_id)), "token"))

@@ -198,7 +198,8 @@ async def reception_page(request: Request) -> Response:
         return page(request, "reception.html", lang=lang, user=None)
     clinics = await _clinics_for(_engine(request), user)
     preselect = {k: request.query_params.get(k, "")[:40] for k in ("queue", "counter")}
-    data = {"csrf": csrf, "clinics": clinics, "preselect": preselect, "print_width": 80}
+    data = {"csrf": csrf, "clinics": clinics, "preselect": preselect, "print_width": 80,
+            "desk": user.at_least("reception")}  # a doctor's console shows only what a doctor may do
     return page(request, "reception.html", lang=lang, data=data, user=user)
 
 

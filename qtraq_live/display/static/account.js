@@ -42,7 +42,8 @@
       ev.preventDefault();
       var btn = form.querySelector("button[type=submit]");
       btn.disabled = true;
-      handler(form).then(function () { btn.disabled = false; }, function (err) { btn.disabled = false; fail(err); });
+      handler(form).then(function () { btn.disabled = false; },
+        function (err) { btn.disabled = false; if (!QT.fieldError(form, err)) { fail(err); } });
     });
   }
 
