@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from . import gc_policy, redis_conn
+from . import demo_outbox, gc_policy, redis_conn
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
 from .accounts import day_list as accounts_day_list
@@ -107,6 +107,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         *api_docs.page_routes,
         *display_pages.routes,
         *display_landing.routes,
+        *demo_outbox.routes,
         *accounts_page.routes,
         Mount("/static", app=StaticFiles(packages=[("qtraq_live.display", "static")]), name="static"),
     ]

@@ -112,6 +112,8 @@ SETTINGS: list[Setting] = [
     # The waiting-room TV (issue 16).
     Setting("display.serving_clear_min", 30, "Minutes after its call that a TV stops showing a counter's 'now serving' ticket when the counter has called nobody since (0: never).", _as_int, minimum=0),
     Setting("display.page_s", 12, "Seconds each page shows on a TV whose queues do not all fit at a readable size.", _as_int, minimum=3),
+    Setting("log_file", "", "Write log lines to this file instead of stderr (the demo logs to DATA_DIR/demo.log so its banner stays readable).", env="QTRAQ_LOG_FILE"),
+    Setting("demo.outbox", False, "Demo only (never in production): verification codes also go to the page /demo/outbox, marked as the demo's, so a newcomer can verify without an email or SMS provider.", _as_bool, env="QTRAQ_DEMO_OUTBOX"),
     Setting("display.frozen_after_s", 20, "Seconds without a live connection after which a TV says plainly that it is not updating.", _as_int, minimum=5),
 ]
 

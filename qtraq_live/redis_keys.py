@@ -184,3 +184,4 @@ def webhook_sent(url_id: str, delivery: str) -> str:
 
 
 AUDIT = "qt:audit"  # staff audit entries on their way to SQLite (audit.py)
+DEMO_OUTBOX = "qt:demo:outbox"  # the demo's verification codes, shown at /demo/outbox (demo_outbox.py)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth, phones
+from .. import auth, demo_outbox, phones
 from ..errors import Invalid, MisdirectedWrite, NotFound, Unauthorized
 from ..store import Store
 from ..validation import Field, Schema
@@ -91,6 +91,9 @@ async def _send_code(request: Request, account_id: int, channel: str) -> None:
     sent_ms = now_ms()
     code = await codes.issue(store, settings.secret_key, account_id, channel, sent_ms)
     await notices.send_code(request.app.state.redis, store, settings, account_id, channel, code, sent_ms)
+    if demo_outbox.enabled(settings):  # the demo shows it on /demo/outbox: no provider needed to try it
+        contact = (await records.get_account_row(store, account_id))[channel]
+        await demo_outbox.put(request.app.state.redis, channel, contact, code)
 
 
 # -- registration and login -------------------------------------------------------------
@@ -129,7 +132,8 @@ async def resend(request: Request) -> Response:
     if not row[body["channel"]] or row[f"{body['channel']}_verified"]:
         raise Invalid("channel", f"this account has no unverified {body['channel']}", code="nothing_to_verify")
     await _send_code(request, account_id, body["channel"])
-    return JSONResponse({"sent": body["channel"]})
+    # When the next one may be asked for, so the page can say so rather than let a press fail.
+    return JSONResponse({"sent": body["channel"], "retry_after_s": codes.RESEND_GAP_MS // 1000})
 
 
 async def login(request: Request) -> Response:
