@@ -1,9 +1,12 @@
 """The front desk's API over real HTTP: phone numbers as people type them (stored E.164, read
-in the clinic's region), calling a chosen ticket out of order, and the day's appointments."""
+in the clinic's region), calling a chosen ticket out of order, the day's appointments, and the
+demo's simulator keeping off the counter of the reception URL the demo prints."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -14,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from qtraq_live import phones
+from qtraq_live import demo, phones
 from qtraq_live.errors import Invalid
+from qtraq_live.queue_engine import QueueEngine
 from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
 
@@ -229,3 +233,23 @@ def test_csv_import_reads_typed_numbers(portal: LiveServer, clinic: Clinic, tmp_
     assert run.returncode == 0, run.stderr
     with sqlite3.connect(portal.settings.data_dir / "qtraq.db") as db:
         assert db.execute("SELECT mobile FROM appointment_contacts").fetchone()[0] == "+919800000001"
+
+
+async def test_the_simulator_never_calls_at_the_printed_reception_counter(engine: QueueEngine,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert demo.RECEPTION_COUNTER not in demo.SIM_COUNTERS
+    await demo.ensure_clinic(engine, demo.CLINIC)
+    monkeypatch.setattr(demo, "ARRIVAL_EVERY_S", 0.01)
+    monkeypatch.setattr(demo, "CALL_EVERY_S", 0.02)
+    stop = asyncio.Event()
+    task = asyncio.create_task(demo.simulate(engine, stop, random.Random(7)))
+    called: set[str] = set()
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        for q in ("gp", "lab"):
+            called |= {t["counter"] for t in (await engine.queue_snapshot(q))["now_serving"]}
+        if len(called) >= 2:
+            break
+    stop.set()
+    await task
+    assert called and called <= set(demo.SIM_COUNTERS), called
