@@ -28,7 +28,7 @@ RECENT_KEPT = 20  # as many as Redis keeps
 RECENT_SHOWN = 10
 DISPLAY_FIELDS = ("id", "label", "queue", "status", "counter")
 HIDDEN_FROM_RECEPTION = ("position", "ahead", "eta_s")
-QUEUE_DETAIL = ("avg_service_s", "self_checkin", "notify_ahead")
+QUEUE_DETAIL = ("avg_service_s", "self_checkin", "notify_ahead", "archived")
 
 
 def _waiting_delta(ev: Mapping[str, Any]) -> dict[str, int]:
@@ -72,6 +72,7 @@ def queue_header(q: Mapping[str, Any], n_waiting: int, detail: bool) -> Json:
         "id": q["id"], "name": q["name"], "prefix": q["prefix"], "paused": bool(q["paused"]),
         "avg_wait_s": eta_seconds(n_waiting, q["ema_s"], q["counters_open"]),
         "service_s": int(q["ema_s"]), "counters_open": int(q["counters_open"]),
+        "archived": bool(q.get("archived")),  # an archived queue leaves the screens
     }
     if detail:
         out.update({k: q[k] for k in QUEUE_DETAIL})

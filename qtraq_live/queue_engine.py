@@ -302,10 +302,12 @@ class QueueEngine:
         return out["queue"]
 
     async def update_queue(self, queue_id: str, actor: str | None = None, **fields: Any) -> Json:
-        allowed = {"name", "prefix", "avg_service_s", "self_checkin", "notify_ahead"}
+        allowed = {"name", "prefix", "avg_service_s", "self_checkin", "notify_ahead", "archived"}
         for k in fields:
             if k not in allowed:
                 raise Invalid(k, "cannot be changed")
+        if "archived" in fields and not isinstance(fields["archived"], bool):
+            raise Invalid("archived", "must be true or false")
         if "name" in fields:
             _check_text("name", fields["name"])
         if "prefix" in fields and not PREFIX.match(str(fields["prefix"])):
@@ -336,7 +338,7 @@ class QueueEngine:
             "id": h["id"], "clinic": h["clinic"], "name": h["name"], "prefix": h["prefix"],
             "paused": h["paused"] == "1", "avg_service_s": int(h["avg_service_s"]),
             "ema_s": int(float(h["ema_s"])), "self_checkin": h["self_checkin"] == "1",
-            "notify_ahead": int(h["notify_ahead"]),
+            "notify_ahead": int(h["notify_ahead"]), "archived": h.get("archived") == "1",
         }
 
     async def clinic_ids(self) -> list[str]:
@@ -526,8 +528,8 @@ class QueueEngine:
 
 
 def _queue_def(q: Mapping[str, Any]) -> Json:
-    return {k: q[k] for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
-                              "counters_open", "self_checkin", "notify_ahead")}
+    return {k: q.get(k, False) for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
+                                         "counters_open", "self_checkin", "notify_ahead", "archived")}
 
 
 def _queue_tickets(q: Mapping[str, Any]) -> Json:

@@ -5,6 +5,7 @@ demo's simulator keeping off the counter of the reception URL the demo prints.""
 from __future__ import annotations
 
 import asyncio
+import re
 import os
 import random
 import sqlite3
@@ -253,3 +254,25 @@ async def test_the_simulator_never_calls_at_the_printed_reception_counter(engine
     stop.set()
     await task
     assert called and called <= set(demo.SIM_COUNTERS), called
+
+
+def test_served_per_day_counts_days_in_the_clinic_timezone_today_included(portal: LiveServer) -> None:
+    """A clinic whose date differs from UTC's right now: the chart ends on its today."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(timezone.utc)
+    tz = "Etc/GMT-14" if now.hour >= 12 else "Etc/GMT+12"  # UTC+14 or UTC-12: another date than UTC's
+    today = datetime.now(ZoneInfo(tz)).date()
+    assert today != now.date()
+    stamp = int(now.timestamp() * 1000) - 60_000
+    with portal.db() as db:
+        db.execute("INSERT INTO clinics (id, name, timezone) VALUES ('far', 'Far Clinic', ?)", (tz,))
+        for i in range(6):
+            db.execute("INSERT INTO tickets (id, clinic, queue, label, status, score, day, created_at, called_at,"
+                       " done_at) VALUES (?, 'far', 'q', ?, 'done', '0', ?, ?, ?, ?)",
+                       (900 + i, f"A-{i:03d}", today.strftime("%Y%m%d"), stamp - 600_000, stamp - 300_000, stamp))
+    svg = portal.staff("admin").get(f"{portal.url}/admin/charts/far/served-per-day.svg").text
+    assert f"<title>{today.strftime('%m-%d')}: 6 patients</title>" in svg
+    labels = re.findall(r"<title>(\d\d-\d\d): ", svg)
+    assert labels[-1] == today.strftime("%m-%d") and len(labels) == 14

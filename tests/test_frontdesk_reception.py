@@ -6,7 +6,7 @@ patient pages that never scroll sideways at 360 px."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -267,3 +267,69 @@ def test_patient_pages_never_scroll_sideways_at_360_px(browser: BrowserContext, 
     screenshot(w.page, f"account-360x740-{lang}")
     w.page.close()
     browser.clear_cookies()
+
+
+def test_admin_edits_closes_archives_a_queue_and_sets_up_slots(browser: BrowserContext,
+                                                              frontdesk_site: FrontdeskSite) -> None:
+    site = frontdesk_site
+    browser.clear_cookies()
+    sign_in(browser, site, "boss")
+    w = open_page(browser, f"{site.url}/admin", 1366, 768)
+    page = w.page
+    box = page.locator("details.a-queue[data-queue=ent]")
+    box.locator("summary").click()
+    box.locator("[name=name]").fill("ENT — Dr. Kavitha Srinivasan")
+    box.locator("[name=prefix]").fill("N")
+    box.locator("[name=avg_service_s]").fill("420")
+    box.locator("[name=notify_ahead]").fill("5")
+    box.locator(".a-queue-edit button[type=submit]").click()
+    page.wait_for_function("() => document.getElementById('a-msg').textContent === 'Saved.'")
+    q = site.api.get("/clinics/hosp").json()["queues"]
+    ent = next(x for x in q if x["id"] == "ent")
+    assert (ent["name"], ent["prefix"], ent["avg_service_s"], ent["notify_ahead"]) == (
+        "ENT — Dr. Kavitha Srinivasan", "N", 420, 5)
+    # A bad prefix is explained next to its field.
+    box.locator("[name=prefix]").fill("n1")
+    box.locator("[name=prefix]").evaluate("el => el.removeAttribute('pattern')")  # past the browser's own check
+    box.locator(".a-queue-edit button[type=submit]").click()
+    page.locator(f"#qe-prefix-ent-error").wait_for()
+    # Appointment slots, set up here rather than through the API.
+    box.locator("[name=opens]").fill("10:00")
+    box.locator("[name=closes]").fill("12:00")
+    box.locator("[name=slot_minutes]").fill("30")
+    box.locator("[name=capacity]").fill("3")
+    box.locator(".a-queue-slots button[type=submit]").click()
+    page.wait_for_load_state("load")
+    tomorrow = (datetime.now(ZoneInfo("Asia/Kolkata")) + timedelta(days=1)).date().isoformat()
+    slots = site.api.get("/queues/ent/slots", params={"date": tomorrow}).json()
+    assert [s["slot"] for s in slots["slots"]] == ["10:00", "10:30", "11:00", "11:30"], slots
+    # Close (pause) and open again.
+    page.locator("details.a-queue[data-queue=ent] summary").click()
+    page.locator("details.a-queue[data-queue=ent] .a-queue-pause").click()
+    wait_until(lambda: site.api.get("/queues/ent").json()["paused"] is True, 5, "the pause")
+    # Archive: refused while patients wait, then done; the queue leaves the console and the TV.
+    t = site.issue("derma")
+    derma = page.locator("details.a-queue[data-queue=derma]")
+    derma.locator("summary").click()
+    derma.locator(".a-queue-archive").click()
+    page.wait_for_function("() => document.getElementById('a-msg').classList.contains('error')")
+    assert "still waiting" in page.inner_text("#a-msg")
+    site.api.post(f"/tickets/{t['id']}/cancel")
+    derma.locator(".a-queue-archive").click()
+    page.wait_for_selector("details.a-queue[data-queue=derma] summary:has-text('archived')")
+    assert error_of_status(site.api.post("/queues/derma/tickets", json={})) == (409, "queue_archived")
+    desk = open_page(browser, f"{site.url}/reception", 1366, 768)
+    desk.page.select_option("#r-clinic", "hosp")
+    assert "derma" not in desk.page.eval_on_selector_all("#r-queue option", "os => os.map(o => o.value)")
+    tv = open_page(browser, f"{site.url}/display/hosp?key={site.keys['hosp']}", 1920, 1080)
+    tv.page.wait_for_selector(".d-queue")
+    assert tv.page.locator(".d-queue[data-queue=derma]").count() == 0
+    screenshot(page, "admin-queues-1366x768")
+    for x in (w, desk, tv):
+        x.assert_clean(ignore=("409", "422"))
+        x.page.close()
+    browser.clear_cookies()
+
+
+def error_of_status(r: httpx.Response) -> tuple[int, str]:
+    return r.status_code, r.json()["error"]["code"]

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import phones
 from ..auth import require_staff
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..validation import SLUG, Field, Schema
 from ..web.request import read_json
 from ..web.responses import JSONResponse
@@ -38,7 +38,9 @@ CREATE_CLINIC = Schema({
     "region": replace(REGION, default=phones.DEFAULT_REGION),
 })
 UPDATE_QUEUE = Schema({"name": NAME, "prefix": PREFIX, "avg_service_s": AVG_SERVICE_S,
-                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD})
+                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD,
+                       "archived": Field("boolean", description="archived: off the screens, takes no tickets; "
+                                                                "only an empty queue can be archived")})
 CREATE_QUEUE = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
@@ -94,6 +96,11 @@ async def update(request: Request, kind: str) -> Response:
     body = _present(await read_json(request, UPDATE_CLINIC if kind == "clinic" else UPDATE_QUEUE))
     target = request.path_params[kind]
     engine = engine_of(request)
+    if kind == "queue" and body.get("archived"):
+        snap = await engine.queue_snapshot(target)
+        if snap["waiting"] or snap["now_serving"]:
+            raise Conflict("queue: patients are still waiting or being served; finish or move them first",
+                           code="queue_not_empty")
     apply = engine.update_clinic if kind == "clinic" else engine.update_queue
     changed = await apply(target, actor=user.actor, **body)
     await audit(request, user.actor, f"{kind}.update", f"{kind}:{target}")

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .. import phones
-from ..errors import Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound
 from ..metrics import TICKETS_ISSUED
 from ..store import Store
 from ..validation import EMAIL, Field, Schema
@@ -51,8 +51,11 @@ async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], ac
     """Issue a ticket from a checked body → ``{ticket, track_url}``, the body of the 201 (the
     only answer that ever carries the ticket's token)."""
     engine = engine_of(request)
-    if await engine.get_queue(queue_id) is None:
+    queue = await engine.get_queue(queue_id)
+    if queue is None:
         raise NotFound("unknown queue")
+    if queue["archived"]:
+        raise Conflict("queue: this queue is archived and takes no tickets", code="queue_archived")
     mobile, email = phones.optional_e164(body["mobile"], await engine.queue_region(queue_id)), body["email"]
     if body["notify"] and not (mobile or email):
         raise Invalid("notify", "needs a mobile number or an email address")

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from .. import auth
 from .. import redis_keys as keys
+from ..accounts import appointments
 from ..api.issue import track_url
 from ..queue_engine import QueueEngine, public_ticket
 from . import charts, i18n
@@ -57,18 +58,21 @@ async def _staff(request: Request) -> tuple[auth.Staff | None, str | None]:
     return user, session.get("csrf")
 
 
-async def _clinics_for(engine: QueueEngine, user: auth.Staff) -> list[dict[str, Any]]:
-    """Clinics with the queues this user may work on (a doctor sees only their own)."""
+async def _clinics_for(engine: QueueEngine, user: auth.Staff, archived: bool = False) -> list[dict[str, Any]]:
+    """Clinics with the queues this user may work on (a doctor sees only their own); archived
+    queues only when asked (the admin page)."""
     out = []
     for cid in await engine.clinic_ids():
         clinic = await engine.get_clinic(cid)
         if clinic is None:
             continue
-        queues = [q for q in clinic["queues"] if user.at_least("reception") or q["id"] in user.queues]
+        queues = [q for q in clinic["queues"] if (user.at_least("reception") or q["id"] in user.queues)
+                  and (archived or not q["archived"])]
         if queues or user.at_least("admin"):  # an admin adds the first queue of a new clinic
             out.append({**{k: clinic[k] for k in ("id", "name", "timezone", "lang", "mask_names")},
                         "queues": [{k: q[k] for k in ("id", "name", "prefix", "self_checkin", "paused",
-                                                       "avg_service_s")} for q in queues]})
+                                                       "avg_service_s", "notify_ahead", "archived")}
+                                   for q in queues]})
     return out
 
 
@@ -140,7 +144,7 @@ async def _self_checkin_queue(request: Request) -> tuple[dict[str, Any], str] | 
     """The queue of a /join page and its clinic's name, or None unless it takes self check-in."""
     engine = _engine(request)
     queue = await engine.get_queue(request.path_params["queue"])
-    if queue is None or not queue["self_checkin"]:
+    if queue is None or not queue["self_checkin"] or queue["archived"]:
         return None
     clinic = await engine.get_clinic(queue["clinic"])
     return queue, (clinic["name"] if clinic else "")
@@ -211,7 +215,11 @@ async def admin_page(request: Request) -> Response:
     if not user.at_least("admin"):
         return error_page(request, 403, "error.admin_only", lang=lang)
     settings = request.app.state.settings
-    clinics = await _clinics_for(_engine(request), user)
+    clinics = await _clinics_for(_engine(request), user, archived=True)
+    for c in clinics:  # each queue's appointment slots, set up on this page
+        for q in c["queues"]:
+            slots = await appointments.get_slots(request.app.state.store, q["id"])
+            q["slots"] = dict(slots) if slots else None
     channels = {name: bool(settings[f"notify.{name}"]) for name in ("email", "sms", "whatsapp")}
     data = {"csrf": csrf, "clinics": clinics, "base_url": _base_url(request),
             "notices": _api_has(request, "/notifications"), "test_send": _api_has(request, "/notifications/test"),

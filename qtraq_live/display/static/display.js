@@ -48,8 +48,9 @@
 
   /* The queues this screen shows: ?queues=a,b in that order, else all. */
   function shownQueues() {
-    if (!d.queues || !d.queues.length) { return state.queues; }
-    return d.queues.map(function (id) { return state.queue(id); }).filter(Boolean);
+    var open = function (q) { return q && !q.archived; };
+    if (!d.queues || !d.queues.length) { return state.queues.filter(open); }
+    return d.queues.map(function (id) { return state.queue(id); }).filter(open);
   }
 
   /* A counter that has called nobody for a while is not "serving" that patient any more. */

@@ -77,7 +77,7 @@ local function queue_hash(id)
   local flat = redis.call('HGETALL', K.queue(id))
   return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
                ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
-               created_at = false}, flat)
+               created_at = false, archived = false}, flat)
 end
 
 local function num(s) return tonumber(s) or 0 end
@@ -126,7 +126,8 @@ local function queue_json(h, more)
     ',"prefix":' .. jtext(h.prefix) .. ',"paused":' .. jflag(h.paused) ..
     ',"avg_service_s":' .. jnum(h.avg_service_s) .. ',"ema_s":' .. jnum(h.ema_s) ..
     ',"pause_left_s":' .. pause_left_s(h) .. ',"counters_open":' .. counters_open(h.id, num(h.ema_s)) ..
-    ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) .. (more or '') .. '}'
+    ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) ..
+    ',"archived":' .. jflag(h.archived) .. (more or '') .. '}'
 end
 
 local function clinic_json(h)
