@@ -49,10 +49,33 @@ def test_a_hospital_board_clips_nothing(browser: BrowserContext, frontdesk_site:
     page.close()
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_one_to_eight_queues_fit_every_size_in_hindi(browser: BrowserContext, frontdesk_site: FrontdeskSite,
+                                                    n: int) -> None:
+    frontdesk_site.fill_hospital()
+    chosen = ",".join(q for q, _, _ in HOSPITAL_QUEUES[:n])
+    for width, height in SIZES:
+        d = tv(browser, frontdesk_site, "hosp", width, height, f"&queues={chosen}&lang=hi")
+        page = d.page
+        page.wait_for_function(f"() => document.querySelectorAll('.d-serving li').length >= 6")
+        pages = int(page.get_attribute("#queues", "data-pages") or "1")
+        for i in range(pages):
+            page.wait_for_function(f"() => document.getElementById('queues').dataset.page === '{i}'")
+            assert clipped_text(page) == [], f"{n} queues clipped at {width}x{height}, page {i + 1}/{pages}"
+            page.keyboard.press("ArrowRight")
+        if n == 5 and (width, height) == (1080, 1920):
+            screenshot(page, "tv-portrait-1080x1920")
+        d.assert_clean()
+        page.close()
+
+
 def test_queues_param_chooses_what_a_screen_shows(browser: BrowserContext, frontdesk_site: FrontdeskSite) -> None:
+    frontdesk_site.fill_hospital()
     d = tv(browser, frontdesk_site, "hosp", 1920, 1080, "&queues=lab,cardio,nope")
     page = d.page
     assert page.eval_on_selector_all(".d-queue", "cards => cards.map(c => c.dataset.queue)") == ["lab", "cardio"]
+    recent = page.eval_on_selector_all("#recent strong", "bs => bs.map(b => b.textContent)")
+    assert recent and all(label[0] in "LA" for label in recent), recent  # the recent calls of these queues only
     ws_path = page.evaluate("() => window.QT.data.ws_path")
     assert ws_path.endswith("&queues=lab,cardio")
     assert clipped_text(page) == []

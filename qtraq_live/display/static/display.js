@@ -80,7 +80,9 @@
   function queueName(id) { var q = state.queue(id); return q ? q.name : ""; }
 
   function renderRecent() {
-    fill($("recent"), state.recent.slice(0, d.recent_count || 5), function (r) {
+    var mine = d.queues && d.queues.length ? state.recent.filter(function (r) { return d.queues.indexOf(r.queue) >= 0; })
+      : state.recent;
+    fill($("recent"), mine.slice(0, d.recent_count || 5), function (r) {
       var li = document.createElement("li"), b = document.createElement("strong"), where = document.createElement("span");
       var at = document.createElement("span"), q = document.createElement("span");
       b.textContent = r.label;
@@ -116,6 +118,7 @@
   }
 
   function onCall(msg) {
+    if (d.queues && d.queues.length && d.queues.indexOf(msg.queue) < 0) { return; }  // another screen's queue
     state.addRecent(msg);
     renderRecent();
     QT.board.fit();
