@@ -33,6 +33,11 @@ def rows(page: Page, n: int) -> None:
     page.wait_for_function(f"() => document.querySelectorAll('#r-waiting tr').length === {n}")
 
 
+def idle(page: Page) -> None:
+    """The console's last request has answered (a press while one is in flight is ignored)."""
+    page.wait_for_function("() => !document.getElementById('b-next').disabled")
+
+
 def status(site: FrontdeskSite, ticket_id: int) -> dict[str, Any]:
     return dict(site.api.get(f"/tickets/{ticket_id}").json()["ticket"])
 
@@ -50,6 +55,7 @@ def test_each_row_calls_or_cancels_by_mouse_and_keyboard(browser: BrowserContext
     page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=c["label"])
     assert (status(site, c["id"])["status"], status(site, c["id"])["counter"]) == ("called", "3")
     rows(page, 3)
+    idle(page)
     # Keyboard: focus the first row, X arms the cancel, X again cancels it.
     page.focus(f"#r-waiting tr[data-id='{a['id']}']")
     page.keyboard.press("x")
@@ -57,6 +63,7 @@ def test_each_row_calls_or_cancels_by_mouse_and_keyboard(browser: BrowserContext
     assert status(site, a["id"])["status"] == "waiting"
     page.keyboard.press("x")
     rows(page, 2)
+    idle(page)
     assert status(site, a["id"])["status"] == "cancelled"
     # Arrow down to the next row and C: called to this counter, the previous call ends.
     page.focus(f"#r-waiting tr[data-id='{b['id']}']")
@@ -80,19 +87,25 @@ def test_skipped_and_no_show_tickets_come_back(browser: BrowserContext, frontdes
     rows(page, 2)
     page.keyboard.press("n")
     page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=a["label"])
+    idle(page)
     page.keyboard.press("s")  # not here: set aside
     page.wait_for_selector(f"#r-aside li:has-text('{a['label']}') .r-noshow")
+    idle(page)
     page.keyboard.press("n")
     page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=b["label"])
+    idle(page)
     page.keyboard.press("m")  # marked as a no-show at once
     page.wait_for_selector(f"#r-aside li:has-text('{b['label']}')")
+    idle(page)
     page.click(f"#r-aside li:has-text('{a['label']}') .r-noshow")
     wait_until(lambda: status(site, a["id"])["status"] == "no_show", 5, "the no-show")
     # A reloaded console finds them again (from the record), and brings one back to the queue.
     page.reload()
     page.wait_for_selector(f"#r-aside li:has-text('{a['label']}')")
+    idle(page)
     page.click(f"#r-aside li:has-text('{b['label']}') .r-requeue")
     rows(page, 1)
+    idle(page)
     assert status(site, b["id"])["status"] == "waiting"
     page.click(f"#r-aside li:has-text('{a['label']}') .r-call")
     page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=a["label"])
@@ -151,6 +164,7 @@ def test_a_doctors_console_shows_only_what_a_doctor_may_do(browser: BrowserConte
     assert [o for o in page.eval_on_selector_all("#r-queue option", "os => os.map(o => o.value)")] == ["gp"]
     page.click(f"#r-waiting tr[data-id='{t['id']}'] .r-call")
     page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=t["label"])
+    page.wait_for_function("() => !document.getElementById('b-done').disabled")  # the call's answer is in
     page.keyboard.press("d")
     wait_until(lambda: status(site, t["id"])["status"] == "done", 5, "done")
     w.assert_clean()

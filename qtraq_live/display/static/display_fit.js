@@ -32,14 +32,15 @@
 
   function setScale(box, s) { box.style.setProperty("--fs", s.toFixed(3)); }
 
-  /* The biggest scale in [MIN, MAX] at which nothing in ``box`` overflows, applied; null if
+  /* The biggest scale in [MIN, max] at which nothing in ``box`` overflows, applied; null if
      even MIN overflows (MIN is left applied). */
-  function fitScale(box) {
-    setScale(box, MAX);
-    if (!overflows(box)) { return MAX; }
+  function fitScale(box, max) {
+    var top = max || MAX;
+    setScale(box, top);
+    if (!overflows(box)) { return top; }
     setScale(box, MIN);
     if (overflows(box)) { return null; }
-    var lo = MIN, hi = MAX;
+    var lo = MIN, hi = top;
     for (var i = 0; i < STEPS; i++) {
       var mid = (lo + hi) / 2;
       setScale(box, mid);
@@ -116,8 +117,8 @@
     perPage = 0;
     fitQueues();
     var head = document.querySelector(".d-head"), recent = document.querySelector(".d-recent");
-    if (head) { fitScale(head); }
-    if (recent) { fitScale(recent); }
+    if (head) { fitScale(head, 1); }  // the header and the recent calls never outgrow their design size
+    if (recent) { fitScale(recent, 1); }
   }
 
   document.addEventListener("keydown", function (ev) {
