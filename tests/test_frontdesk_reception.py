@@ -347,3 +347,40 @@ def test_admin_edits_closes_archives_a_queue_and_sets_up_slots(browser: BrowserC
 
 def error_of_status(r: httpx.Response) -> tuple[int, str]:
     return r.status_code, r.json()["error"]["code"]
+
+
+def test_the_portal_books_by_queue_name_and_confirms_each_deletion(browser: BrowserContext,
+                                                                  frontdesk_site: FrontdeskSite) -> None:
+    site = frontdesk_site
+    browser.clear_cookies()
+    with httpx.Client(base_url=f"{site.url}/api/v1", timeout=10) as c:
+        r = c.post("/accounts", json={"name": "Kamala Devi", "email": "kamala.devi@mail.example",
+                                      "password": "a long unusual passphrase"})
+        assert r.status_code == 201, r.text
+        cookies = [{"name": k, "value": v, "url": site.url} for k, v in c.cookies.items()]
+    browser.add_cookies(cookies)  # type: ignore[arg-type]
+    w = open_page(browser, f"{site.url}/account", 360, 740)
+    page = w.page
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.fill("#add-patient [name=name]", "Kamala Devi")
+    page.select_option("#add-patient [name=relation]", "self")
+    page.fill("#add-patient [name=age]", "62")
+    page.click("#add-patient button[type=submit]")
+    page.wait_for_selector("#patients tr")
+    names = page.eval_on_selector_all("#book [name=queue] option", "os => os.map(o => o.textContent)")
+    assert "General Physician" in names and "Pharmacy" in names  # by name, nobody types an id
+    page.select_option("#book [name=queue]", label="General Physician")
+    page.fill("#book [name=date]", datetime.now(ZoneInfo("Asia/Kolkata")).date().isoformat())
+    page.click("#book button[type=submit]")
+    page.wait_for_selector("#appointments tr:has-text('General Physician')")
+    page.click("#appointments tr button")  # cancel it: confirmed, then said
+    page.wait_for_function("() => document.getElementById('flash').textContent === 'The appointment is cancelled.'")
+    page.click("#patients tr button")
+    page.wait_for_function("() => document.getElementById('flash').textContent === 'Kamala Devi was removed.'")
+    page.click("#erase")
+    page.wait_for_url("**/account?erased=1")
+    assert "have been deleted" in page.inner_text("#flash")
+    assert not page.evaluate(SIDEWAYS_JS)
+    w.assert_clean()
+    page.close()
+    browser.clear_cookies()
