@@ -384,3 +384,22 @@ def test_the_portal_books_by_queue_name_and_confirms_each_deletion(browser: Brow
     w.assert_clean()
     page.close()
     browser.clear_cookies()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (1366, 768), (1080, 1920), (360, 740)])
+def test_every_screen_touched_fits_each_size_in_hindi(browser: BrowserContext, frontdesk_site: FrontdeskSite,
+                                                      width: int, height: int) -> None:
+    site = frontdesk_site
+    site.issue("gp", "Venkata Lakshmi Narasimha Subrahmanyam Chowdary")
+    browser.clear_cookies()
+    sign_in(browser, site, "boss")
+    for path in ("/reception?queue=gp&counter=Consultation%20Room%207", "/admin", "/", "/join/gp",
+                 "/forms/refused"):
+        w = open_page(browser, f"{site.url}{path}{'&' if '?' in path else '?'}lang=hi", width, height)
+        w.page.wait_for_load_state("networkidle")
+        assert not w.page.evaluate(SIDEWAYS_JS), f"{path} scrolls sideways at {width}x{height}"
+        if path.startswith("/reception") and width == 360:
+            screenshot(w.page, "reception-360x740-hi")
+        w.assert_clean()
+        w.page.close()
+    browser.clear_cookies()

@@ -29,8 +29,9 @@ async def landing(request: Request) -> Response:
 
 
 async def refused(request: Request) -> Response:
-    """The form was sent without its script: nothing of it is read, kept or logged."""
-    return page(request, "refused.html", lang=request_lang(request), status=400)
+    """The form was sent without its script: nothing of it is read, kept or logged (400; a plain
+    visit to the address, 200)."""
+    return page(request, "refused.html", lang=request_lang(request), status=400 if request.method == "POST" else 200)
 
 
 routes: list[BaseRoute] = [
