@@ -5,15 +5,17 @@ demo's simulator keeping off the counter of the reception URL the demo prints.""
 from __future__ import annotations
 
 import asyncio
-import re
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -258,9 +260,6 @@ async def test_the_simulator_never_calls_at_the_printed_reception_counter(engine
 
 def test_served_per_day_counts_days_in_the_clinic_timezone_today_included(portal: LiveServer) -> None:
     """A clinic whose date differs from UTC's right now: the chart ends on its today."""
-    from datetime import datetime, timezone
-    from zoneinfo import ZoneInfo
-
     now = datetime.now(timezone.utc)
     tz = "Etc/GMT-14" if now.hour >= 12 else "Etc/GMT+12"  # UTC+14 or UTC-12: another date than UTC's
     today = datetime.now(ZoneInfo(tz)).date()

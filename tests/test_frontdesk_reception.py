@@ -306,7 +306,7 @@ def test_admin_edits_closes_archives_a_queue_and_sets_up_slots(browser: BrowserC
     box.locator("[name=prefix]").fill("n1")
     box.locator("[name=prefix]").evaluate("el => el.removeAttribute('pattern')")  # past the browser's own check
     box.locator(".a-queue-edit button[type=submit]").click()
-    page.locator(f"#qe-prefix-ent-error").wait_for()
+    page.locator("#qe-prefix-ent-error").wait_for()
     # Appointment slots, set up here rather than through the API.
     box.locator("[name=opens]").fill("10:00")
     box.locator("[name=closes]").fill("12:00")

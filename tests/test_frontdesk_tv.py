@@ -57,7 +57,7 @@ def test_one_to_eight_queues_fit_every_size_in_hindi(browser: BrowserContext, fr
     for width, height in SIZES:
         d = tv(browser, frontdesk_site, "hosp", width, height, f"&queues={chosen}&lang=hi")
         page = d.page
-        page.wait_for_function(f"() => document.querySelectorAll('.d-serving li').length >= 6")
+        page.wait_for_function("() => document.querySelectorAll('.d-serving li').length >= 6")
         pages = int(page.get_attribute("#queues", "data-pages") or "1")
         for i in range(pages):
             page.wait_for_function(f"() => document.getElementById('queues').dataset.page === '{i}'")
