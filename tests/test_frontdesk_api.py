@@ -23,6 +23,7 @@ import pytest
 from qtraq_live import demo, phones
 from qtraq_live.errors import Invalid
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.store import Store
 from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
 
@@ -275,3 +276,21 @@ def test_served_per_day_counts_days_in_the_clinic_timezone_today_included(portal
     assert f"<title>{today.strftime('%m-%d')}: 6 patients</title>" in svg
     labels = re.findall(r"<title>(\d\d-\d\d): ", svg)
     assert labels[-1] == today.strftime("%m-%d") and len(labels) == 14
+
+
+async def test_a_record_made_before_regions_gains_the_column(tmp_path: Path) -> None:
+    """A clinics table without ``region`` (made before it existed) gets it at open, default IN."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE clinics (id TEXT PRIMARY KEY, name TEXT NOT NULL, timezone TEXT NOT NULL,"
+                   " mask_names INTEGER NOT NULL DEFAULT 0, lang TEXT NOT NULL DEFAULT 'en', created_at INTEGER,"
+                   " updated_version INTEGER NOT NULL DEFAULT 0)")
+        db.execute("INSERT INTO clinics (id, name, timezone) VALUES ('old', 'Old Clinic', 'Asia/Kolkata')")
+    store = Store(path)
+    await store.open()
+    try:
+        assert await store.fetchval("SELECT region FROM clinics WHERE id = 'old'") == "IN"
+    finally:
+        await store.close()
+    await store.open()  # and again: nothing to add the second time
+    await store.close()
