@@ -139,7 +139,7 @@
   function onState(state, code) {
     var badge = $("conn");
     badge.textContent = code === 4401 ? QT.t("display_key_invalid") : QT.t("reconnecting");
-    QT.show(badge, state !== "open");
+    if (badge.hidden !== (state === "open")) { QT.show(badge, state !== "open"); QT.board.fit(); }
     document.body.dataset.socket = state;
     if (state === "open") {
       downSince = null;
@@ -173,7 +173,11 @@
 
   function soundHint() {
     var btn = $("sound");
-    var check = function () { QT.show(btn, QT.soundBlocked()); };
+    var check = function () {
+      var was = !btn.hidden;
+      QT.show(btn, QT.soundBlocked());
+      if (was !== !btn.hidden) { QT.board.fit(); }  // the header's room changed
+    };
     btn.addEventListener("click", function () { QT.audioContext().resume().then(check, check); });
     document.addEventListener("keydown", function () { QT.audioContext().resume().then(check, check); });
     setTimeout(check, 1500);
