@@ -17,12 +17,13 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from . import gc_policy, redis_conn
+from . import demo_outbox, gc_policy, redis_conn
 from .abdm import commands as abdm_commands
 from .abdm import routes as abdm_routes
 from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
 from .accounts import api_broadcast, api_documents, api_feedback, api_oidc, api_payments
+from .accounts import day_list as accounts_day_list
 from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import audit_log as api_audit_log
@@ -35,11 +36,13 @@ from .api import push as api_push
 from .api import speech as api_speech
 from .api import notifications as api_notifications
 from .api import public as api_public
+from .api import set_aside as api_set_aside
 from .api import queues as api_queues
 from .api import tickets as api_tickets
 from .auth import CredentialCache
 from .config import Settings
 from .display import i18n
+from .display import landing as display_landing
 from .display import pages as display_pages
 from .errors import Unavailable
 from .hub import Hub
@@ -70,6 +73,8 @@ API_ROUTES: list[BaseRoute] = [
     *api_audit_log.routes,
     *api_documents.routes, *api_feedback.routes, *api_broadcast.routes, *api_payments.routes,  # patient services (#22)
     *api_oidc.routes,
+    *accounts_day_list.routes,
+    *api_set_aside.routes,
     *api_docs.routes,
     *abdm_routes.api_routes,
     *api_inbound.routes,
@@ -123,6 +128,8 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         *api_health.routes,
         *api_docs.page_routes,
         *display_pages.routes,
+        *display_landing.routes,
+        *demo_outbox.routes,
         *accounts_page.routes,
         *abdm_routes.routes,  # ABDM calls {bridge}/api/v3/hip/patient/share: at the root
         Mount("/static", app=StaticFiles(packages=[("qtraq_live.display", "static")]), name="static"),

@@ -40,7 +40,7 @@ SESSION_COOKIE = "qtraq_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RANK = {role: i for i, role in enumerate(access.ROLES)}
-DOCTOR_ACTIONS = frozenset({"next", "recall", "skip", "done", "no_show", "serve"})
+DOCTOR_ACTIONS = frozenset({"next", "call", "recall", "skip", "done", "no_show", "serve"})
 
 # Failed logins: a few are free, then a lockout of 30 s that doubles with each further failure
 # (up to 15 min) while failures keep coming within the window.

@@ -63,6 +63,8 @@ def cmd_duties(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1; 0.0.0.0 lets phones "
+                                  "on the same network open the pages, and the QR poster links to this machine)")
     p.add_argument("--port", type=int, help="port (default: server.port, 8000; 0 picks a free one)")
     p.add_argument("--simulate", action="store_true",
                    help="keep issuing tickets and calling them so the screens move")
@@ -71,7 +73,7 @@ def demo_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from . import demo
 
-    return demo.run(settings, port=args.port, simulate=args.simulate)
+    return demo.run(settings, host=args.host, port=args.port, simulate=args.simulate)
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:

@@ -153,6 +153,12 @@ SETTINGS: list[Setting] = [
     Setting("accounts.oidc.client_id", "", "Client id registered with the OpenID Connect provider.", env="QTRAQ_OIDC_CLIENT_ID"),
     Setting("accounts.oidc.client_secret", "", "Client secret of that client; set it in the environment, never in the file.", env="QTRAQ_OIDC_CLIENT_SECRET"),
     Setting("accounts.oidc.label", "Google", "Name of the provider on the portal's sign-in button.", env="QTRAQ_OIDC_LABEL"),
+    # The waiting-room TV (issue 16).
+    Setting("display.serving_clear_min", 30, "Minutes after its call that a TV stops showing a counter's 'now serving' ticket when the counter has called nobody since (0: never).", _as_int, minimum=0),
+    Setting("display.page_s", 12, "Seconds each page shows on a TV whose queues do not all fit at a readable size.", _as_int, minimum=3),
+    Setting("log_file", "", "Write log lines to this file instead of stderr (the demo logs to DATA_DIR/demo.log so its banner stays readable).", env="QTRAQ_LOG_FILE"),
+    Setting("demo.outbox", False, "Demo only (never in production): verification codes also go to the page /demo/outbox, marked as the demo's, so a newcomer can verify without an email or SMS provider.", _as_bool, env="QTRAQ_DEMO_OUTBOX"),
+    Setting("display.frozen_after_s", 20, "Seconds without a live connection after which a TV says plainly that it is not updating.", _as_int, minimum=5),
 ]
 
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -222,7 +228,7 @@ SEED_TABLES = ("clinics", "staff")
 # Keys each seed table accepts (True: required). Values are checked where they are applied.
 _SEED_KEYS: dict[str, dict[str, bool]] = {
     "clinics": {"id": True, "name": True, "timezone": False, "mask_names": False, "lang": False,
-                "queues": False},
+                "region": False, "queues": False},
     "clinics.queues": {"id": True, "name": True, "prefix": True, "avg_service_s": False,
                        "self_checkin": False, "notify_ahead": False},
     "staff": {"username": True, "role": True, "queues": False, "password_env": True},
@@ -332,8 +338,9 @@ EXAMPLE_SEED = """\
 # id = "main"                      # slug used in URLs: /display/main, /api/v1/clinics/main
 # name = "Main Street Clinic"
 # timezone = "Asia/Kolkata"        # labels restart at midnight here
-# mask_names = false               # true: displays show "R. S." instead of names
+# mask_names = true                # false: displays show full names instead of "R. S."
 # lang = "en"                      # screens and notices: en, hi, ta, te, bn or mr
+# region = "IN"                    # ISO 3166 country: how phone numbers without +code are read
 #
 #   [[clinics.queues]]
 #   id = "gp"                      # queue ids are unique across clinics

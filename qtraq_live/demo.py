@@ -16,6 +16,7 @@ import os
 import random
 import secrets
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ CLINIC: dict[str, Any] = {
         {"id": "lab", "name": "Lab", "prefix": "L"},
     ],
 }
+RECEPTION_COUNTER = "1"  # the counter of the reception URL the demo prints: a person's desk
+SIM_COUNTERS = ("2", "3")  # --simulate calls only at these, never at the person's counter
 STAFF: list[tuple[str, str, tuple[str, ...]]] = [  # username, role, queues
     ("admin", "admin", ()),
     ("reception", "reception", ()),
@@ -85,12 +88,16 @@ async def seed(ctx: Context) -> None:
 def welcome(settings: Settings, url: str) -> str:
     """Everything a newcomer needs, printed once the server answers."""
     state = load_state(settings)
+    url = (settings["server.public_url"] or url).rstrip("/")
     rows = [
+        ("Start page", f"{url}/"),
         ("Waiting-room display", f"{url}/display/demo?key={state['display_key']}"),
-        ("Reception console", f"{url}/reception?queue=gp&counter=1"),
+        ("Reception console", f"{url}/reception?queue=gp&counter={RECEPTION_COUNTER}"),
         ("Admin", f"{url}/admin"),
         ("Self check-in (QR page)", f"{url}/join/gp"),
+        ("QR poster to print", f"{url}/join/gp/qr"),
         ("Patient account portal", f"{url}/account"),
+        ("Demo outbox (codes)", f"{url}/demo/outbox"),
         ("API", f"{url}/api/v1/clinics/demo"),
     ]
     lines = [f"\nqtraq-live demo: Sunrise Clinic is open at {url}\n"]
@@ -99,20 +106,53 @@ def welcome(settings: Settings, url: str) -> str:
     for username, role, queues in STAFF:
         scope = f" (queue {', '.join(queues)})" if queues else ""
         lines.append(f"    {username:<10} password {state['passwords'][username]}   {role}{scope}")
+    if settings["log_file"]:
+        lines.append(f"\n  Logs go to {settings['log_file']}.")
     lines.append("\nPress Ctrl+C to stop.\n")
     return "\n".join(lines)
 
 
-def run(settings: Settings, *, port: int | None = None, simulate: bool = False) -> int:
+def lan_address() -> str | None:
+    """This machine's address on its local network (no packet is sent), for phones to reach."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, only picks the outgoing interface
+        address: str = s.getsockname()[0]
+        return None if address.startswith("127.") else address
+    return None
+
+
+def demo_settings(settings: Settings, host: str | None, port: int | None) -> dict[str, str]:
+    """What the demo changes, as environment variables (its child processes read them too):
+    the verification codes go to the demo's outbox, logs go to DATA_DIR/demo.log (so the banner
+    stays readable), and served on every interface the public URL is this machine's LAN address
+    (so phones can open the QR poster's link)."""
+    env = {"QTRAQ_DEMO_OUTBOX": "1"}
+    if not settings["log_file"]:
+        env["QTRAQ_LOG_FILE"] = str((settings.data_dir / "demo.log").resolve())
+    port = settings["server.port"] if port is None else port
+    if host in ("0.0.0.0", "::") and not settings["server.public_url"] and port:
+        lan = lan_address()
+        if lan:
+            env["QTRAQ_PUBLIC_URL"] = f"http://{lan}:{port}"
+    return env
+
+
+def run(settings: Settings, *, host: str | None = None, port: int | None = None, simulate: bool = False) -> int:
     if settings.production:
         raise ConfigError("env", "the demo creates known logins; it refuses QTRAQ_ENV=production")
+    env = demo_settings(settings, host, port)
+    os.environ.update(env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.replace(demo__outbox=True, log_file=env.get("QTRAQ_LOG_FILE", settings["log_file"]),
+                                server__public_url=env.get("QTRAQ_PUBLIC_URL", settings["server.public_url"]))
+    logs.configure_logging(settings)
 
     def announce(url: str) -> None:
         print(welcome(settings, url), flush=True)
 
     driver = [sys.executable, "-c", "from qtraq_live.demo import simulator_main; simulator_main()"]
     drivers = [Child("simulator", driver)] if simulate else []
-    return server.serve(settings, port=port, hooks=[seed], on_ready=[announce], extra_children=drivers)
+    return server.serve(settings, host=host, port=port, hooks=[seed], on_ready=[announce], extra_children=drivers)
 
 
 # -- the --simulate driver ---------------------------------------------------------------------
@@ -139,7 +179,7 @@ async def simulate(engine: QueueEngine, stop: asyncio.Event, rng: random.Random)
                                        actor="simulator")
                 next_arrival = now + rng.expovariate(1 / ARRIVAL_EVERY_S)
             if now >= next_call:
-                await engine.next(queue_id, counter=str(rng.randint(1, 2)), actor="simulator")
+                await engine.next(queue_id, counter=rng.choice(SIM_COUNTERS), actor="simulator")
                 next_call = now + rng.uniform(0.5, 1.5) * CALL_EVERY_S
         except Conflict:  # a paused queue: leave it to the humans
             log.debug("simulator skipped paused queue %s", queue_id)

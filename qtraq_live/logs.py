@@ -128,7 +128,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                     "redact": {"()": "qtraq_live.logs.RedactFilter"}},
         "formatters": {"line": {"()": FORMATTERS[fmt]}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line",
-                                "filters": ["request_id", "redact"], "stream": "ext://sys.stderr"}},
+                                "filters": ["request_id", "redact"], "stream": "ext://sys.stderr"}
+                     if not settings["log_file"] else
+                     {"class": "logging.FileHandler", "formatter": "line", "filters": ["request_id", "redact"],
+                      "filename": settings["log_file"], "encoding": "utf-8"}},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {"uvicorn": {"level": level}, "uvicorn.access": {"level": level}},
     }

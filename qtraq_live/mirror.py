@@ -29,7 +29,7 @@ RECENT_KEPT = 20  # as many as Redis keeps
 RECENT_SHOWN = 10
 DISPLAY_FIELDS = ("id", "label", "queue", "status", "counter")
 HIDDEN_FROM_RECEPTION = ("position", "ahead", "eta_s", "eta_low_s", "eta_high_s")
-QUEUE_DETAIL = ("avg_service_s", "self_checkin", "notify_ahead")
+QUEUE_DETAIL = ("avg_service_s", "self_checkin", "notify_ahead", "archived")
 
 
 def _waiting_delta(ev: Mapping[str, Any]) -> dict[str, int]:
@@ -73,6 +73,7 @@ def queue_header(q: Mapping[str, Any], n_waiting: int, detail: bool) -> Json:
         "id": q["id"], "name": q["name"], "prefix": q["prefix"], "paused": bool(q["paused"]),
         "avg_wait_s": queue_wait_s(n_waiting, q),
         "service_s": int(q["ema_s"]), "counters_open": int(q["counters_open"]),
+        "archived": bool(q.get("archived")),  # an archived queue leaves the screens
     }
     if detail:
         out.update({k: q[k] for k in QUEUE_DETAIL})

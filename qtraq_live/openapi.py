@@ -117,6 +117,17 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/tickets/{ticket_id}"): Op("A ticket", "staff"),
     **{("POST", f"/tickets/{{ticket_id}}/{action}"): Op(summary, "doctor", EMPTY, {})
        for action, summary in _TICKET_ACTIONS.items()},
+    ("POST", "/tickets/{ticket_id}/call"): Op(
+        "Call this waiting, skipped or no-show ticket now, out of order; the counter's previous call ends as "
+        "with next (header Idempotency-Key as for next)", "doctor", queues.NEXT_BODY, {"counter": "2"},
+        params=(("Idempotency-Key", "header", "string", "any string; a retry with the same key is answered alike"),)),
+    ("GET", "/clinics/{clinic}/appointments"): Op(
+        "The day's appointments for reception: {date, appointments: [{id, patient: {name}, queue, slot, status, "
+        "ticket_id}]}", "reception", params=(
+            ("date", "query", "string", "YYYY-MM-DD; default today in the clinic's timezone"),
+            ("q", "query", "string", "part of the patient's name or at least 3 digits of the mobile"))),
+    ("GET", "/clinics/{clinic}/set-aside"): Op(
+        "Today's skipped and no-show tickets, to bring back: {tickets: [{id, queue, label, status, name}]}", "doctor"),
     ("POST", "/tickets/{ticket_id}/transfer"): Op("Move a ticket to another queue of the clinic, keeping its place",
                                                   "reception", tickets.TRANSFER_BODY, {"queue": "eye"}),
     ("POST", "/public/queues/{queue}/join"): Op("Self check-in (queues with self_checkin) → {ticket, track_url}",

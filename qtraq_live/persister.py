@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from . import phones
 from . import redis_keys as keys
 from .errors import Unavailable
 from .eta import estimate
@@ -212,9 +213,10 @@ SET_ONCE = frozenset({"id", "clinic", "day"})
 SQL = {
     "events": "INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
               "VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "clinics": "INSERT INTO clinics (id, name, timezone, mask_names, lang, created_at, updated_version) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+    "clinics": "INSERT INTO clinics (id, name, timezone, mask_names, lang, region, created_at, updated_version) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
                "timezone = excluded.timezone, mask_names = excluded.mask_names, lang = excluded.lang, "
+               "region = excluded.region, "
                "updated_version = excluded.updated_version WHERE excluded.updated_version > clinics.updated_version",
     "queues": "INSERT INTO queues (id, clinic, name, prefix, avg_service_s, ema_s, self_checkin, notify_ahead, "
               "paused, created_at, created_version, updated_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -249,7 +251,7 @@ def event_rows(ev: Json) -> Rows:
         "events": [(clinic, v, etype, at, ev.get("queue"), orjson.dumps([int(t["id"]) for t in tickets]).decode(),
                     orjson.dumps(body).decode())],
         "clinics": [(state["id"], state["name"], state["timezone"], int(bool(state["mask_names"])), state["lang"],
-                     at, v)] if state else [],
+                     state.get("region") or phones.DEFAULT_REGION, at, v)] if state else [],
         "queues": [(q["id"], q["clinic"], q["name"], q["prefix"], int(q["avg_service_s"]), int(q["ema_s"]),
                     int(bool(q["self_checkin"])), int(q["notify_ahead"]), int(bool(q["paused"])), at, v, v)
                    for q in queues],

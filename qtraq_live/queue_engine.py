@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from . import phones
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
 from .eta import estimate
@@ -70,6 +71,7 @@ TRANSITIONS: dict[str, tuple[TicketStatus, ...]] = {
     "cancel": (S.WAITING, S.CALLED, S.SERVING, S.SKIPPED),
     "requeue": (S.CALLED, S.SKIPPED, S.NO_SHOW),
     "transfer": (S.WAITING, S.CALLED, S.SERVING, S.SKIPPED),
+    "call": (S.WAITING, S.SKIPPED, S.NO_SHOW),  # out of order, to a counter: QueueEngine.call
 }
 ACTIONS = tuple(TRANSITIONS)
 # The status each action leaves the ticket in (recall keeps the status it had).
@@ -82,6 +84,7 @@ RESULT_STATUS: dict[str, TicketStatus | None] = {
     "cancel": S.CANCELLED,
     "requeue": S.WAITING,
     "transfer": S.WAITING,
+    "call": S.CALLED,
 }
 SOURCES = tuple(s.value for s in TicketSource)
 ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
@@ -268,20 +271,25 @@ class QueueEngine:
     # -- definitions -----------------------------------------------------------------
 
     async def create_clinic(self, clinic_id: str, name: str, timezone: str = "Asia/Kolkata",
-                            mask_names: bool = False, lang: str = "en", actor: str | None = None) -> Json:
+                            mask_names: bool = True, lang: str = "en", region: str = phones.DEFAULT_REGION,
+                            actor: str | None = None) -> Json:
         _check_slug("id", clinic_id)
         _check_text("name", name)
         _check_timezone(timezone)
         _check_lang(lang)
+        phones.check_region(region)
         out = await self._run("create_clinic", {"id": clinic_id, "name": name, "timezone": timezone,
-                                                "mask_names": bool(mask_names), "lang": lang, "actor": actor})
+                                                "mask_names": bool(mask_names), "lang": lang, "region": region,
+                                                "actor": actor})
         return out["clinic"]
 
     async def update_clinic(self, clinic_id: str, actor: str | None = None, **fields: Any) -> Json:
-        allowed = {"name", "timezone", "mask_names", "lang"}
+        allowed = {"name", "timezone", "mask_names", "lang", "region"}
         for k, v in fields.items():
             if k not in allowed:
                 raise Invalid(k, "cannot be changed")
+        if "region" in fields:
+            phones.check_region(fields["region"])
         if "name" in fields:
             _check_text("name", fields["name"])
         if "timezone" in fields:
@@ -308,10 +316,12 @@ class QueueEngine:
         return out["queue"]
 
     async def update_queue(self, queue_id: str, actor: str | None = None, **fields: Any) -> Json:
-        allowed = {"name", "prefix", "avg_service_s", "self_checkin", "notify_ahead"}
+        allowed = {"name", "prefix", "avg_service_s", "self_checkin", "notify_ahead", "archived"}
         for k in fields:
             if k not in allowed:
                 raise Invalid(k, "cannot be changed")
+        if "archived" in fields and not isinstance(fields["archived"], bool):
+            raise Invalid("archived", "must be true or false")
         if "name" in fields:
             _check_text("name", fields["name"])
         if "prefix" in fields and not PREFIX.match(str(fields["prefix"])):
@@ -332,6 +342,7 @@ class QueueEngine:
         clinic: Json = out["clinic"]
         clinic["queues"] = [_queue_def(q) for q in out["queues"]]
         clinic["version"] = out["v"]
+        clinic["region"] = clinic.get("region") or phones.DEFAULT_REGION  # clinics made before regions
         return clinic
 
     async def clinic_info(self, clinic_id: str) -> Json | None:
@@ -362,7 +373,7 @@ class QueueEngine:
             "id": h["id"], "clinic": h["clinic"], "name": h["name"], "prefix": h["prefix"],
             "paused": h["paused"] == "1", "avg_service_s": int(h["avg_service_s"]),
             "ema_s": int(float(h["ema_s"])), "self_checkin": h["self_checkin"] == "1",
-            "notify_ahead": int(h["notify_ahead"]),
+            "notify_ahead": int(h["notify_ahead"]), "archived": h.get("archived") == "1",
         }
 
     async def clinic_ids(self) -> list[str]:
@@ -390,6 +401,14 @@ class QueueEngine:
             tz = await self._call_redis(self.redis.hget(keys.clinic(clinic), "timezone")) or "UTC"
             self._tz[queue_id] = tz
         return tz
+
+    async def queue_region(self, queue_id: str) -> str:
+        """How local phone numbers are read for this queue: its clinic's ``region``."""
+        clinic = await self._call_redis(self.redis.hget(keys.queue(queue_id), "clinic"))
+        if clinic is None:
+            raise NotFound(f"unknown queue {queue_id}")
+        region = await self._call_redis(self.redis.hget(keys.clinic(clinic), "region"))
+        return str(region or phones.DEFAULT_REGION)
 
     async def issue(self, queue_id: str, *, name: str | None = None, priority: int = 0,
                     notify: bool = False, lang: str | None = None, ticket_id: int | None = None,
@@ -421,12 +440,20 @@ class QueueEngine:
                    actor: str | None = None, record: Record | None = None) -> Json | None:
         """Finish what this counter was serving and call the next patient, atomically."""
         _check_counter(counter)
-        if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
-            raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
+        _check_idempotency_key(idempotency_key)
         how = await self._hour_of_week(queue_id)
         out = await self._run("next", {"queue": queue_id, "counter": counter, "how": how,
                                        "idempotency_key": idempotency_key, "actor": actor}, record)
         return _ticket(out) if out.get("ticket") else None
+
+    async def call(self, ticket_id: int | str, counter: str = "1", *, idempotency_key: str | None = None,
+                   actor: str | None = None, record: Record | None = None) -> Json:
+        """Call this waiting, skipped or no-show ticket to ``counter`` now, out of order; the
+        counter's previous patient is finished as by :meth:`next`, in the same atomic step."""
+        _check_counter(counter)
+        _check_idempotency_key(idempotency_key)
+        return _ticket(await self._run("call", {"ticket": str(_ticket_id(ticket_id)), "counter": counter,
+                                                "idempotency_key": idempotency_key, "actor": actor}, record))
 
     async def _act(self, op: str, ticket_id: int | str, actor: str | None, record: Record | None = None) -> Json:
         return _ticket(await self._run(op, {"ticket": str(_ticket_id(ticket_id)), "actor": actor}, record))
@@ -455,7 +482,7 @@ class QueueEngine:
     async def act(self, action: str, ticket_id: int | str, actor: str | None = None,
                   record: Record | None = None) -> Json:
         """Any single-ticket action by name (``recall``, ``no_show``…)."""
-        if action not in TRANSITIONS or action == "transfer":
+        if action not in TRANSITIONS or action in ("transfer", "call"):
             raise Invalid("action", f"unknown action {action}")
         return await self._act(action, ticket_id, actor, record)
 
@@ -497,6 +524,14 @@ class QueueEngine:
         except NotFound:
             return None
         return _ticket(out)
+
+    async def live_statuses(self, ticket_ids: list[int]) -> dict[int, tuple[str, str]]:
+        """``{id: (status, queue)}`` of these tickets now, in one round trip (absent: none)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tid in ticket_ids:
+                pipe.hmget(keys.ticket(tid), "status", "queue")
+            found = await self._call_redis(pipe.execute())
+        return {tid: (s, q) for tid, (s, q) in zip(ticket_ids, found) if s is not None}
 
     async def ticket_token(self, ticket_id: int | str) -> str | None:
         """The tracking token of a ticket, for staff reprinting it."""
@@ -553,8 +588,8 @@ class QueueEngine:
 
 
 def _queue_def(q: Mapping[str, Any]) -> Json:
-    return {k: q[k] for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
-                              "counters_open", "self_checkin", "notify_ahead")}
+    return {k: q.get(k, False) for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
+                                         "counters_open", "self_checkin", "notify_ahead", "archived")}
 
 
 def _queue_tickets(q: Mapping[str, Any]) -> Json:
@@ -598,6 +633,11 @@ def _check_text(field: str, value: Any, max_len: int = NAME_MAX) -> None:
 def _check_int(field: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise Invalid(field, f"must be an integer from {lo} to {hi}")
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is not None and not (0 < len(key) <= 128):
+        raise Invalid("Idempotency-Key", "must be 1 to 128 characters")
 
 
 def _check_counter(counter: Any) -> None:

@@ -119,7 +119,7 @@ def _write_definitions(pipe: Any, state: dict[str, Any]) -> None:
         cid = c["id"]
         pipe.hset(keys.clinic(cid), mapping={
             "id": cid, "name": c["name"], "timezone": c["timezone"], "mask_names": _flag(c["mask_names"]),
-            "lang": c["lang"], "created_at": c["created_at"] or 0})
+            "lang": c["lang"], "region": c["region"], "created_at": c["created_at"] or 0})
         pipe.sadd(keys.CLINICS, cid)
         if c["version"]:
             pipe.set(keys.version(cid), c["version"])

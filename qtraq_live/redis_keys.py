@@ -247,3 +247,6 @@ def payment(c: str) -> str:
 
 def oidc_state(state_hash: str) -> str:
     return f"qt:oidc:{state_hash}"
+
+
+DEMO_OUTBOX = "qt:demo:outbox"  # the demo's verification codes, shown at /demo/outbox (demo_outbox.py)

@@ -19,7 +19,7 @@ from .queue_engine import QueueEngine
 
 log = logging.getLogger(__name__)
 
-CLINIC_OPTIONS = ("timezone", "mask_names", "lang")
+CLINIC_OPTIONS = ("timezone", "mask_names", "lang", "region")
 PRODUCTION_PASSWORD_MIN = 12
 QUEUE_OPTIONS = ("avg_service_s", "self_checkin", "notify_ahead")
 

@@ -68,6 +68,7 @@ class Written:
 # schema file declares it too, for a new database). ``(table, column, declaration)``.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("tickets", "source", "TEXT NOT NULL DEFAULT 'reception'"),  # 2026-12: queue_engine.TicketSource
+    ("clinics", "region", "TEXT NOT NULL DEFAULT 'IN'"),
 )
 
 

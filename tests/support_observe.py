@@ -43,7 +43,7 @@ password_env = "QTRAQ_TEST_ADMIN_PASSWORD"
 """
 WALK_INS = [
     {"name": "Zenobia Quartermaine", "mobile": "+919812340001", "email": "zenobia.q@example.org"},
-    {"name": "Bartholomew Oyelaran", "mobile": "+447700900123", "email": "b.oyelaran@example.net"},
+    {"name": "Bartholomew Oyelaran", "mobile": "+447911123456", "email": "b.oyelaran@example.net"},
 ]
 ACCOUNT = {"name": "Philippa Wendelbrook", "email": "philippa.w@example.com", "mobile": "+919811122233",
            "password": "an account passphrase for tests"}

@@ -37,7 +37,7 @@ def test_the_portal_from_registration_to_a_live_ticket(portal: LiveServer, clini
     add.locator("button[type=submit]").click()
     expect(page.locator("#patients")).to_contain_text("B+")
     book = page.locator("#book")
-    book.locator("[name=queue]").fill(clinic.by_date)
+    book.locator("[name=queue]").select_option(clinic.by_date)
     book.locator("[name=date]").fill(clinic.today())
     book.locator("button[type=submit]").click()
     expect(page.locator("#appointments")).to_contain_text("booked")

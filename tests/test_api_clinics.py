@@ -13,7 +13,7 @@ def test_admin_creates_a_clinic_and_its_queues(app_server: LiveServer) -> None:
                                      "mask_names": True})
     assert r.status_code == 201
     assert r.json() == {"id": "city", "name": "City Clinic", "timezone": "Asia/Kolkata", "mask_names": True,
-                        "lang": "en", "languages": ["en", "hi"]}
+                        "lang": "en", "languages": ["en", "hi"], "region": "IN"}
     r = admin.post("/clinics/city/queues", json={"id": "gp", "name": "Dr Rao", "prefix": "A", "self_checkin": True})
     assert r.status_code == 201
     queue = r.json()

@@ -24,7 +24,8 @@ from tests.test_pages import assert_safe_page, page_data
 # Latin words a Hindi page may show: names of formats and protocols, the "English" link of
 # the language switch, the legal title kept in brackets, and the configured grievance contact.
 LATIN_ALLOWED = {"English", "JSON", "IP", "Grievance", "Officer", "grievance", "clinic", "example",
-                 "JPEG", "PNG", "PDF", "UPI", "zip"}  # file formats and the payment system keep their names
+                 "JPEG", "PNG", "PDF", "UPI", "zip",  # file formats and the payment system keep their names
+                 "Clinic", "Queue", "eye"}  # the fixture's clinic and queue names, in the booking list (data)
 ACCOUNT_JS = resources.files("qtraq_live.display").joinpath("static/account.js").read_text()
 
 

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
+from .. import auth, demo_outbox, phones
 from ..errors import Invalid, MisdirectedWrite, NotFound, Unauthorized
 from ..store import Store
 from ..validation import Field, Schema
@@ -105,6 +105,9 @@ async def _send_code(request: Request, account_id: int, channel: str) -> None:
     sent_ms = now_ms()
     code = await codes.issue(store, settings.secret_key, account_id, channel, sent_ms)
     await notices.send_code(request.app.state.redis, store, settings, account_id, channel, code, sent_ms)
+    if demo_outbox.enabled(settings):  # the demo shows it on /demo/outbox: no provider needed to try it
+        contact = (await records.get_account_row(store, account_id))[channel]
+        await demo_outbox.put(request.app.state.redis, channel, contact, code)
 
 
 # -- registration and login -------------------------------------------------------------
@@ -143,7 +146,8 @@ async def resend(request: Request) -> Response:
     if not row[body["channel"]] or row[f"{body['channel']}_verified"]:
         raise Invalid("channel", f"this account has no unverified {body['channel']}", code="nothing_to_verify")
     await _send_code(request, account_id, body["channel"])
-    return JSONResponse({"sent": body["channel"]})
+    # When the next one may be asked for, so the page can say so rather than let a press fail.
+    return JSONResponse({"sent": body["channel"], "retry_after_s": codes.RESEND_GAP_MS // 1000})
 
 
 async def login(request: Request) -> Response:
@@ -152,8 +156,9 @@ async def login(request: Request) -> Response:
         raise Invalid("email", "give either email or mobile", code="missing_field")
     redis = request.app.state.redis
     await ratelimit.hit(redis, "account-login-ip", client_ip(request), 30, 900)
-    await ratelimit.hit(redis, "account-login-id", (body["email"] or body["mobile"]).lower(), 10, 900)
-    found = await records.find_login(store_of(request), body["email"], body["mobile"])
+    mobile = phones.optional_e164(body["mobile"])  # one number, however it was typed, one limit
+    await ratelimit.hit(redis, "account-login-id", (body["email"] or mobile or "").lower(), 10, 900)
+    found = await records.find_login(store_of(request), body["email"], mobile)
     ok = await asyncio.to_thread(passwords.verify_password, found["password_hash"] if found else None, body["password"])
     if not ok or found is None:
         raise Unauthorized("wrong email/mobile or password", code="invalid_credentials")

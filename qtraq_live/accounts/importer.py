@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import Conflict, Invalid
 from ..queue_engine import QueueEngine
 from ..store import Store
-from ..validation import E164, EMAIL, SLUG, Field, Schema
+from .. import phones
+from ..validation import EMAIL, SLUG, Field, Schema
 from . import appointments, records
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ HEADER = ("name", "mobile", "email", "queue", "date", "slot")
 MAX_ROWS = 10_000
 ROW = Schema({
     "name": Field("string", required=True, min_length=1, max_length=80, pattern=records.TEXT),
-    "mobile": Field("string", nullable=True, pattern=E164),
+    "mobile": phones.FIELD,
     "email": Field("string", nullable=True, max_length=254, pattern=EMAIL),
     "queue": Field("string", required=True, pattern=SLUG),
     "date": Field("string", required=True, pattern=records.DATE),
@@ -66,6 +67,7 @@ async def import_csv(store: Store, engine: QueueEngine, text: str, now_ms: int, 
             if row["email"]:
                 row["email"] = row["email"].lower()
             plan = await appointments.plan(store, engine, row["queue"], row["date"], row["slot"], now_ms)
+            row["mobile"] = phones.optional_e164(row["mobile"], await engine.queue_region(plan["queue"]))
             if plan["slot"] is not None:
                 where = (plan["queue"], plan["date"], plan["slot"])
                 if where not in taken:

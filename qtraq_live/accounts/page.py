@@ -8,12 +8,14 @@ follows each checked-in appointment's ticket live over ``/ws/t/{token}``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
+from .. import auth, demo_outbox
+from ..display import i18n
 from ..display.render import page, request_lang
 from ..errors import NotFound
 from . import oidc, records
@@ -44,9 +46,28 @@ async def account_page(request: Request) -> Response:
         "grievance_contact": settings["privacy.grievance_contact"],
     }
     preferred = await _account_lang(request, session["uid"]) if signed_in and session else None
+    clinics = await _bookable(request)
+    t = i18n.translator(request_lang(request, preferred))
+    # Which contacts this server can send a code to: the page never claims a code was sent otherwise.
+    can_send = [t(f"portal.{name}") for name, keys_ in (("email", ("email",)), ("mobile", ("sms", "whatsapp")))
+                if any(settings[f"notify.{k}"] for k in keys_)]
+    data["queue_names"] = {q["id"]: q["name"] for c in clinics for q in c["queues"]}
     oidc_label = settings["accounts.oidc.label"] if oidc.enabled(settings) else None  # #22
     return page(request, "account.html", lang=request_lang(request, preferred), data=data, signed_in=signed_in,
-                grievance_contact=settings["privacy.grievance_contact"], oidc_label=oidc_label)
+                grievance_contact=settings["privacy.grievance_contact"], oidc_label=oidc_label, clinics=clinics,
+                outbox=demo_outbox.enabled(settings), code_channels=", ".join(can_send),
+                erased=request.query_params.get("erased") == "1" and not signed_in)
+
+
+async def _bookable(request: Request) -> list[dict[str, Any]]:
+    """Each clinic's queues by name, for booking from a list (nobody types a queue id)."""
+    engine = request.app.state.engine
+    out = []
+    for cid in await engine.clinic_ids():
+        clinic = await engine.get_clinic(cid)
+        if clinic is not None and clinic["queues"]:
+            out.append({"name": clinic["name"], "queues": [{"id": q["id"], "name": q["name"]} for q in clinic["queues"]]})
+    return out
 
 
 async def privacy_page(request: Request) -> Response:

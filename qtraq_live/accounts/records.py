@@ -19,7 +19,8 @@ from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..queue_engine import iso
 from ..store import Store
-from ..validation import E164, EMAIL, Field, Schema
+from .. import phones
+from ..validation import EMAIL, Field, Schema
 from . import passwords
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ TEXT = r".*\S.*"  # not blank
 
 _name = Field("string", required=True, min_length=1, max_length=80, pattern=TEXT)
 EMAIL_FIELD = Field("string", nullable=True, max_length=254, pattern=EMAIL)
-MOBILE_FIELD = Field("string", nullable=True, pattern=E164, description="E.164, e.g. +919812345678")
+MOBILE_FIELD = phones.FIELD
 _gender = Field("string", nullable=True, enum=GENDERS)
 _dob = Field("string", nullable=True, pattern=DATE, description="YYYY-MM-DD")
 _place = Field("string", nullable=True, min_length=1, max_length=80, pattern=TEXT)
@@ -92,8 +93,12 @@ def age_on(born: date, today: date) -> int:
 
 
 def _normalise_contacts(body: Json) -> Json:
+    """Emails in lower case; mobiles as typed → E.164 (an account belongs to no clinic: the
+    server's default region reads a number written without its country code)."""
     if body.get("email"):
         body["email"] = body["email"].lower()
+    if "mobile" in body:
+        body["mobile"] = phones.optional_e164(body["mobile"])
     return body
 
 

@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .. import phones
 from ..accounts import payments
 from ..auth import require_staff
-from ..errors import Invalid, NotFound
+from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..validation import SLUG, Field, Schema
 from ..web.request import read_json
@@ -31,19 +32,23 @@ SELF_CHECKIN = Field("boolean", description="patients may join from the QR page"
 LANGUAGES = Field("array", items=Field("string", enum=SPOKEN), min_length=1, max_length=len(SPOKEN),
                   description="announcement languages in order (speech/phrases.py), default [\"en\", \"hi\"]")
 
+REGION = Field("string", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2: how local phone numbers are read")
 UPDATE_CLINIC = Schema({"name": NAME, "timezone": TIMEZONE, "mask_names": Field("boolean"), "lang": LANG,
-                        "languages": LANGUAGES, "upi_vpa": payments.UPI_VPA_FIELD})
+                        "region": REGION, "languages": LANGUAGES, "upi_vpa": payments.UPI_VPA_FIELD})
 CREATE_CLINIC = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
     "timezone": replace(TIMEZONE, default="Asia/Kolkata"),
-    "mask_names": Field("boolean", default=False),
+    "mask_names": Field("boolean", default=True, description="patient names masked on screens"),
     "lang": replace(LANG, default="en"),
+    "region": replace(REGION, default=phones.DEFAULT_REGION),
     "languages": LANGUAGES,
     "upi_vpa": payments.UPI_VPA_FIELD,
 })
 UPDATE_QUEUE = Schema({"name": NAME, "prefix": PREFIX, "avg_service_s": AVG_SERVICE_S,
-                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD, "fee": payments.FEE_FIELD})
+                       "self_checkin": SELF_CHECKIN, "notify_ahead": NOTIFY_AHEAD, "fee": payments.FEE_FIELD,
+                       "archived": Field("boolean", description="archived: off the screens, takes no tickets; "
+                                                                "only an empty queue can be archived")})
 CREATE_QUEUE = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
@@ -99,7 +104,7 @@ async def create_clinic(request: Request) -> Response:
     upi = {k: v for k, v in upi.items() if v is not None}
     clinic = await engine_of(request).create_clinic(
         body["id"], body["name"], timezone=body["timezone"], mask_names=body["mask_names"], lang=body["lang"],
-        actor=user.actor)
+        region=body["region"], actor=user.actor)
     clinic["languages"] = await _save_languages(request, clinic["id"], spoken)
     clinic = {**clinic, **await _payment_fields(request, clinic["id"], "", upi)}
     await audit(request, user.actor, "clinic.create", f"clinic:{clinic['id']}")
@@ -134,6 +139,11 @@ async def update(request: Request, kind: str) -> Response:
     target = request.path_params[kind]
     engine = engine_of(request)
     spoken = _unique_languages(body.pop("languages", None))
+    if kind == "queue" and body.get("archived"):
+        snap = await engine.queue_snapshot(target)
+        if snap["waiting"] or snap["now_serving"]:
+            raise Conflict("queue: patients are still waiting or being served; finish or move them first",
+                           code="queue_not_empty")
     apply = engine.update_clinic if kind == "clinic" else engine.update_queue
     pay = {k: body.pop(k) for k in (*payments.CLINIC_FIELDS, *payments.QUEUE_FIELDS) if k in body}
     if body or (spoken is None and not pay):

@@ -12,18 +12,19 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..errors import Invalid, NotFound
+from .. import phones
+from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..metrics import TICKETS_ISSUED
 from ..queue_engine import QueueEngine, TicketSource
 from ..store import Store
-from ..validation import E164, EMAIL, Field, Schema
+from ..validation import EMAIL, Field, Schema
 from .common import engine_of
 
 CONTACT_FIELDS = {
     "name": Field("string", nullable=True, min_length=1, max_length=80,
                   description="shown masked if the clinic says so"),
-    "mobile": Field("string", nullable=True, pattern=E164, description="E.164, e.g. +919812345678"),
+    "mobile": phones.FIELD,
     "email": Field("string", nullable=True, max_length=254, pattern=EMAIL),
     "notify": Field("boolean", default=False, description="send notices as the turn nears"),
     "lang": Field("string", nullable=True, enum=LANGS, description="language of notices"),
@@ -52,12 +53,16 @@ async def issue_walk_in(engine: QueueEngine, store: Store, queue_id: str, *, nam
                         mobile: str | None, email: str | None, notify: bool, lang: str | None,
                         priority: int, actor: str, source: TicketSource) -> dict[str, Any]:
     """The walk-in issue every path without an appointment shares (the desk, self check-in,
-    ABDM Scan & Share): contact row first, then the engine call, the row undone if it fails.
-    Returns the ticket with its token."""
+    ABDM Scan & Share): the number read in the clinic's region, the contact row first, then the
+    engine call, the row undone if it fails. Returns the ticket with its token."""
+    queue = await engine.get_queue(queue_id)
+    if queue is None:
+        raise NotFound("unknown queue")
+    if queue["archived"]:
+        raise Conflict("queue: this queue is archived and takes no tickets", code="queue_archived")
+    mobile = phones.optional_e164(mobile, await engine.queue_region(queue_id))
     if notify and not (mobile or email):
         raise Invalid("notify", "needs a mobile number or an email address")
-    if await engine.get_queue(queue_id) is None:
-        raise NotFound("unknown queue")
     ticket_id = await engine.allocate_ticket_id()
     if mobile or email:
         await save_contact(store, ticket_id, mobile, email)

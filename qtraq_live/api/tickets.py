@@ -1,5 +1,5 @@
-"""One ticket's state changes by staff: recall, serve, skip, done, no-show, cancel, requeue,
-transfer. Each is one engine call; an illegal transition is a 409."""
+"""One ticket's state changes by staff: call (out of order), recall, serve, skip, done, no-show,
+cancel, requeue, transfer. Each is one engine call; an illegal transition is a 409."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from ..errors import Forbidden, NotFound
 from ..validation import EMPTY, SLUG, Field, Schema
 from ..web.request import read_json
 from ..web.responses import JSONResponse
+from ..metrics import observe_call
 from .common import audit_entry, engine_of
+from .queues import NEXT_BODY
 
 # URL segment -> engine action
 ACTIONS = {
@@ -60,6 +62,19 @@ async def act(request: Request, action: str) -> Response:
     return JSONResponse({"ticket": ticket})
 
 
+async def call(request: Request) -> Response:
+    """Call this ticket to the counter now; the counter's previous call ends as with ``next``.
+    A retried press with the same ``Idempotency-Key`` answers the first result."""
+    ticket_id: int = request.path_params["ticket_id"]
+    user = await _authorize(request, "call", ticket_id)
+    body = await read_json(request, NEXT_BODY)
+    ticket = await engine_of(request).call(ticket_id, body["counter"],
+                                           idempotency_key=request.headers.get("idempotency-key"), actor=user.actor,
+                                           record=audit_entry(request, user.actor, "ticket.call", f"ticket:{ticket_id}"))
+    observe_call(ticket)
+    return JSONResponse({"ticket": ticket})
+
+
 async def transfer(request: Request) -> Response:
     ticket_id: int = request.path_params["ticket_id"]
     user = await require_staff(request, "reception")
@@ -74,5 +89,6 @@ routes: list[BaseRoute] = [
     Route("/tickets/{ticket_id:int}", get_ticket, methods=["GET"]),
     *[Route(f"/tickets/{{ticket_id:int}}/{segment}", partial(act, action=action), methods=["POST"],
             name=f"ticket_{action}") for segment, action in ACTIONS.items()],
+    Route("/tickets/{ticket_id:int}/call", call, methods=["POST"]),
     Route("/tickets/{ticket_id:int}/transfer", transfer, methods=["POST"]),
 ]

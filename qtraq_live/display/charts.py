@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from ..accounts import feedback, stats
 from ..store import Store
@@ -67,14 +68,17 @@ def _fmt(v: float) -> str:
 
 
 async def render(store: Store, clinic_id: str, name: str, t: Translator, now_ms: int) -> str:
-    """One chart over the last :data:`DAYS` days; buckets too small to publish stay empty."""
+    """One chart over the last :data:`DAYS` days, counted in the clinic's timezone and ending
+    today there; buckets too small to publish stay empty."""
+    tz = await store.fetchval("SELECT timezone FROM clinics WHERE id = ?", (clinic_id,))
+    today = datetime.fromtimestamp(now_ms / 1000, tz=ZoneInfo(tz or "UTC")).date()
     if name == "feedback-by-day":  # patient services (#22): mean rating per day, small days suppressed
-        first = date.fromtimestamp(now_ms / 1000) - timedelta(days=DAYS - 1)
+        first = today - timedelta(days=DAYS - 1)
         means = await feedback.daily_means(store, clinic_id, first, DAYS)
         return bar_chart(t("admin.chart_feedback", days=DAYS), t("admin.chart_feedback_desc"),
                          [d[5:] for d, _ in means], [m for _, m in means], t("admin.unit_rating"))
-    start = (date.fromtimestamp(now_ms / 1000) - timedelta(days=DAYS - 1)).isoformat()
-    data = await stats.clinic_stats(store, clinic_id, start, None, now_ms)
+    start = (today - timedelta(days=DAYS - 1)).isoformat()
+    data = await stats.clinic_stats(store, clinic_id, start, today.isoformat(), now_ms)
     if name == "wait-by-hour":
         waits = {r["hour"]: (r.get("wait_p50_s") or 0) / 60 for r in data["by_hour"]}
         hours = range(min([8, *waits]), max([20, *waits]) + 1)  # at least the usual opening hours

@@ -39,6 +39,15 @@ async def clinic_info(request: Request, clinic_id: str) -> Json | None:
     return await _engine(request).clinic_info(clinic_id)
 
 
+async def queue_ids(request: Request, clinic_id: str) -> set[str]:
+    """The ids of the clinic's queues (none if the clinic is unknown)."""
+    m = _mirrors(request).get(clinic_id)
+    if m is not None:
+        return set(m.queues)
+    clinic = await _engine(request).get_clinic(clinic_id)
+    return {q["id"] for q in clinic["queues"]} if clinic else set()
+
+
 async def queue_definition(request: Request, queue_id: str) -> tuple[Json, Json] | None:
     """(the queue's fields with ``n_waiting``, its clinic's fields), None if unknown."""
     for m in _mirrors(request).values():

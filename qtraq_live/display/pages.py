@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from .. import auth
 from .. import redis_keys as keys
 from ..accounts import payments
+from ..accounts import appointments
 from ..api.issue import track_url
 from ..languages import STAFF_LANGS
 from ..queue_engine import QueueEngine, public_ticket
@@ -60,18 +61,21 @@ async def _staff(request: Request) -> tuple[auth.Staff | None, str | None]:
     return user, session.get("csrf")
 
 
-async def _clinics_for(engine: QueueEngine, user: auth.Staff) -> list[dict[str, Any]]:
-    """Clinics with the queues this user may work on (a doctor sees only their own)."""
+async def _clinics_for(engine: QueueEngine, user: auth.Staff, archived: bool = False) -> list[dict[str, Any]]:
+    """Clinics with the queues this user may work on (a doctor sees only their own); archived
+    queues only when asked (the admin page)."""
     out = []
     for cid in await engine.clinic_ids():
         clinic = await engine.get_clinic(cid)
         if clinic is None:
             continue
-        queues = [q for q in clinic["queues"] if user.at_least("reception") or q["id"] in user.queues]
+        queues = [q for q in clinic["queues"] if (user.at_least("reception") or q["id"] in user.queues)
+                  and (archived or not q["archived"])]
         if queues or user.at_least("admin"):  # an admin adds the first queue of a new clinic
             out.append({**{k: clinic[k] for k in ("id", "name", "timezone", "lang", "mask_names")},
                         "queues": [{k: q[k] for k in ("id", "name", "prefix", "self_checkin", "paused",
-                                                       "avg_service_s")} for q in queues]})
+                                                       "avg_service_s", "notify_ahead", "archived")}
+                                   for q in queues]})
     return out
 
 
@@ -93,11 +97,23 @@ async def display_page(request: Request) -> Response:
     if clinic is None:
         return error_page(request, 404, "error.no_clinic")
     lang = request_lang(request, clinic.get("lang"))
+    settings = request.app.state.settings
+    shown = _shown_queues(request, await definitions.queue_ids(request, clinic_id))
     data = {
-        "ws_path": f"/ws/display/{clinic_id}?key={key}", "timezone": clinic["timezone"],
+        "ws_path": f"/ws/display/{clinic_id}?key={key}" + (f"&queues={','.join(shown)}" if shown else ""),
+        "timezone": clinic["timezone"], "queues": shown,
         "speech_lang": i18n.SPEECH_TAGS[lang], "next_count": 4, "recent_count": 5, "call_ms": 8000,
+        "serving_clear_ms": settings["display.serving_clear_min"] * 60_000, "page_ms": settings["display.page_s"] * 1000,
+        "frozen_after_ms": settings["display.frozen_after_s"] * 1000,
     }
     return page(request, "display.html", lang=lang, data=data, clinic=clinic)
+
+
+def _shown_queues(request: Request, known: set[str]) -> list[str]:
+    """``?queues=a,b``: the clinic's queues this screen shows, in the order given (empty: all).
+    Names that are not queues of this clinic (``known``) are left out."""
+    asked = request.query_params.get("queues", "").split(",")
+    return list(dict.fromkeys(q for q in asked if q in known))
 
 
 async def ticket_page(request: Request) -> Response:
@@ -137,7 +153,7 @@ async def _self_checkin_queue(request: Request) -> tuple[dict[str, Any], str] | 
     """The queue of a /join page (with ``n_waiting``) and its clinic's name, or None unless it
     takes self check-in. From cached definitions: nothing here grows with the queue."""
     found = await definitions.queue_definition(request, request.path_params["queue"])
-    if found is None or not found[0]["self_checkin"]:
+    if found is None or not found[0]["self_checkin"] or found[0].get("archived"):
         return None
     return found[0], found[1]["name"]
 
@@ -193,7 +209,8 @@ async def reception_page(request: Request) -> Response:
         return page(request, "reception.html", lang=lang, langs=STAFF_LANGS, user=None)
     clinics = await _clinics_for(_engine(request), user)
     preselect = {k: request.query_params.get(k, "")[:40] for k in ("queue", "counter")}
-    data = {"csrf": csrf, "clinics": clinics, "preselect": preselect, "print_width": 80}
+    data = {"csrf": csrf, "clinics": clinics, "preselect": preselect, "print_width": 80,
+            "desk": user.at_least("reception")}  # a doctor's console shows only what a doctor may do
     return page(request, "reception.html", lang=lang, langs=STAFF_LANGS, data=data, user=user)
 
 
@@ -205,7 +222,11 @@ async def admin_page(request: Request) -> Response:
     if not user.at_least("admin"):
         return error_page(request, 403, "error.admin_only", lang=lang)
     settings = request.app.state.settings
-    clinics = await _clinics_for(_engine(request), user)
+    clinics = await _clinics_for(_engine(request), user, archived=True)
+    for c in clinics:  # each queue's appointment slots, set up on this page
+        for q in c["queues"]:
+            slots = await appointments.get_slots(request.app.state.store, q["id"])
+            q["slots"] = dict(slots) if slots else None
     channels = {name: bool(settings[f"notify.{name}"]) for name in ("email", "sms", "whatsapp")}
     data = {"csrf": csrf, "clinics": clinics, "base_url": _base_url(request),
             "notices": _api_has(request, "/notifications"), "test_send": _api_has(request, "/notifications/test"),

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS clinics (
     mask_names      INTEGER NOT NULL DEFAULT 0,
     lang            TEXT NOT NULL DEFAULT 'en',
     created_at      INTEGER,
-    updated_version INTEGER NOT NULL DEFAULT 0
+    updated_version INTEGER NOT NULL DEFAULT 0,
+    region          TEXT NOT NULL DEFAULT 'IN'  -- ISO 3166: how local phone numbers are read
 );
 
 CREATE TABLE IF NOT EXISTS queues (

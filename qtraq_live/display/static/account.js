@@ -42,7 +42,8 @@
       ev.preventDefault();
       var btn = form.querySelector("button[type=submit]");
       btn.disabled = true;
-      handler(form).then(function () { btn.disabled = false; }, function (err) { btn.disabled = false; fail(err); });
+      handler(form).then(function () { btn.disabled = false; },
+        function (err) { btn.disabled = false; if (!QT.fieldError(form, err)) { fail(err); } });
     });
   }
 
@@ -86,7 +87,10 @@
           .forEach(function (v) { cell(tr, v); });
         cell(tr, "").appendChild(button(QT.t("portal_remove"), "secondary", function () {
           if (!confirm(QT.t("portal_remove_confirm", { name: p.name }))) { return; }
-          QT.api("DELETE", "/api/v1/me/patients/" + p.id).then(refresh, fail);
+          QT.api("DELETE", "/api/v1/me/patients/" + p.id).then(function () {
+            say(QT.t("portal_removed", { name: p.name }));
+            return refresh();
+          }, fail);
         }));
         tbody.appendChild(tr);
         var o = document.createElement("option"); o.value = p.id; o.textContent = p.name; sel.appendChild(o);
@@ -121,12 +125,15 @@
       res.appointments.forEach(function (a) {
         var tr = document.createElement("tr");
         var status = word("portal_appt_", a.status);
-        [a.date, a.slot || "", a.queue, patientName(a.patient), a.ticket ? status + " · " + a.ticket.label : status]
+        [a.date, a.slot || "", (data.queue_names || {})[a.queue] || a.queue, patientName(a.patient), a.ticket ? status + " · " + a.ticket.label : status]
           .forEach(function (v) { cell(tr, v); });
         var actions = cell(tr, "");
         if (a.status === "booked") {
           actions.appendChild(button(QT.t("portal_cancel"), "secondary", function () {
-            QT.api("DELETE", "/api/v1/me/appointments/" + a.id).then(refresh, fail);
+            QT.api("DELETE", "/api/v1/me/appointments/" + a.id).then(function () {
+              say(QT.t("portal_cancelled_done"));
+              return refresh();
+            }, fail);
           }));
           if (data.checkin_code) {
             actions.appendChild(button(QT.t("portal_check_in"), "", function () {
@@ -192,9 +199,12 @@
     return QT.api("POST", "/api/v1/accounts/verify", { channel: form.channel.value, code: form.code.value.trim() })
       .then(function () { form.code.value = ""; say(QT.t("portal_verified")); return refresh(); });
   });
-  $("resend").addEventListener("click", function () {
+  if ($("resend")) $("resend").addEventListener("click", function () {
     QT.api("POST", "/api/v1/accounts/verify/resend", { channel: $("verify").channel.value })
-      .then(function () { say(QT.t("portal_code_sent")); }, fail);
+      .then(function (res) {
+        var next = new Date(Date.now() + (res.retry_after_s || 60) * 1000);
+        say(QT.t("portal_code_sent_next", { time: next.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit", second: "2-digit" }) }));
+      }, fail);
   });
   submit("add-patient", function (form) {
     return QT.api("POST", "/api/v1/me/patients", body(form, false)).then(function () { form.reset(); say(QT.t("portal_patient_added")); return refresh(); });
@@ -219,7 +229,7 @@
   });
   $("erase").addEventListener("click", function () {
     if (!confirm(QT.t("portal_erase_confirm"))) { return; }
-    QT.api("DELETE", "/api/v1/me").then(function () { location.reload(); }, fail);
+    QT.api("DELETE", "/api/v1/me").then(function () { location.assign("/account?erased=1"); }, fail);
   });
   $("account-logout").addEventListener("click", function () {
     QT.api("POST", "/api/v1/auth/account-logout", {}).then(function () { location.reload(); }, function () { location.reload(); });

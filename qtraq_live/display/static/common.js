@@ -48,7 +48,8 @@
         try { payload = text ? JSON.parse(text) : null; } catch (e) { payload = null; }
         if (!res.ok) {
           var err = (payload && payload.error) || {};
-          return Promise.reject({ status: res.status, code: err.code || "error",
+          var field = /^([\w.\[\]-]+): /.exec(err.message || "");  // "mobile: must be …" names its field
+          return Promise.reject({ status: res.status, code: err.code || "error", field: field ? field[1] : null,
             message: err.message || res.statusText, retryAfter: res.headers.get("Retry-After") });
         }
         return payload;
@@ -63,7 +64,39 @@
     if (err.status === 429) { return t("error_rate_limited", { s: err.retryAfter || 60 }); }
     if (err.status === 401) { return t("error_login_needed"); }
     if (err.status === 403) { return t("error_forbidden"); }
-    return err.message || t("error_generic");
+    /* A person reads a sentence of the catalogue in the page's language, never an API code or
+       the API's English: the field's own sentence, else the error code's, else a general one. */
+    var strings = data.t || {};
+    if (err.field && strings["err_field_" + err.field]) { return t("err_field_" + err.field); }
+    if (strings["err_" + err.code]) { return t("err_" + err.code); }
+    return t("error_generic");
+  }
+
+  /* Show an API error next to the form field it is about (the control named like the error's
+     field); returns false when the form has no such field, so the caller shows it elsewhere. */
+  function fieldError(form, err) {
+    var input = err && err.field && form.elements ? form.elements[err.field] : null;
+    if (!input || !input.tagName) { return false; }
+    if (!input.id) { input.id = (form.id || "form") + "-" + err.field; }
+    var id = input.id + "-error", p = document.getElementById(id);
+    if (!p) {
+      p = document.createElement("p");
+      p.id = id;
+      p.className = "field-error";
+      p.setAttribute("role", "alert");
+      input.insertAdjacentElement("afterend", p);
+      input.addEventListener("input", function () {
+        p.hidden = true;
+        input.removeAttribute("aria-invalid");
+      });
+    }
+    p.textContent = errorText(err);
+    p.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (x) { return x && x !== id; });
+    input.setAttribute("aria-describedby", described.concat([id]).join(" "));
+    input.focus();
+    return true;
   }
 
   /* A WebSocket that reconnects with backoff and resumes with ?since=<last version>.
@@ -215,7 +248,7 @@
   document.addEventListener("DOMContentLoaded", function () { bindLogin(); bindLogout(); });
 
   window.QT = {
-    data: data, t: t, api: api, errorText: errorText, randomKey: randomKey, socket: socket,
+    data: data, t: t, api: api, errorText: errorText, fieldError: fieldError, randomKey: randomKey, socket: socket,
     chime: chime, soundBlocked: soundBlocked, audioContext: audioContext, speak: speak,
     minutes: minutes, waitRange: waitRange, where: where, clock: clock, show: show
   };

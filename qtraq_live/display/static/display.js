@@ -46,16 +46,28 @@
     return li;
   }
 
+  /* The queues this screen shows: ?queues=a,b in that order, else all. */
+  function shownQueues() {
+    var open = function (q) { return q && !q.archived; };
+    if (!d.queues || !d.queues.length) { return state.queues.filter(open); }
+    return d.queues.map(function (id) { return state.queue(id); }).filter(open);
+  }
+
+  /* A counter that has called nobody for a while is not "serving" that patient any more. */
+  function stillServing(x) {
+    return !d.serving_clear_ms || !x.called_at || Date.now() - x.called_at < d.serving_clear_ms;
+  }
+
   function renderQueues() {
-    var box = $("queues"), tpl = $("queue-tpl");
+    var box = $("queues"), tpl = $("queue-tpl"), shown = shownQueues();
     box.textContent = "";
-    box.dataset.count = String(state.queues.length);
-    state.queues.forEach(function (q) {
+    box.dataset.count = String(shown.length);
+    shown.forEach(function (q) {
       var card = tpl.content.firstElementChild.cloneNode(true);
       card.dataset.queue = q.id;
       card.querySelector(".d-q-name").textContent = q.name;
       QT.show(card.querySelector(".d-q-paused"), !!q.paused);
-      var serving = q.now_serving || [];
+      var serving = (q.now_serving || []).filter(stillServing);
       fill(card.querySelector(".d-serving"), serving.length ? serving : [{ label: "—" }], servingItem);
       var next = (q.waiting || []).slice(0, d.next_count || 4).map(function (x) { return x.label; });
       fill(card.querySelector(".d-next"), next.length ? next : [null], next.length ? textItem : noneItem);
@@ -68,7 +80,9 @@
   function queueName(id) { var q = state.queue(id); return q ? q.name : ""; }
 
   function renderRecent() {
-    fill($("recent"), state.recent.slice(0, d.recent_count || 5), function (r) {
+    var mine = d.queues && d.queues.length ? state.recent.filter(function (r) { return d.queues.indexOf(r.queue) >= 0; })
+      : state.recent;
+    fill($("recent"), mine.slice(0, d.recent_count || 5), function (r) {
       var li = document.createElement("li"), b = document.createElement("strong"), where = document.createElement("span");
       var at = document.createElement("span"), q = document.createElement("span");
       b.textContent = r.label;
@@ -105,18 +119,41 @@
   }
 
   function onCall(msg) {
+    if (d.queues && d.queues.length && d.queues.indexOf(msg.queue) < 0) { return; }  // another screen's queue
     state.addRecent(msg);
     renderRecent();
+    QT.board.fit();
     calls.push(msg);
     if (calls.length > MAX_PENDING_CALLS) { calls.shift(); }  // a burst: show the newest, not a backlog
     nextCall();
   }
 
+  /* A board that has lost its server, or whose key was revoked, says so across the screen:
+     the numbers on it are no longer true, and a waiting room must notice. */
+  var downSince = null, frozenTimer = null;
+  function freeze(text) {
+    var banner = $("frozen");
+    banner.textContent = text;
+    QT.show(banner, true);
+    document.body.dataset.frozen = "1";
+  }
   function onState(state, code) {
     var badge = $("conn");
     badge.textContent = code === 4401 ? QT.t("display_key_invalid") : QT.t("reconnecting");
-    QT.show(badge, state !== "open");
+    if (badge.hidden !== (state === "open")) { QT.show(badge, state !== "open"); QT.board.fit(); }
     document.body.dataset.socket = state;
+    if (state === "open") {
+      downSince = null;
+      clearTimeout(frozenTimer);
+      QT.show($("frozen"), false);
+      delete document.body.dataset.frozen;
+      return;
+    }
+    if (code === 4401) { freeze(QT.t("display_frozen_key")); return; }
+    if (downSince === null) {
+      downSince = Date.now();
+      frozenTimer = setTimeout(function () { freeze(QT.t("display_frozen")); }, d.frozen_after_ms || 20000);
+    }
   }
 
   /* One reload a day, at a quiet hour of the night, never in the middle of a call. */
@@ -137,7 +174,11 @@
 
   function soundHint() {
     var btn = $("sound");
-    var check = function () { QT.show(btn, QT.soundBlocked()); };
+    var check = function () {
+      var was = !btn.hidden;
+      QT.show(btn, QT.soundBlocked());
+      if (was !== !btn.hidden) { QT.board.fit(); }  // the header's room changed
+    };
     btn.addEventListener("click", function () { QT.audioContext().resume().then(check, check); });
     document.addEventListener("keydown", function () { QT.audioContext().resume().then(check, check); });
     setTimeout(check, 1500);
@@ -151,10 +192,13 @@
         state[msg.type](msg);
         renderQueues();
         renderRecent();
+        QT.board.fit();
       } else if (msg.type === "call") { onCall(msg); }
     },
     state: onState
   });
   scheduleReload();
   soundHint();
+  setInterval(function () { if (state.queues.length) { renderQueues(); QT.board.fit(); } }, 30000);  // idle counters clear
+  window.addEventListener("resize", function () { QT.board.fit(); });
 })();

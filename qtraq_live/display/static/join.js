@@ -10,7 +10,7 @@
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     QT.show(err, false);
-    var name = form.name.value.trim(), mobile = form.mobile.value.replace(/[\s-]/g, ""), consent = form.consent.checked;
+    var name = form.name.value.trim(), mobile = form.mobile.value.trim(), consent = form.consent.checked;
     if (consent && !mobile) { fail(QT.t("join_mobile_needed")); form.mobile.focus(); return; }
     var body = { notify: consent, lang: d.lang };  /* notices follow the page's language */
     if (name) { body.name = name; }
@@ -18,6 +18,9 @@
     btn.disabled = true;
     QT.api("POST", d.api_path, body).then(function (res) {
       location.assign(res.track_url);
-    }, function (e) { fail(QT.errorText(e)); });
+    }, function (e) {
+      btn.disabled = false;
+      if (!QT.fieldError(form, e)) { fail(QT.errorText(e)); }  // the mobile's error goes next to it
+    });
   });
 })();

@@ -1,12 +1,18 @@
 /* The reception console: pick clinic/queue/counter, call the next patient, recall, skip,
-   finish, transfer, pause; issue walk-in tickets and check appointments in; the waiting list
-   stays live through /ws/reception/{clinic}, whoever acts. */
+   finish, mark a no-show, transfer, pause; call any waiting patient out of order or cancel
+   their ticket from their row; bring back today's skipped and no-show tickets; issue walk-in
+   tickets. The lists stay live through /ws/reception/{clinic}, whoever acts. A doctor's
+   console (data.desk false) has only what a doctor may do. */
 "use strict";
 (function () {
   var QT = window.QT, d = QT.data;
   var $ = function (id) { return document.getElementById(id); };
   var state = new QT.ClinicState(), sock = null, busy = false, lastIssued = null;
-  var sel = { clinic: $("r-clinic"), queue: $("r-queue"), counter: $("r-counter"), transfer: $("r-transfer") };
+  var aside = {};  // today's skipped and no-show tickets by id
+  var SET_ASIDE = ["skipped", "no_show"];
+  var sel = { clinic: $("r-clinic"), queue: $("r-queue"), counter: $("r-counter"),
+    transfer: $("r-transfer") || document.createElement("select") };
+  var on = function (id, event, fn) { var el = $(id); if (el) { el.addEventListener(event, fn); } };
   var stored = {};
   try { stored = JSON.parse(localStorage.getItem("qt-reception") || "{}"); } catch (e) { stored = {}; }
 
@@ -70,13 +76,17 @@
     $("r-counter-name").textContent = QT.where(sel.counter.value);
     $("r-current").textContent = cur ? cur.label : "—";
     $("r-current-name").textContent = cur ? (cur.name || "") : "";
-    ["b-recall", "b-skip", "b-done", "b-transfer"].forEach(function (id) { $(id).disabled = busy || !cur; });
+    ["b-recall", "b-skip", "b-done", "b-noshow", "b-transfer"].forEach(function (id) { if ($(id)) { $(id).disabled = busy || !cur; } });
     $("b-next").disabled = busy || !q || !!q.paused;
-    $("b-pause").textContent = q && q.paused ? QT.t("resume") : QT.t("pause");
-    QT.show($("r-paused"), !!(q && q.paused));
+    if ($("b-pause")) {
+      $("b-pause").textContent = q && q.paused ? QT.t("resume") : QT.t("pause");
+      QT.show($("r-paused"), !!(q && q.paused));
+    }
     var waiting = q ? q.waiting || [] : [];
     $("r-count").textContent = "(" + waiting.length + ")";
-    var body = $("r-waiting");
+    var body = $("r-waiting"), focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("#r-waiting tr") : null;
+    var focusId = focused ? focused.dataset.id : null;
     body.textContent = "";
     waiting.forEach(function (t, i) {
       var tr = document.createElement("tr");
@@ -86,8 +96,13 @@
         tr.appendChild(td);
       });
       if (t.priority) { tr.className = "urgent"; }
+      tr.dataset.id = String(t.id);
+      tr.tabIndex = 0;
+      tr.appendChild(rowActions(t));
       body.appendChild(tr);
+      if (focusId === String(t.id)) { tr.focus(); }
     });
+    renderAside();
     var serving = $("r-serving");
     serving.textContent = "";
     (q ? q.now_serving || [] : []).forEach(function (t) {
@@ -97,12 +112,115 @@
     });
   }
 
+  /* -- each waiting row's own actions: call it to this counter now, cancel it (confirmed) -- */
+  function rowButton(text, label, cls, fn) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = cls;
+    b.textContent = text;
+    b.setAttribute("aria-label", label);
+    b.disabled = busy;
+    b.addEventListener("click", fn);
+    return b;
+  }
+
+  function rowActions(t) {
+    var td = document.createElement("td");
+    td.className = "r-row-actions";
+    td.appendChild(rowButton(QT.t("row_call"), QT.t("row_call_label", { label: t.label }), "secondary r-call",
+      function () { callTicket(t); }));
+    if (d.desk) {
+      var cancel = rowButton(QT.t("row_cancel"), QT.t("row_cancel_label", { label: t.label }), "secondary r-cancel",
+        function () { confirmThen(cancel, function () { ticketStateChange(t, "cancel"); }); });
+      td.appendChild(cancel);
+    }
+    return td;
+  }
+
+  /* A destructive button asks once more: the first press arms it for a few seconds. */
+  function confirmThen(button, fn) {
+    if (button.dataset.armed) { fn(); return; }
+    button.dataset.armed = "1";
+    var text = button.textContent;
+    button.textContent = QT.t("row_confirm");
+    setTimeout(function () { delete button.dataset.armed; button.textContent = text; }, 4000);
+  }
+
+  function callTicket(t) {
+    act("POST", "/api/v1/tickets/" + t.id + "/call", { counter: sel.counter.value }, function () {
+      say(QT.t("did_call", { label: t.label }));
+    }, true);
+  }
+
+  function ticketStateChange(t, action) {
+    act("POST", "/api/v1/tickets/" + t.id + "/" + action, {}, function () {
+      say(QT.t("did_" + action.replace("-", "_"), { label: t.label }));
+    });
+  }
+
+  /* Keyboard in the waiting list: arrows move between rows, C calls, X cancels (twice). */
+  $("r-waiting").addEventListener("keydown", function (ev) {
+    var tr = ev.target.closest && ev.target.closest("tr");
+    if (!tr || ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) { return; }
+    var key = ev.key.toLowerCase();
+    if (key === "arrowdown" || key === "arrowup") {
+      var to = key === "arrowdown" ? tr.nextElementSibling : tr.previousElementSibling;
+      if (to) { to.focus(); }
+      ev.preventDefault();
+      ev.stopPropagation();
+      return;
+    }
+    var button = key === "c" ? tr.querySelector(".r-call") : key === "x" ? tr.querySelector(".r-cancel") : null;
+    if (button) { ev.preventDefault(); ev.stopPropagation(); button.click(); }
+  });
+
+  /* -- today's skipped and no-show tickets, to bring back --------------------------------- */
+  function renderAside() {
+    var list = $("r-aside"), queueId = sel.queue.value;
+    list.textContent = "";
+    Object.keys(aside).map(function (id) { return aside[id]; }).filter(function (t) { return t.queue === queueId; })
+      .forEach(function (t) {
+        var li = document.createElement("li"), text = document.createElement("span");
+        text.textContent = [t.label, t.name || "", QT.t("aside_" + t.status)].filter(Boolean).join(" · ");
+        li.appendChild(text);
+        li.appendChild(rowButton(QT.t("row_call"), QT.t("row_call_label", { label: t.label }), "secondary r-call",
+          function () { callTicket(t); }));
+        if (d.desk) {
+          li.appendChild(rowButton(QT.t("row_requeue"), QT.t("row_requeue") + " " + t.label, "secondary r-requeue",
+            function () { ticketStateChange(t, "requeue"); }));
+        }
+        if (t.status === "skipped") {
+          li.appendChild(rowButton(QT.t("row_no_show"), QT.t("row_no_show") + " " + t.label, "secondary r-noshow",
+            function () { ticketStateChange(t, "no-show"); }));
+        }
+        list.appendChild(li);
+      });
+  }
+
+  function noteAside(tickets) {
+    (tickets || []).forEach(function (t) {
+      if (SET_ASIDE.indexOf(t.status) >= 0) { aside[t.id] = t; } else { delete aside[t.id]; }
+    });
+  }
+
+  function loadAside() {
+    var clinic = sel.clinic.value;
+    QT.api("GET", "/api/v1/clinics/" + encodeURIComponent(clinic) + "/set-aside").then(function (res) {
+      if (clinic !== sel.clinic.value) { return; }
+      (res.tickets || []).forEach(function (t) { if (!aside[t.id]) { aside[t.id] = t; } });
+      render();
+    }, function () { /* the live updates still fill the list */ });
+  }
+
   function connect() {
     if (sock) { sock.close(); }
     state = new QT.ClinicState();
+    aside = {};
     render();
+    loadAside();
     sock = QT.socket("/ws/reception/" + encodeURIComponent(sel.clinic.value), {
       message: function (msg) {
+        if (msg.type === "update") { noteAside(msg.tickets); }
         if (msg.type === "snapshot" || msg.type === "update") { state[msg.type](msg); render(); }
       },
       state: function (s, code) {
@@ -115,7 +233,7 @@
 
   /* One press = one request: the button stays disabled while it is in flight, and the
      Idempotency-Key makes a retried request call one patient only. */
-  function act(method, url, body, done, idem) {
+  function act(method, url, body, done, idem, form) {
     if (busy) { return; }
     busy = true;
     render();
@@ -127,7 +245,11 @@
       });
     };
     attempt(true).then(function (res) { busy = false; render(); done(res); },
-      function (err) { busy = false; render(); say(QT.errorText(err), true); });
+      function (err) {
+        busy = false;
+        render();
+        if (!(form && QT.fieldError(form, err))) { say(QT.errorText(err), true); }  // a field's error goes next to it
+      });
   }
 
   function ticketAction(action) {
@@ -168,34 +290,32 @@
     $("print-frame").src = "/tickets/" + lastIssued.id + "/print?autoprint=1&width=" + (d.print_width || 80);
   }
 
-  $("issue-form").addEventListener("submit", function (ev) {
+  on("issue-form", "submit", function (ev) {
     ev.preventDefault();
     var f = ev.target, body = { priority: f.urgent.checked ? 1 : 0, notify: f.notify.checked };
     if (f.name.value.trim()) { body.name = f.name.value.trim(); }
-    if (f.mobile.value.trim()) { body.mobile = f.mobile.value.replace(/[\s-]/g, ""); }
+    if (f.mobile.value.trim()) { body.mobile = f.mobile.value.trim(); }  // read by the server as people type it
     act("POST", "/api/v1/queues/" + encodeURIComponent(sel.queue.value) + "/tickets", body, function (res) {
       f.reset();
       issued(res);
-    });
+    }, false, f);
   });
+  on("pick", "submit", function (ev) { ev.preventDefault(); });
 
-  $("checkin-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var id = ev.target.appointment.value.trim();
-    if (!/^\d+$/.test(id)) { say(QT.t("appointment_id_needed"), true); return; }
-    act("POST", "/api/v1/appointments/" + id + "/check-in", {}, function (res) { ev.target.reset(); issued(res); });
-  });
+  /* Appointments checked in from today's list (reception_appointments.js) print like walk-ins. */
+  document.addEventListener("qt-issued", function (ev) { issued(ev.detail); });
 
   $("b-next").addEventListener("click", next);
   $("b-recall").addEventListener("click", function () { ticketAction("recall"); });
   $("b-skip").addEventListener("click", function () { ticketAction("skip"); });
   $("b-done").addEventListener("click", function () { ticketAction("done"); });
-  $("b-transfer").addEventListener("click", transfer);
-  $("b-pause").addEventListener("click", pauseResume);
-  $("b-print").addEventListener("click", printLast);
+  $("b-noshow").addEventListener("click", function () { ticketAction("no-show"); });
+  on("b-transfer", "click", transfer);
+  on("b-pause", "click", pauseResume);
+  on("b-print", "click", printLast);
 
   var KEYS = { n: next, r: function () { ticketAction("recall"); }, s: function () { ticketAction("skip"); },
-    d: function () { ticketAction("done"); }, t: transfer, p: printLast };
+    d: function () { ticketAction("done"); }, m: function () { ticketAction("no-show"); }, t: transfer, p: printLast };
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) { return; }
     var tag = ev.target && ev.target.tagName;
@@ -206,6 +326,7 @@
 
   sel.clinic.addEventListener("change", function () { fillQueues(null); remember(); connect(); });
   sel.queue.addEventListener("change", function () { pickTransferTarget(); remember(); render(); });
+  QT.reception = { clinic: function () { return sel.clinic.value; }, queue: function () { return sel.queue.value; } };
   sel.counter.addEventListener("change", function () { remember(); render(); });
   setInterval(render, 30000);  // the "waited" column
 

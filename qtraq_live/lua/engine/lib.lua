@@ -84,7 +84,7 @@ local function queue_hash(id)
   local flat = redis.call('HGETALL', K.queue(id))
   return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
                ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
-               created_at = false, eta = false}, flat)
+               created_at = false, eta = false, archived = false}, flat)
 end
 
 local function num(s) return tonumber(s) or 0 end
@@ -139,12 +139,13 @@ local function queue_json(h, more)
     ',"avg_service_s":' .. jnum(h.avg_service_s) .. ',"ema_s":' .. jnum(h.ema_s) ..
     ',"pause_left_s":' .. pause_left_s(h) .. ',"counters_open":' .. counters_open(h.id, num(h.ema_s)) ..
     ',"eta":' .. jplain(h.eta) ..
-    ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) .. (more or '') .. '}'
+    ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) ..
+    ',"archived":' .. jflag(h.archived) .. (more or '') .. '}'
 end
 
 local function clinic_json(h)
   return '{"id":' .. jplain(h.id) .. ',"name":' .. jtext(h.name) .. ',"timezone":' .. jtext(h.timezone) ..
-    ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. '}'
+    ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. ',"region":' .. jtext(h.region) .. '}'
 end
 
 -- How a ticket came (queue_engine.TicketSource): one the engine checked at issue, so plain text.

@@ -1,4 +1,31 @@
--- The "next" press (part of a script, see lib.lua).
+-- The "next" press, and calling a chosen ticket out of order (part of a script, see lib.lua).
+
+-- The ticket this counter called before, if still called or serving, is done (its JSON is
+-- added to ``changed``); the counter counts as seen now.
+local function finish_counter(q, counter, changed)
+  local prev_id = redis.call('HGET', K.counters(q.id), counter)
+  if prev_id then
+    local prev = ticket_hash(prev_id)
+    if prev and (prev.status == 'called' or prev.status == 'serving') then
+      set_ticket(prev, {prev_status = prev.status, status = 'done', done_at = NOW_S})
+      learn_service_time(prev, q)
+      changed[#changed + 1] = ticket_json(prev)
+    end
+  end
+  redis.call('HSET', K.seen(q.id), counter, NOW_S)
+end
+
+-- Ticket ``t`` (taken off the waiting set if it was there) is called to ``counter`` now; the
+-- wait estimator learns from the call (``A.how``: the hour of the week, lib.lua's learn_gap).
+local function call_to(t, q, counter, changed)
+  set_ticket(t, {prev_status = t.status, status = 'called', counter = counter, called_at = NOW_S})
+  hold(q.id, counter, t.id)
+  learn_gap(q, A.how, redis.call('ZCARD', K.waiting(q.id)) > 0)
+  push_recent(q.clinic, t)
+  changed[#changed + 1] = ticket_json(t)
+  local _, ev = emit(q.clinic, 'called', q.id, changed, {queue_json(q)})
+  return result(ev, t)
+end
 
 function ops.next()
   local ikey
@@ -11,29 +38,13 @@ function ops.next()
   if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
   if flag(q.paused) then return fail('queue_paused', 'queue ' .. A.queue .. ' is paused', 'queue') end
   local changed = {}
-  local prev_id = redis.call('HGET', K.counters(A.queue), A.counter)
-  if prev_id then
-    local prev = ticket_hash(prev_id)
-    if prev and (prev.status == 'called' or prev.status == 'serving') then
-      set_ticket(prev, {prev_status = prev.status, status = 'done', done_at = NOW_S})
-      learn_service_time(prev, q)
-      changed[#changed + 1] = ticket_json(prev)
-    end
-  end
-  redis.call('HSET', K.seen(A.queue), A.counter, NOW_S)
-  local firsts = redis.call('ZRANGE', K.waiting(A.queue), 0, 1)
-  local first = firsts[1]
+  finish_counter(q, A.counter, changed)
+  local first = redis.call('ZRANGE', K.waiting(A.queue), 0, 0)[1]
   local out
   if first then
     local t = ticket_hash(first)
     redis.call('ZREM', K.waiting(A.queue), first)
-    set_ticket(t, {prev_status = t.status, status = 'called', counter = A.counter, called_at = NOW_S})
-    hold(A.queue, A.counter, first)
-    learn_gap(q, A.how, firsts[2] ~= nil)
-    push_recent(q.clinic, t)
-    changed[#changed + 1] = ticket_json(t)
-    local _, ev = emit(q.clinic, 'called', A.queue, changed, {queue_json(q)})
-    out = result(ev, t)
+    out = call_to(t, q, A.counter, changed)
   else
     hold(A.queue, A.counter, nil, NOW_S)
     learn_empty(q)
@@ -46,3 +57,28 @@ function ops.next()
   return out
 end
 
+-- Call this waiting, skipped or no-show ticket now, out of order; the counter's previous call
+-- ends as with "next". A replay with the same idempotency key answers the first result.
+function ops.call()
+  local t, err = load_ticket(A.ticket)
+  if not t then return err end
+  local ikey
+  if A.idempotency_key then
+    ikey = K.idem(t.queue, A.idempotency_key)
+    local seen = redis.call('GET', ikey)
+    if seen then return seen end
+  end
+  local callable = false
+  for _, s in ipairs(cjson.decode(__TRANSITIONS__).call) do if s == t.status then callable = true end end
+  if not callable then
+    return fail('illegal_transition', 'cannot call a ticket that is ' .. t.status, 'status')
+  end
+  local q = queue_hash(t.queue)
+  if flag(q.paused) then return fail('queue_paused', 'queue ' .. t.queue .. ' is paused', 'queue') end
+  local changed = {}
+  finish_counter(q, A.counter, changed)
+  if t.status == 'waiting' then redis.call('ZREM', K.waiting(t.queue), t.id) end
+  local out = call_to(t, q, A.counter, changed)
+  if ikey then redis.call('SET', ikey, out, 'EX', 600) end
+  return out
+end
