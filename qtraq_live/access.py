@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
+from zxcvbn import zxcvbn
 
 from . import redis_keys as keys
+from .accounts.passwords import common_passwords
 from .errors import Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ ROLES = ("doctor", "reception", "admin")  # each includes the powers of those be
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
 QUEUE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
+# zxcvbn's 0-4 guessability score a staff password must reach: 3 is "safely unguessable" for an
+# online attack (~10^8 guesses); 'password', '12345678', 'Welcome@123' score 0-2.
+STAFF_MIN_SCORE = 3
+SCORED_CHARS = 100  # zxcvbn's cost grows with length; the first 100 characters decide
 MIRROR_PATTERNS = (keys.user("*"), keys.api_token_by_hash("*"), keys.display_key_by_hash("*"),
                    keys.display_keys_of("*"))
 
@@ -53,9 +59,15 @@ def normalize_username(username: Any) -> str:
     return username.lower()
 
 
-def check_password(password: Any) -> str:
+def check_password(password: Any, username: str = "") -> str:
+    """A staff password: 8-256 characters, not a common password, and not guessable from the
+    patterns attackers try first (words with digits, keyboard runs, dates, the username)."""
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise Invalid("password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    guessable = zxcvbn(password[:SCORED_CHARS], user_inputs=[username, "qtraq", "clinic"])["score"] < STAFF_MIN_SCORE
+    if password.lower() in common_passwords() or guessable:
+        raise Invalid("password", "is too easy to guess (a common password, word pattern or the username); "
+                      "choose a longer passphrase", code="weak_password")
     return password
 
 
@@ -68,7 +80,7 @@ async def create_user(store: Store, redis: aioredis.Redis, username: str, passwo
                       queues: Iterable[str] = ()) -> int:
     """A staff user with an argon2 password hash; ``queues`` limit what a doctor may act on."""
     username = normalize_username(username)
-    check_password(password)
+    check_password(password, username)
     if role not in ROLES:
         raise Invalid("role", "must be one of " + ", ".join(ROLES))
     queue_ids = sorted(set(queues))

@@ -42,10 +42,11 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RANK = {role: i for i, role in enumerate(access.ROLES)}
 DOCTOR_ACTIONS = frozenset({"next", "recall", "skip", "done", "no_show", "serve"})
 
-# Failed logins: a few are free, then a lockout of 30 s that doubles with each further failure
-# (up to 15 min) while failures keep coming within the window.
+# Login attempts: a few are free, then a lockout of 30 s that doubles with each further attempt
+# (up to 15 min) while they keep coming within the window. Counted per address and per address
+# with the username, never per username alone: an attacker elsewhere cannot lock a person out.
 FAIL_WINDOW_S = 900
-FREE_FAILS = {"user": 5, "ip": 20}
+FREE_FAILS = {"ipuser": 5, "ip": 20}
 FIRST_LOCK_S = 30
 MAX_LOCK_S = 900
 
@@ -337,35 +338,31 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 def _limit_keys(username: str, ip: str) -> dict[str, str]:
-    """Who a failed login counts against: the username and the address (hashed in key names)."""
-    return {"user": keys.secret_hash(username.lower())[:32], "ip": keys.secret_hash(ip)[:32]}
+    """Who a login attempt counts against: the address, and the address with the username
+    (hashed in key names: no addresses or usernames in Redis key names)."""
+    return {"ipuser": keys.secret_hash(f"{ip} {username.lower()}")[:32], "ip": keys.secret_hash(ip)[:32]}
 
 
-async def _check_lockout(redis: aioredis.Redis, who: dict[str, str]) -> None:
+ATTEMPT_SCRIPT = resources.files("qtraq_live").joinpath("lua/login_attempt.lua").read_text()
+
+
+async def _count_attempt(redis: aioredis.Redis, who: dict[str, str]) -> None:
+    """Count the attempt before its password is checked, atomically (``lua/login_attempt.lua``):
+    429 with Retry-After while a lockout runs, so racing requests cannot all be evaluated."""
+    key_list: list[str] = []
     for scope, ident in who.items():
-        ttl = await redis.ttl(keys.rate_limit(f"login-lock-{scope}", ident))
-        if ttl > 0:
-            raise RateLimited(f"too many failed logins; retry in {ttl} s", retry_after=ttl)
-
-
-async def _record_failure(redis: aioredis.Redis, who: dict[str, str]) -> None:
-    for scope, ident in who.items():
-        fails_key = keys.rate_limit(f"login-fail-{scope}", ident)
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(fails_key, 0, ex=FAIL_WINDOW_S, nx=True)
-            pipe.incr(fails_key)
-            _, fails = await pipe.execute()
-        over = int(fails) - FREE_FAILS[scope]
-        if over >= 0:
-            lock_s = min(FIRST_LOCK_S * 2 ** min(over, 10), MAX_LOCK_S)
-            await redis.set(keys.rate_limit(f"login-lock-{scope}", ident), "1", ex=lock_s)
+        key_list += [keys.rate_limit(f"login-fail-{scope}", ident), keys.rate_limit(f"login-lock-{scope}", ident)]
+    locked = int(await redis.eval(ATTEMPT_SCRIPT, len(key_list), *key_list, FAIL_WINDOW_S, FIRST_LOCK_S,
+                                  MAX_LOCK_S, *(FREE_FAILS[scope] for scope in who)))
+    if locked > 0:
+        raise RateLimited(f"too many failed logins; retry in {locked} s", retry_after=locked)
 
 
 async def login_staff(request: Request, username: str, password: str) -> Staff:
     """Check a staff login (locked out after repeated failures: 429 with Retry-After)."""
     redis, store = request.app.state.redis, request.app.state.store
     who = _limit_keys(username, client_ip(request))
-    await _check_lockout(redis, who)
+    await _count_attempt(redis, who)
     record = await access.login_record(store, username)
     password_hash = record["password_hash"] if record else await asyncio.to_thread(_dummy)
     ok = await asyncio.to_thread(_verify, password_hash, password)
@@ -373,9 +370,9 @@ async def login_staff(request: Request, username: str, password: str) -> Staff:
     if user is None and ok and record and not record["disabled"]:
         log.warning("user id=%s has no Redis mirror: run `qtraq-live rebuild`", record["id"])
     if user is None:
-        await _record_failure(redis, who)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    await redis.delete(keys.rate_limit("login-fail-user", who["user"]))
+    await redis.delete(keys.rate_limit("login-fail-ipuser", who["ipuser"]),
+                       keys.rate_limit("login-lock-ipuser", who["ipuser"]))
     if access.hasher.check_needs_rehash(password_hash):
         await access.update_password_hash(store, user.id, await asyncio.to_thread(access.hasher.hash, password))
     log.info("staff login user id=%s", user.id)

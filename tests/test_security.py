@@ -110,9 +110,9 @@ def test_lockout_doubles_with_each_failure_after_it_expires(app_server: LiveServ
                                                             sync_redis: redis.Redis) -> None:
     name = app_server.add_user("admin")
     c = app_server.client()
-    for i in range(auth.FREE_FAILS["user"]):
+    for i in range(auth.FREE_FAILS["ipuser"]):
         assert c.post("/auth/login", json={"username": name, "password": f"guess-{i}"}).status_code == 401
-    lock = keys.rate_limit("login-lock-user", keys.secret_hash(name)[:32])
+    lock = keys.rate_limit("login-lock-ipuser", keys.secret_hash(f"127.0.0.1 {name}")[:32])
     assert 0 < sync_redis.ttl(lock) <= auth.FIRST_LOCK_S
     for expected in (2 * auth.FIRST_LOCK_S, 4 * auth.FIRST_LOCK_S):
         sync_redis.delete(lock)  # the lock ran out, but the failures are still remembered

@@ -19,13 +19,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
-from ..errors import Invalid, MisdirectedWrite, NotFound, Unauthorized
+from ..errors import Invalid, MisdirectedWrite, NotFound, RateLimited, Unauthorized
 from ..store import Store
 from ..validation import Field, Schema
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
-from . import codes, consent, notices, passwords, privacy, records, useragent
+from . import codes, consent, notices, passwords, privacy, records, send_limits, useragent
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,33 @@ async def _account(store: Store, account_id: int) -> Json:
 
 
 async def _send_code(request: Request, account_id: int, channel: str) -> None:
-    store, settings = store_of(request), request.app.state.settings
+    """A fresh code to the account's contact: 429 when that destination or that account has
+    had too many lately (``send_limits``, in Redis) or this code was resent too often."""
+    store, settings, redis = store_of(request), request.app.state.settings, request.app.state.redis
+    row = await records.get_account_row(store, account_id)
+    await send_limits.count_code(redis, account_id, channel, row[channel])
     sent_ms = now_ms()
     code = await codes.issue(store, settings.secret_key, account_id, channel, sent_ms)
-    await notices.send_code(request.app.state.redis, store, settings, account_id, channel, code, sent_ms)
+    await notices.send_code(redis, store, settings, account_id, channel, code, sent_ms)
+
+
+async def _after_contact_change(request: Request, account_id: int, channels: list[str],
+                                holders: dict[str, Json]) -> None:
+    """After registration or a contact change: a code to each new contact, or, when another
+    account holds it verified, a notice to that owner instead. The answer is the same either
+    way, and a limited send is skipped (the person can ask again with a resend)."""
+    store, settings, redis = store_of(request), request.app.state.settings, request.app.state.redis
+    for channel in channels:
+        holder = holders.get(channel)
+        try:
+            if holder is not None and holder["verified"]:
+                row = await records.get_account_row(store, account_id)
+                await send_limits.count_in_use_notice(redis, channel, row[channel])
+                await notices.send_contact_in_use(redis, store, settings, holder["id"], channel, now_ms())
+            else:
+                await _send_code(request, account_id, channel)
+        except RateLimited:
+            log.info("account %d: %s code not sent (rate limited)", account_id, channel)
 
 
 # -- registration and login -------------------------------------------------------------
@@ -100,12 +123,10 @@ async def register(request: Request) -> Response:
     await ratelimit.hit(redis, "register", client_ip(request), 30, 3600)
     body = await read_json(request, records.REGISTER)
     store = store_of(request)
-    account_id = await records.create_account(store, body, now_ms(), today())
+    account_id, holders = await records.create_account(store, body, now_ms(), today())
     await notices.consent_changed(redis, account_id, (await consent.current(store, account_id))["notifications"])
     await notices.send_welcome(redis, store, request.app.state.settings, account_id)
-    for channel in codes.CHANNELS:
-        if body.get(channel):
-            await _send_code(request, account_id, channel)
+    await _after_contact_change(request, account_id, [c for c in codes.CHANNELS if body.get(c)], holders)
     return await _login_response(request, account_id, status=201)
 
 
@@ -166,8 +187,10 @@ async def patch_me(request: Request) -> Response:
     account_id = await require_account(request)
     changes = await sent_fields(request, records.ACCOUNT_PATCH)
     store = store_of(request)
-    for channel in await records.update_account(store, account_id, changes, now_ms(), today()):
-        await _send_code(request, account_id, channel)
+    if any(ch in changes for ch in codes.CHANNELS):  # bounds code bombing and contact probing alike
+        await send_limits.count_contact_change(request.app.state.redis, account_id)
+    channels, holders = await records.update_account(store, account_id, changes, now_ms(), today())
+    await _after_contact_change(request, account_id, channels, holders)
     return JSONResponse(await _account(store, account_id))
 
 

@@ -89,8 +89,11 @@ async def _send(redis: aioredis.Redis, settings: Settings, contact: str, to: str
 
 
 async def send_welcome(redis: aioredis.Redis, store: Store, settings: Settings, account_id: int) -> None:
-    """Welcome every contact given at registration (verified or not: they just registered)."""
-    account = await records.get_account_row(store, account_id)
+    """Welcome every contact given at registration (verified or not: they just registered),
+    but not a contact it only claims (another account holds it)."""
+    account = await store.fetchone("SELECT name, email, mobile, lang FROM accounts WHERE id = ?", (account_id,))
+    if account is None:
+        return
     for contact in ("email", "mobile"):
         if account[contact]:
             await _send(redis, settings, contact, account[contact], account["lang"], kind="welcome",
@@ -104,6 +107,16 @@ async def send_code(redis: aioredis.Redis, store: Store, settings: Settings, acc
     await _send(redis, settings, contact, account[contact], account["lang"], kind="verify_code",
                 context={"code": code, "minutes": 10}, dedupe=f"{_prefix(account_id)}code:{sent_ms}",
                 subject_=service_subject(account_id))
+
+
+async def send_contact_in_use(redis: aioredis.Redis, store: Store, settings: Settings, owner_id: int,
+                              contact: str, sent_ms: int) -> None:
+    """Tell the verified owner of a contact that someone else tried to register or add it
+    (the one asking is answered as if it were free, so nobody learns who is a patient here)."""
+    owner = await records.get_account_row(store, owner_id)
+    await _send(redis, settings, contact, owner[contact], owner["lang"], kind="contact_in_use",
+                context={"contact": contact}, dedupe=f"{_prefix(owner_id)}inuse:{sent_ms}",
+                subject_=service_subject(owner_id))
 
 
 async def send_appointment(engine: QueueEngine, store: Store, settings: Settings, kind: str, appt: Json,

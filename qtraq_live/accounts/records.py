@@ -67,6 +67,7 @@ PATIENT_NEW = Schema(PATIENT_FIELDS)
 PATIENT_PATCH = Schema({k: replace(f, required=False) for k, f in PATIENT_FIELDS.items()})
 
 ACCOUNT_COLUMNS = ("name", "email", "mobile", "gender", "date_of_birth", "state", "city", "lang")
+CHANNELS = ("email", "mobile")
 
 
 def parse_date(field: str, value: str | None, today: date) -> date | None:
@@ -94,16 +95,33 @@ def _normalise_contacts(body: Json) -> Json:
     return body
 
 
-async def _check_unique(db: Store, contacts: Json, account_id: int = 0) -> None:
-    """Inside the write transaction: each email and mobile belongs to one account only."""
-    for field in ("email", "mobile"):
+async def next_id(db: Store, table: str) -> int:
+    """Inside the write transaction: an id above every id the table ever held (erased ones
+    included, see ``id_high_water`` in schema/security.sql), so ids are never reused."""
+    row = await db.fetchone(f"SELECT max(coalesce((SELECT max(id) FROM {table}), 0),"
+                            " coalesce((SELECT last FROM id_high_water WHERE tbl = ?), 0)) + 1 AS id", (table,))
+    return int(row["id"]) if row else 1
+
+
+async def _holders(db: Store, contacts: Json, account_id: int = 0) -> dict[str, Json]:
+    """Inside the write transaction: ``{channel: {id, verified}}`` of another account holding
+    each email or mobile in ``contacts`` (a contact belongs to one account at a time)."""
+    out: dict[str, Json] = {}
+    for field in CHANNELS:
         value = contacts.get(field)
-        if value and await db.fetchone(f"SELECT 1 FROM accounts WHERE {field} = ? AND id != ?", (value, account_id)):
-            raise Conflict(f"{field}: already registered to another account", code=f"{field}_taken")
+        if value:
+            row = await db.fetchone(f"SELECT id, {field}_verified AS verified FROM accounts WHERE {field} = ?"
+                                    " AND id != ?", (value, account_id))
+            if row is not None:
+                out[field] = {"id": int(row["id"]), "verified": bool(row["verified"])}
+    return out
 
 
-async def create_account(store: Store, body: Json, now_ms: int, today: date) -> int:
-    """Insert a validated registration; the consent choices start its history."""
+async def create_account(store: Store, body: Json, now_ms: int, today: date) -> tuple[int, dict[str, Json]]:
+    """Insert a validated registration; the consent choices start its history. A contact that
+    another account holds is kept as this account's claim (see ``contact_claims``) and the
+    answer is the same, so registration tells nobody who is a patient here. Returns the id and
+    the holders of the claimed contacts."""
     body = _normalise_contacts(body)
     if not body.get("email") and not body.get("mobile"):
         raise Invalid("email", "an email or a mobile number is required", code="missing_field")
@@ -113,18 +131,22 @@ async def create_account(store: Store, body: Json, now_ms: int, today: date) -> 
     check_marketing(body.get("date_of_birth"), consent["marketing"], today)
     pw_hash = passwords.hash_password(body["password"])
     async with store.transaction() as db:
-        await _check_unique(db, body)
-        written = await db.execute(
-            "INSERT INTO accounts (name, email, mobile, gender, date_of_birth, state, city, lang,"
-            " password_hash, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (*(body.get(c) for c in ACCOUNT_COLUMNS), pw_hash, now_ms, now_ms))
-        account_id = int(written.lastrowid or 0)
+        taken = await _holders(db, body)
+        columns = {c: (None if c in taken else body.get(c)) for c in ACCOUNT_COLUMNS}
+        account_id = await next_id(db, "accounts")
+        await db.execute(
+            "INSERT INTO accounts (id, name, email, mobile, gender, date_of_birth, state, city, lang,"
+            " password_hash, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (account_id, *columns.values(), pw_hash, now_ms, now_ms))
+        for channel in taken:
+            await db.execute("INSERT INTO contact_claims (account_id, channel, value, created_at) VALUES (?,?,?,?)",
+                             (account_id, channel, body[channel], now_ms))
         await db.execute(
             "INSERT INTO account_consent_history (account_id, changed_at, notifications, analytics,"
             " marketing) VALUES (?,?,?,?,?)",
             (account_id, now_ms, consent["notifications"], consent["analytics"], consent["marketing"]))
     log.info("account %d registered", account_id)
-    return account_id
+    return account_id, taken
 
 
 def check_marketing(date_of_birth: str | None, marketing: bool, today: date) -> None:
@@ -134,10 +156,37 @@ def check_marketing(date_of_birth: str | None, marketing: bool, today: date) -> 
 
 
 async def get_account_row(store: Store, account_id: int) -> Json:
+    """The account's row, with a contact it claims (held by another account) in place of the
+    empty column, unverified: the account sees what it asked for."""
     row = await store.fetchone("SELECT * FROM accounts WHERE id = ?", (account_id,))
     if row is None:
         raise NotFound("unknown account")
-    return dict(row)
+    found = dict(row)
+    for claim in await store.fetchall("SELECT channel, value FROM contact_claims WHERE account_id = ?",
+                                      (account_id,)):
+        if not found[claim["channel"]]:
+            found[claim["channel"]], found[f"{claim['channel']}_verified"] = claim["value"], 0
+    return found
+
+
+async def claim_verified(db: Store, account_id: int, channel: str) -> None:
+    """Inside the verifying transaction: the account proved it holds the contact it claims, so
+    it takes it from the unverified account holding it (a verified holder keeps it: then no
+    code was ever sent for the claim)."""
+    claim = await db.fetchone("SELECT value FROM contact_claims WHERE account_id = ? AND channel = ?",
+                              (account_id, channel))
+    if claim is None:
+        return
+    holder = await db.fetchone(f"SELECT id, {channel}_verified AS verified FROM accounts WHERE {channel} = ?",
+                               (claim["value"],))
+    if holder is not None and holder["verified"]:
+        raise Conflict(f"channel: this {channel} is verified by another account", code="no_code")
+    if holder is not None:
+        await db.execute(f"UPDATE accounts SET {channel} = NULL, {channel}_verified = 0 WHERE id = ?", (holder["id"],))
+        await db.execute("DELETE FROM account_codes WHERE account_id = ? AND channel = ?", (holder["id"], channel))
+        log.info("account %d took its %s back from unverified account %d", account_id, channel, holder["id"])
+    await db.execute(f"UPDATE accounts SET {channel} = ? WHERE id = ?", (claim["value"], account_id))
+    await db.execute("DELETE FROM contact_claims WHERE account_id = ? AND channel = ?", (account_id, channel))
 
 
 async def find_login(store: Store, email: str | None, mobile: str | None) -> Json | None:
@@ -158,9 +207,11 @@ def account_view(row: Json, consent: Json) -> Json:
     }
 
 
-async def update_account(store: Store, account_id: int, changes: Json, now_ms: int, today: date) -> list[str]:
-    """Correct the fields sent. A changed email or mobile is unverified again; returns the
-    channels that now need a code. A new password needs the current one."""
+async def update_account(store: Store, account_id: int, changes: Json, now_ms: int,
+                         today: date) -> tuple[list[str], dict[str, Json]]:
+    """Correct the fields sent. A changed email or mobile is unverified again (and, when another
+    account holds it, kept as a claim, answered alike); returns the channels that now need a
+    code and the holders of claimed contacts. A new password needs the current one."""
     changes = _normalise_contacts(dict(changes))
     row = await get_account_row(store, account_id)
     merged = {**row, **changes}
@@ -175,19 +226,27 @@ async def update_account(store: Store, account_id: int, changes: Json, now_ms: i
         if not passwords.verify_password(row["password_hash"], changes.get("current_password") or ""):
             raise Invalid("current_password", "does not match", code="wrong_password")
         sets["password_hash"] = passwords.hash_password(changes["password"])
-    reverify = [ch for ch in ("email", "mobile") if ch in sets and sets[ch] != row[ch]]
+    reverify = [ch for ch in CHANNELS if ch in sets and sets[ch] != row[ch]]
+    for ch in CHANNELS:
+        if ch in sets and ch not in reverify:
+            del sets[ch]  # unchanged: neither rewritten nor re-verified
     for ch in reverify:
         sets[f"{ch}_verified"] = 0
     if not sets:
-        return []
+        return [], {}
     sets["updated_at"] = now_ms
     async with store.transaction() as db:
-        await _check_unique(db, sets, account_id)
-        await db.execute(f"UPDATE accounts SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
-                         (*sets.values(), account_id))
+        taken = await _holders(db, sets, account_id)
         for ch in reverify:
             await db.execute("DELETE FROM account_codes WHERE account_id = ? AND channel = ?", (account_id, ch))
-    return [ch for ch in reverify if sets[ch]]
+            await db.execute("DELETE FROM contact_claims WHERE account_id = ? AND channel = ?", (account_id, ch))
+            if ch in taken:
+                await db.execute("INSERT INTO contact_claims (account_id, channel, value, created_at)"
+                                 " VALUES (?,?,?,?)", (account_id, ch, sets[ch], now_ms))
+                sets[ch] = None
+        await db.execute(f"UPDATE accounts SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                         (*sets.values(), account_id))
+    return [ch for ch in reverify if changes[ch]], taken
 
 
 # -- patients -------------------------------------------------------------------------
@@ -241,11 +300,11 @@ async def add_patient(store: Store, account_id: int, body: Json, now_ms: int, to
         if p["relation"] == "self":
             if await db.fetchone("SELECT 1 FROM patients WHERE account_id = ? AND relation = 'self'", (account_id,)):
                 raise Conflict("relation: this account already has its own patient record", code="self_exists")
-        written = await db.execute(
-            f"INSERT INTO patients (account_id, {', '.join(PATIENT_COLUMNS)}, created_at, updated_at)"
-            f" VALUES (?, {', '.join('?' * len(PATIENT_COLUMNS))}, ?, ?)",
-            (account_id, *(p.get(c) for c in PATIENT_COLUMNS), now_ms, now_ms))
-        patient_id = int(written.lastrowid or 0)
+        patient_id = await next_id(db, "patients")
+        await db.execute(
+            f"INSERT INTO patients (id, account_id, {', '.join(PATIENT_COLUMNS)}, created_at, updated_at)"
+            f" VALUES (?, ?, {', '.join('?' * len(PATIENT_COLUMNS))}, ?, ?)",
+            (patient_id, account_id, *(p.get(c) for c in PATIENT_COLUMNS), now_ms, now_ms))
     return patient_view(await get_patient(store, account_id, patient_id), today)
 
 

@@ -19,7 +19,8 @@ from . import ledger
 from .channels import CHANNELS
 from .render import LANGS
 
-ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled")
+ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled",
+                 "contact_in_use")
 ADMIN_KINDS = ("test",)  # an admin checking a channel from /admin
 
 

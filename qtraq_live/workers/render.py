@@ -20,6 +20,7 @@ KINDS: dict[str, str] = {
     "skipped": "notify", "no_show": "notify", "cancelled": "notify", "paused": "notify",
     "welcome": "notify", "verify_code": "notify-high", "appointment_booked": "notify",
     "appointment_reminder": "notify", "appointment_cancelled": "notify", "test": "notify-high",
+    "contact_in_use": "notify-high",
 }
 QUEUES = ("notify-high", "notify")
 
