@@ -71,7 +71,7 @@ def check_password(password: Any, username: str = "") -> str:
     return password
 
 
-def _user_mapping(uid: int, username: str, role: str, queues: Iterable[str], disabled: bool) -> dict[Any, str]:
+def user_mapping(uid: int, username: str, role: str, queues: Iterable[str], disabled: bool) -> dict[Any, str]:
     return {"id": str(uid), "username": username, "role": role,
             "queues": json.dumps(list(queues)), "disabled": "1" if disabled else "0"}
 
@@ -95,7 +95,7 @@ async def create_user(store: Store, redis: aioredis.Redis, username: str, passwo
             "INSERT INTO users (username, password_hash, role, queues, created_at) VALUES (?, ?, ?, ?, ?)",
             (username, password_hash, role, json.dumps(queue_ids), utc_now()))
         uid = int(written.lastrowid or 0)
-        await redis.hset(keys.user(uid), mapping=_user_mapping(uid, username, role, queue_ids, False))
+        await redis.hset(keys.user(uid), mapping=user_mapping(uid, username, role, queue_ids, False))
     log.info("created user id=%s role=%s", uid, role)
     return uid
 
@@ -114,17 +114,34 @@ async def update_password_hash(store: Store, uid: int, password_hash: str) -> No
         await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, uid))
 
 
-async def create_api_token(store: Store, redis: aioredis.Redis, username: str) -> str:
-    """A bearer token for scripts and kiosks. Returned once; only its hash is kept."""
+TOKEN_SCOPES = ("", "press")  # "press": a desk button, calls the next patient only (auth.SCOPE_ACTIONS)
+
+
+def token_value(uid: int | str, scope: str = "", expires_at: int | None = None) -> str:
+    """An API token's Redis mirror value: the user id, with scope and expiry when limited
+    (read by ``lua/staff.lua``)."""
+    return str(uid) if not scope and not expires_at else f"{uid}:{scope}:{expires_at or 0}"
+
+
+async def create_api_token(store: Store, redis: aioredis.Redis, username: str, scope: str = "",
+                           expires_at: int | None = None) -> str:
+    """A bearer token for scripts and kiosks, optionally limited to a scope and expiring at
+    ``expires_at`` (epoch s). Returned once; only its hash is kept."""
     row = await store.fetchone("SELECT id FROM users WHERE username = ?", (normalize_username(username),))
     if row is None:
         raise NotFound(f"unknown user {username}")
+    if scope not in TOKEN_SCOPES:
+        raise Invalid("scope", "must be one of " + ", ".join(repr(s) for s in TOKEN_SCOPES))
     token = new_secret()
     digest = keys.secret_hash(token)
     async with store.transaction() as db:
-        await db.execute("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
-                         (int(row["id"]), digest, utc_now()))
-        await redis.set(keys.api_token(token), str(row["id"]))
+        written = await db.execute("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
+                                   (int(row["id"]), digest, utc_now()))
+        if scope or expires_at:
+            await db.execute("INSERT INTO api_token_limits (token_id, scope, expires_at) VALUES (?, ?, ?)",
+                             (written.lastrowid, scope, expires_at))
+        await redis.set(keys.api_token(token), token_value(row["id"], scope, expires_at),
+                        exat=expires_at or None)
     log.info("created API token for user id=%s", row["id"])
     return token
 
@@ -168,16 +185,21 @@ async def mirror_access(store: Store, redis: aioredis.Redis) -> None:
     for pattern in MIRROR_PATTERNS:
         stale.extend([k async for k in redis.scan_iter(match=pattern, count=500)])
     users = await store.fetchall("SELECT id, username, role, queues, disabled FROM users", ())
-    tokens = await store.fetchall("SELECT user_id, token_hash FROM api_tokens WHERE revoked_at IS NULL", ())
+    tokens = await store.fetchall(
+        "SELECT t.user_id, t.token_hash, l.scope, l.expires_at FROM api_tokens t"
+        " LEFT JOIN api_token_limits l ON l.token_id = t.id WHERE t.revoked_at IS NULL"
+        " AND (l.expires_at IS NULL OR l.expires_at > strftime('%s', 'now'))", ())
     dkeys = await store.fetchall("SELECT clinic, key_hash FROM display_keys WHERE revoked_at IS NULL", ())
     async with redis.pipeline(transaction=True) as pipe:
         if stale:
             pipe.delete(*stale)
         for u in users:
-            pipe.hset(keys.user(u["id"]), mapping=_user_mapping(
+            pipe.hset(keys.user(u["id"]), mapping=user_mapping(
                 int(u["id"]), u["username"], u["role"], json.loads(u["queues"]), bool(u["disabled"])))
         for t in tokens:
-            pipe.set(keys.api_token_by_hash(t["token_hash"]), str(t["user_id"]))
+            pipe.set(keys.api_token_by_hash(t["token_hash"]), token_value(t["user_id"], t["scope"] or "",
+                                                                          t["expires_at"]),
+                     exat=t["expires_at"] or None)
         for d in dkeys:
             pipe.set(keys.display_key_by_hash(d["key_hash"]), d["clinic"])
             pipe.sadd(keys.display_keys_of(d["clinic"]), d["key_hash"])

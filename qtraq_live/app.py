@@ -22,6 +22,7 @@ from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
 from .accounts import page as accounts_page
 from .api import admin as api_admin
+from .api import admin_staff as api_admin_staff
 from .api import auth_routes as api_auth
 from .api import clinics as api_clinics
 from .api import docs as api_docs
@@ -54,6 +55,7 @@ API_ROUTES: list[BaseRoute] = [
     *api_tickets.routes,
     *api_public.routes,
     *api_admin.routes,
+    *api_admin_staff.routes,
     *api_notifications.routes,
     *accounts_api.routes,
     *accounts_appointments.routes,

@@ -41,6 +41,8 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RANK = {role: i for i, role in enumerate(access.ROLES)}
 DOCTOR_ACTIONS = frozenset({"next", "recall", "skip", "done", "no_show", "serve"})
+# What an API token with a scope may do: "press" is a desk button (call the next patient).
+SCOPE_ACTIONS = {"press": frozenset({"next"})}
 
 # Login attempts: a few are free, then a lockout of 30 s that doubles with each further attempt
 # (up to 15 min) while they keep coming within the window. Counted per address and per address
@@ -58,6 +60,7 @@ class Staff:
     role: str
     queues: tuple[str, ...]
     via: str  # "session" or "token"
+    scope: str = ""  # an API token limited to some actions (SCOPE_ACTIONS); "" = the role's all
 
     @property
     def actor(self) -> str:
@@ -68,6 +71,8 @@ class Staff:
 
     def may(self, action: str, queue_id: str) -> bool:
         """May this user do ``action`` (``next``, ``issue``, ``no_show``…) on that queue?"""
+        if self.scope and action not in SCOPE_ACTIONS.get(self.scope, ()):
+            return False
         if self.at_least("reception"):
             return True
         return action in DOCTOR_ACTIONS and queue_id in self.queues
@@ -111,6 +116,19 @@ async def load_session(redis: aioredis.Redis, sid: str | None) -> dict[str, str]
     return found or None
 
 
+async def end_sessions_of(redis: aioredis.Redis, kind: str, uid: int | str, keep: str | None = None) -> int:
+    """End every session of one staff user or account (but ``keep``, a session cookie's id),
+    and tell every process to drop cached credentials. Sessions are keyed by a hash of their
+    id only, so they are found by scanning (rare: erasure, access withdrawal, password change)."""
+    kept = keys.session(keep) if keep else None
+    ended = 0
+    async for key in redis.scan_iter(match=keys.SESSIONS_PATTERN, count=500):
+        if key != kept and await redis.hmget(key, "kind", "uid") == [kind, str(uid)]:
+            ended += await redis.delete(key)
+    await redis.publish(keys.CREDENTIALS_CHANGED, "sessions")
+    return ended
+
+
 async def end_session(redis: aioredis.Redis, sid: str | None) -> None:
     """Delete the session, and tell every process to drop the credentials it has cached."""
     if sid:
@@ -130,12 +148,23 @@ def check_csrf(request: Request, session: dict[str, str]) -> None:
     CSRF token in ``X-CSRF-Token`` (compared in constant time)."""
     if request.method in SAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    if origin is not None and not origin_allowed(request, origin):
-        raise Forbidden("origin not allowed", code="origin_not_allowed")
+    check_same_site(request)
     sent = request.headers.get(CSRF_HEADER, "")
     if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
         raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
+
+
+def check_same_site(request: Request) -> None:
+    """A write that starts or uses a session must come from our own pages: a browser's
+    ``Origin`` names this host (or a listed origin) and ``Sec-Fetch-Site`` is not
+    ``cross-site``. Requests without either (scripts, curl) pass: they carry no victim's
+    cookies. Login and registration check this too (no login CSRF into an attacker's account)."""
+    origin = request.headers.get("origin")
+    if origin is not None and not origin_allowed(request, origin):
+        raise Forbidden("origin not allowed", code="origin_not_allowed")
+    listed = origin is not None and origin in request.app.state.settings["security.allowed_origins"]
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site" and not listed:
+        raise Forbidden("cross-site request not allowed", code="origin_not_allowed")
 
 
 def origin_allowed(request: Request, origin: str) -> bool:
@@ -238,11 +267,17 @@ class CredentialCache:
             await asyncio.sleep(self.RETRY_S)
 
 
-def _staff(u: dict[str, str], via: str) -> Staff | None:
-    """The staff user of a mirrored user hash, or None when unknown or disabled."""
+def _staff(u: dict[str, str], via: str, token: dict[str, str] | None = None) -> Staff | None:
+    """The staff user of a mirrored user hash, or None when unknown or disabled (or, for an API
+    token, expired: ``token`` holds its scope and expiry)."""
     if not u or u.get("disabled") == "1" or u.get("role") not in RANK:
         return None
-    return Staff(int(u["id"]), u["username"], u["role"], tuple(json.loads(u.get("queues") or "[]")), via)
+    token = token or {}
+    expires = int(token.get("expires") or 0)  # epoch s; 0: never
+    if expires and expires <= time.time():
+        return None
+    return Staff(int(u["id"]), u["username"], u["role"], tuple(json.loads(u.get("queues") or "[]")), via,
+                 token.get("scope", ""))
 
 
 async def staff_user(redis: aioredis.Redis, uid: str | int, via: str) -> Staff | None:
@@ -286,7 +321,8 @@ async def authenticate_staff(request: Request) -> Staff:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <API token>'", code="invalid_token")
-        user = _staff((await credentials.lookup(keys.api_token(token.strip()), "token"))[1], "token")
+        scope, found_user = await credentials.lookup(keys.api_token(token.strip()), "token")
+        user = _staff(found_user, "token", scope)
         if user is None:
             raise Unauthorized("invalid API token", code="invalid_token")
     else:
@@ -304,6 +340,9 @@ async def authenticate_staff(request: Request) -> Staff:
 
 async def require_staff(request: Request, role: str = "doctor") -> Staff:
     user = await authenticate_staff(request)
+    if user.scope:
+        raise Forbidden(f"this API token may only {', '.join(sorted(SCOPE_ACTIONS.get(user.scope, ())))}",
+                        code="token_scope")
     if not user.at_least(role):
         raise Forbidden(f"needs the {role} role", code="forbidden")
     return user

@@ -77,6 +77,11 @@ class PayloadTooLarge(QtraqError):
     close_code = 1009
 
 
+class UnsupportedMediaType(QtraqError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Invalid(QtraqError):
     status = 422
     code = "invalid_field"

@@ -119,6 +119,7 @@ async def _after_contact_change(request: Request, account_id: int, channels: lis
 # -- registration and login -------------------------------------------------------------
 
 async def register(request: Request) -> Response:
+    auth.check_same_site(request)
     redis = request.app.state.redis
     await ratelimit.hit(redis, "register", client_ip(request), 30, 3600)
     body = await read_json(request, records.REGISTER)
@@ -154,6 +155,7 @@ async def resend(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    auth.check_same_site(request)
     body = await read_json(request, LOGIN)
     if bool(body["email"]) == bool(body["mobile"]):
         raise Invalid("email", "give either email or mobile", code="missing_field")

@@ -24,6 +24,7 @@ LOGIN_BODY = Schema({
 async def login(request: Request) -> Response:
     """Check the password (locked out with backoff after repeated failures) and start a
     session: cookie plus ``{"csrf_token"}`` for the page to send back on writes."""
+    auth.check_same_site(request)
     body = await read_json(request, LOGIN_BODY)
     try:
         user = await auth.login_staff(request, body["username"], body["password"])

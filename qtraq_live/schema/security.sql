@@ -47,3 +47,10 @@ CREATE TRIGGER IF NOT EXISTS security_log_kept_a_year BEFORE DELETE ON security_
 WHEN old.at > (CAST(strftime('%s', 'now') AS INTEGER) - 366 * 86400) * 1000 BEGIN
     SELECT RAISE(ABORT, 'security log entries are kept at least a year');
 END;
+
+-- What an API token may do and until when (absent: everything its user may, for ever).
+CREATE TABLE IF NOT EXISTS api_token_limits (
+    token_id   INTEGER PRIMARY KEY REFERENCES api_tokens(id) ON DELETE CASCADE,
+    scope      TEXT NOT NULL DEFAULT '',       -- '' or 'press' (auth.SCOPE_ACTIONS)
+    expires_at INTEGER                         -- epoch seconds, NULL: no expiry
+);

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..config import Settings
-from ..errors import BadRequest, ConfigError
+from ..errors import BadRequest, ConfigError, UnsupportedMediaType
 from ..validation import Schema
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -19,17 +19,27 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
     """The body checked against ``schema``; an empty body counts as ``{}`` (all optional).
 
-    Malformed JSON is a 400 ``bad_json``; anything that parses but does not fit is a 422.
+    Malformed JSON is a 400 ``bad_json``; anything that parses but does not fit is a 422. A
+    body must say ``Content-Type: application/json`` (415 otherwise): a cross-site HTML form can
+    send only form or ``text/plain`` bodies without a CORS preflight, so this stops them here.
     """
     raw = await request.body()
     if not raw.strip():
         data: Any = {}
+    elif not is_json_type(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
     else:
         try:
             data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads
         except (ValueError, RecursionError):  # bad UTF-8 or JSON, huge integers, deep nesting
             raise BadRequest("request body is not valid JSON", code="bad_json") from None
     return schema.validate(data)
+
+
+def is_json_type(content_type: str) -> bool:
+    """``application/json`` (or a ``+json`` type), parameters such as charset allowed."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _no_constants(name: str) -> Any:
