@@ -157,7 +157,7 @@ async def forget(redis: aioredis.Redis, store: Store, account_id: int, ticket_id
     its notices, in Redis and in the delivery log."""
     await set_consent(redis, subject(account_id), False)
     await set_consent(redis, service_subject(account_id), False)
-    mine = {subject(account_id), service_subject(account_id)}
+    mine = {subject(account_id), service_subject(account_id), *(f"ticket:{t}" for t in ticket_ids)}
     dropped = 0
     async for key in redis.scan_iter(match=keys.notice("*"), count=500, _type="HASH"):
         found_subject, state = await redis.hmget(key, "subject", "state")

@@ -22,7 +22,7 @@ from .. import redis_keys as keys
 from ..config import Settings
 from ..queue_engine import ACTIVE, QueueEngine, iso
 from ..store import Store
-from . import appointments, consent, notices, records
+from . import appointments, consent, contact_tickets, notices, records
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ async def export_account(store: Store, engine: QueueEngine, account_id: int, now
         appts.append(item)
     codes = await store.fetchall("SELECT channel, sent_at, expires_at, tries FROM account_codes WHERE account_id = ?",
                                  (account_id,))
-    sent = await notices.delivered(store, account_id, [a["ticket_id"] for a in appts if a.get("ticket_id")])
+    walk_ins = await contact_tickets.ticket_ids(store, row)
+    sent = await notices.delivered(store, account_id, [a["ticket_id"] for a in appts if a.get("ticket_id")] + walk_ins)
     return {
         "exported_at": iso(now_ms),
         "account": account,
@@ -59,6 +60,7 @@ async def export_account(store: Store, engine: QueueEngine, account_id: int, now
         "sessions": await records.list_sessions(store, account_id),
         "patients": patients,
         "appointments": appts,
+        "walk_in_tickets": await contact_tickets.export(store, engine, walk_ins),
         "verification_codes": [{"channel": c["channel"], "sent_at": iso(c["sent_at"]),
                                 "expires_at": iso(c["expires_at"]), "tries": c["tries"]} for c in codes],
         "notices": sent,
@@ -68,12 +70,14 @@ async def export_account(store: Store, engine: QueueEngine, account_id: int, now
 async def erase_account(store: Store, redis: aioredis.Redis, engine: QueueEngine, account_id: int) -> None:
     """Delete the account, its patients and their contact details everywhere."""
     row = await records.get_account_row(store, account_id)
-    addresses = [a for a in (row["email"], row["mobile"]) if a]
+    walk_ins = await contact_tickets.ticket_ids(store, row)  # issued to its verified contacts
     tickets = [a["ticket_id"] for a in await appointments.list_for(store, account_id) if a["ticket_id"]]
     for ticket_id in tickets:
         live = await engine.ticket(ticket_id)
         if live is not None and live["status"] in ACTIVE:
             await engine.cancel(ticket_id, actor="patient")  # their own act: no "cancelled" notice
+    await contact_tickets.erase_live(store, redis, engine, walk_ins)
+    tickets += walk_ins
     await notices.forget(redis, store, account_id, tickets)
     async with store.transaction() as db:
         await db.execute("UPDATE appointments SET status = 'cancelled' WHERE account_id = ? AND status = 'booked'",
@@ -84,9 +88,6 @@ async def erase_account(store: Store, redis: aioredis.Redis, engine: QueueEngine
             marks = ",".join("?" * len(tickets))
             await db.execute(f"UPDATE tickets SET name = NULL WHERE id IN ({marks})", tickets)
             await db.execute(f"DELETE FROM ticket_contacts WHERE ticket_id IN ({marks})", tickets)
-        for address in addresses:
-            await db.execute("DELETE FROM ticket_contacts WHERE mobile = ? OR lower(email) = ?",
-                             (address, address.lower()))
         await db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))  # cascades to patients, codes…
     await _end_sessions(redis, account_id)
     await compact(store, redis)
@@ -103,8 +104,10 @@ async def _end_sessions(redis: aioredis.Redis, account_id: int) -> None:
 
 async def compact(store: Store, redis: aioredis.Redis) -> None:
     """Make deletions final on disk: empty the SQLite WAL into the (securely overwritten)
-    file and rewrite Redis's append-only file without the old values."""
+    file, vacuum it, and rewrite Redis's append-only file without the old values."""
     await store.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    await store.fetchall("VACUUM")  # rebuilds the file: no free page keeps an old row
+    await store.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")  # VACUUM wrote through the WAL
     try:
         await redis.bgrewriteaof()
     except ResponseError as exc:  # one already running, or AOF not in use
