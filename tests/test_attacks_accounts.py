@@ -1,18 +1,23 @@
 """Attacks on the patient accounts, each reproduced against a running server (issue #21):
-text bombing through contact changes (1), ids reused after erasure (4), account discovery and
-contact squatting (7). docs/security.md maps each to its test here.
+text bombing through contact changes (1), ids reused after erasure (4), HTML injection into
+clinic emails (6), account discovery and contact squatting (7). docs/security.md maps each to
+its test here.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from email.message import Message
 
 import httpx
 import redis
 
-from tests.support_accounts import (PASSWORD, Patient, codes_sent, notice_requests, portal,  # noqa: F401
-                                    register, unique_contacts, verify)
+from qtraq_live.duties import Context
+from tests.support_accounts import (PASSWORD, Patient, codes_sent, live_portal, notice_requests,  # noqa: F401
+                                    off_loop, portal, register, unique_contacts, verify)
 from tests.support_http import LiveServer, error_of
+from tests.support_notify import (SmtpServer, Workers, await_until, notifier, notify_env, sink,  # noqa: F401
+                                  smtp, workers)
 
 PARALLEL = 20
 
@@ -116,3 +121,21 @@ def test_the_real_owner_takes_a_number_back_from_an_unverified_claim(portal: Liv
     login = portal.client().post("/auth/account-login", json={"mobile": squatter.mobile, "password": PASSWORD})
     assert login.json()["account"]["id"] == owner.id
     assert error_of(verify(squatter, "mobile", "123456"))[0] == 409  # nothing left to verify
+
+
+async def test_a_name_with_html_arrives_as_text_in_the_welcome_email(live_portal: LiveServer, notifier: Context,
+                                                                     workers: Workers, smtp: SmtpServer) -> None:
+    workers.start(1)
+    lure = '<a href="https://evil.example/verify">Click to verify</a>'
+    p = await off_loop(register, live_portal, name=lure)
+
+    def welcome() -> Message | None:
+        return next((m for m in smtp.messages if m["To"] == p.email and "Welcome" in str(m["Subject"])), None)
+
+    message: Message = await await_until(welcome, "the welcome email", timeout=30)
+    parts = [(part.get_content_type(), part.get_payload(decode=True).decode()) for part in message.walk()
+             if not part.is_multipart()]
+    # plain text where no HTML is meant; and an HTML part, if a channel makes one, escapes the name
+    assert parts and all(ctype == "text/plain" or (ctype == "text/html" and "&lt;a" in text and "<a " not in text)
+                         for ctype, text in parts), parts
+    assert any(lure in text or "&lt;a" in text for _, text in parts)
