@@ -19,7 +19,7 @@ from qtraq_live.workers.triggers import ahead_triggers, pause_triggers, status_t
 
 CONTEXT = {"clinic": "City Clinic", "queue": "Dr Rao", "label": "A-012", "ahead": 3, "eta_min": 25,
            "track_url": "https://q.example.in/t/" + "x" * 32, "counter": "2", "name": "Asha", "code": "482913",
-           "minutes": 10, "date": "2026-11-25", "slot": "10:30"}
+           "minutes": 10, "date": "2026-11-25", "slot": "10:30", "contact": "mobile"}
 
 
 @pytest.mark.parametrize("lang", LANGS)
