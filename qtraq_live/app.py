@@ -42,6 +42,7 @@ from .store import Store
 from .web import errors as web_errors
 from .web import middleware as web_middleware
 from .web import request as web_request
+from .web.socket_limits import SocketsPerAddress
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,8 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=web_errors.exception_handlers(),
-        middleware=[Middleware(HubSockets), *web_middleware.stack(settings, role)],
+        middleware=[Middleware(SocketsPerAddress, limit=settings["security.sockets_per_address"]),
+                    Middleware(HubSockets), *web_middleware.stack(settings, role)],
     )
     app.state.settings = settings
     app.state.role = role

@@ -77,6 +77,11 @@ class PayloadTooLarge(QtraqError):
     close_code = 1009
 
 
+class RequestTimeout(QtraqError):
+    status = 408
+    code = "request_timeout"
+
+
 class UnsupportedMediaType(QtraqError):
     status = 415
     code = "unsupported_media_type"

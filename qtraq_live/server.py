@@ -37,6 +37,7 @@ from .embedded_redis import EmbeddedRedis
 from .errors import ConfigError, Unavailable
 from .logs import logging_config
 from .metrics import use_multiprocess_dir
+from .web.http_protocol import HeaderDeadlineProtocol
 from .workers import channels
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def uvicorn_config(settings: Settings, role: str, workers: int) -> uvicorn.Confi
         factory=True,
         workers=workers,
         ws=WS_IMPL,
+        http=functools.partial(HeaderDeadlineProtocol, header_timeout_s=float(settings["server.header_timeout_s"])),
         ws_per_message_deflate=False,
         ws_ping_interval=ping,
         ws_ping_timeout=ping,
