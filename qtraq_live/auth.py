@@ -77,6 +77,10 @@ class Staff:
             return True
         return action in DOCTOR_ACTIONS and queue_id in self.queues
 
+    def reads(self, queue_id: str) -> bool:
+        """May this user see that queue's tickets? A doctor only their own queues'."""
+        return self.at_least("reception") or queue_id in self.queues
+
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "username": self.username, "role": self.role, "queues": list(self.queues)}
 
@@ -91,8 +95,9 @@ async def start_session(request: Request, kind: str, uid: int | str) -> tuple[st
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     key = keys.session(sid)
     async with request.app.state.redis.pipeline(transaction=True) as pipe:
+        now = str(int(time.time()))
         pipe.hset(key, mapping={"kind": kind, "uid": str(uid), "csrf": csrf, "ip": client_ip(request),
-                                "ua": request.headers.get("user-agent", "")[:256], "created": str(int(time.time()))})
+                                "ua": request.headers.get("user-agent", "")[:256], "created": now, "seen": now})
         pipe.expire(key, settings["security.session_hours"] * 3600)
         await pipe.execute()
     return sid, csrf
@@ -139,8 +144,29 @@ async def end_session(redis: aioredis.Redis, sid: str | None) -> None:
 
 
 async def current_session(request: Request) -> dict[str, str] | None:
-    """The session of the request's cookie (any kind), or None."""
-    return await load_session(request.app.state.redis, request.cookies.get(SESSION_COOKIE))
+    """The session of the request's cookie (any kind), or None (also once it sat idle too long)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = await load_session(request.app.state.redis, cookie)
+    if session is not None and not await still_active(request, cookie, session):
+        return None
+    return session
+
+
+IDLE_TOUCH_S = 60  # "last seen" is written at most once a minute per session, not on every request
+
+
+async def still_active(request: Request, cookie: str | None, session: dict[str, str]) -> bool:
+    """False (and the session ended) when it went unused for ``security.idle_minutes``;
+    otherwise note that it was used now."""
+    redis = request.app.state.redis
+    now = int(time.time())
+    seen = int(session.get("seen") or session.get("created") or now)
+    if now - seen > request.app.state.settings["security.idle_minutes"] * 60:
+        await end_session(redis, cookie)
+        return False
+    if now - seen >= IDLE_TOUCH_S and cookie:
+        await redis.hset(keys.session(cookie), "seen", str(now))
+    return True
 
 
 def check_csrf(request: Request, session: dict[str, str]) -> None:
@@ -330,7 +356,7 @@ async def authenticate_staff(request: Request) -> Staff:
         found = None
         if _cookie_ok(cookie):
             found = _session_staff(await credentials.lookup(keys.session(cookie), "session"))
-        if found is None:
+        if found is None or not await still_active(request, cookie, found[0]):
             raise Unauthorized("log in first", code="not_authenticated")
         session, user = found
         check_csrf(request, session)

@@ -243,7 +243,29 @@ def load_settings(environ: Mapping[str, str] | None = None, *, resolve_secret: b
     settings = Settings(values, seed)
     if resolve_secret:
         settings = settings.replace(secret_key=resolve_secret_key(settings))
+    check_production(settings)
     return settings
+
+
+def check_production(settings: Settings) -> None:
+    """What production cannot run without: a public URL (links and QR codes never follow the
+    request's Host header) and a grievance officer to name in the privacy notice (DPDP Rules)."""
+    if not settings.production:
+        return
+    if not settings["server.public_url"].startswith("https://"):
+        raise ConfigError("server.public_url", "production needs the https:// address patients reach "
+                          "(QTRAQ_PUBLIC_URL): links and QR codes never trust the request's Host header")
+    if not settings["privacy.grievance_contact"].strip():
+        raise ConfigError("privacy.grievance_contact", "production needs the grievance officer's name and "
+                          "contact (QTRAQ_GRIEVANCE_CONTACT), shown in the privacy notice")
+
+
+def private_dir(path: Path) -> None:
+    """Create a data directory readable by this user only (0700); one that exists is left as
+    the operator made it. Everything under it is created 0600 (store.py, secret_key)."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)  # mode= is filtered by the umask
 
 
 def resolve_secret_key(settings: Settings) -> str:
@@ -259,7 +281,7 @@ def resolve_secret_key(settings: Settings) -> str:
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(key)

@@ -32,7 +32,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from .children import Child, die_with_parent
-from .config import Settings
+from .config import Settings, private_dir
 from .embedded_redis import EmbeddedRedis
 from .errors import ConfigError, Unavailable
 from .logs import logging_config
@@ -187,7 +187,7 @@ def serve(settings: Settings, *, role: str = "all", host: str | None = None, por
     workers = settings["server.workers"] if workers is None else workers
     if workers < 1:
         raise ConfigError("server.workers", "must be at least 1")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     if (other := running_pid(settings)) is not None:
         raise Unavailable(f"qtraq-live is already running on {settings.data_dir} (pid {other})")
     signal.signal(signal.SIGTERM, _interrupt)  # until the main loop takes over: unwind cleanly

@@ -126,7 +126,9 @@ def test_production_refuses_without_secret_key(data_dir: Path, command: tuple[st
 
 
 def test_demo_refuses_production(data_dir: Path) -> None:
-    result = cli(data_dir, "demo", "--port", "0", env={"QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "s" * 40})
+    result = cli(data_dir, "demo", "--port", "0", env={"QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "s" * 40,
+                                                             "QTRAQ_PUBLIC_URL": "https://q.example.org",
+                                                             "QTRAQ_GRIEVANCE_CONTACT": "Grievance Officer"})
     assert result.returncode == 2
     assert "refuses QTRAQ_ENV=production" in result.stderr
 

@@ -244,6 +244,7 @@ def test_production_refuses_to_seed_a_default_or_weak_password(tmp_path: Path, p
     config = tmp_path / "qtraq.toml"
     config.write_text('[[staff]]\nusername = "admin"\nrole = "admin"\npassword_env = "QTRAQ_ADMIN_PASSWORD"\n')
     env = {**clean_env(tmp_path / "data"), "QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "k" * 40,
+           "QTRAQ_PUBLIC_URL": "https://q.example.org", "QTRAQ_GRIEVANCE_CONTACT": "Grievance Officer",
            "QTRAQ_CONFIG": str(config), "QTRAQ_ADMIN_PASSWORD": password}
     result = subprocess.run(["qtraq-live", "serve", "--port", "0"], capture_output=True, text=True, timeout=60,
                             env=env)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
+from .. import redis_keys as keys
 from ..errors import Invalid, MisdirectedWrite, NotFound, RateLimited, Unauthorized
 from ..store import Store
 from ..validation import Field, Schema
@@ -75,7 +76,8 @@ async def _login_response(request: Request, account_id: int, status: int = 200) 
     sid, csrf = await auth.start_session(request, "account", account_id)
     os_name, browser = useragent.parse(request.headers.get("user-agent"))
     store = store_of(request)
-    await records.log_session(store, account_id, client_ip(request), os_name, browser, now_ms())
+    log_id = await records.log_session(store, account_id, client_ip(request), os_name, browser, now_ms())
+    await request.app.state.redis.hset(keys.session(sid), "log", str(log_id))  # so /me/sessions can end it
     response = JSONResponse({"csrf_token": csrf, "account": await _account(store, account_id)}, status_code=status)
     auth.set_session_cookie(response, request, sid)
     return response
@@ -193,6 +195,9 @@ async def patch_me(request: Request) -> Response:
         await send_limits.count_contact_change(request.app.state.redis, account_id)
     channels, holders = await records.update_account(store, account_id, changes, now_ms(), today())
     await _after_contact_change(request, account_id, channels, holders)
+    if "password" in changes:  # whoever knew the old one is logged out everywhere else
+        await auth.end_sessions_of(request.app.state.redis, "account", account_id,
+                                   keep=request.cookies.get(auth.SESSION_COOKIE))
     return JSONResponse(await _account(store, account_id))
 
 
@@ -227,9 +232,38 @@ async def put_consent(request: Request) -> Response:
     return JSONResponse({"current": after, "history": await consent.history(store, account_id)})
 
 
+async def _live_sessions(request: Request, account_id: int) -> dict[str, str]:
+    """The account's live sessions: ``{log id: Redis key}``."""
+    redis, live = request.app.state.redis, {}
+    async for key in redis.scan_iter(match=keys.SESSIONS_PATTERN, count=500):
+        kind, uid, log_id = await redis.hmget(key, "kind", "uid", "log")
+        if kind == "account" and uid == str(account_id) and log_id:
+            live[log_id] = key
+    return live
+
+
 async def sessions(request: Request) -> Response:
+    """The login log, each with whether it is still signed in (and which one is this one)."""
     account_id = await require_account(request)
-    return JSONResponse({"sessions": await records.list_sessions(store_of(request), account_id)})
+    live = await _live_sessions(request, account_id)
+    mine = keys.session(request.cookies.get(auth.SESSION_COOKIE, ""))
+    rows = await records.list_sessions(store_of(request), account_id)
+    return JSONResponse({"sessions": [{**r, "active": str(r["id"]) in live, "current": live.get(str(r["id"])) == mine}
+                                      for r in rows]})
+
+
+async def end_one_session(request: Request) -> Response:
+    """Log out one of the account's sessions (a phone left somewhere, a login not theirs)."""
+    account_id = await require_account(request)
+    live = await _live_sessions(request, account_id)
+    key = live.get(str(request.path_params["session"]))
+    if key is None:
+        raise NotFound("no such signed-in session")
+    async with request.app.state.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.publish(keys.CREDENTIALS_CHANGED, "session")
+        await pipe.execute()
+    return Response(status_code=204)
 
 
 # -- patients ---------------------------------------------------------------------------------
@@ -288,6 +322,7 @@ routes: list[BaseRoute] = [
     Route("/me/consent", get_consent, methods=["GET"]),
     Route("/me/consent", put_consent, methods=["PUT"]),
     Route("/me/sessions", sessions, methods=["GET"]),
+    Route("/me/sessions/{session:int}", end_one_session, methods=["DELETE"]),
     Route("/me/patients", list_patients, methods=["GET"]),
     Route("/me/patients", add_patient, methods=["POST"]),
     Route("/me/patients/{patient}", patch_patient, methods=["PATCH"]),

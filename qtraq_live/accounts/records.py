@@ -359,13 +359,16 @@ async def delete_patient(store: Store, account_id: int, patient_id: int, now_ms:
 
 # -- session log ----------------------------------------------------------------------
 
-async def log_session(store: Store, account_id: int, ip: str, os_name: str, browser: str, now_ms: int) -> None:
+async def log_session(store: Store, account_id: int, ip: str, os_name: str, browser: str, now_ms: int) -> int:
+    """Log a login; returns the log row's id (the live session keeps it, so the account can end it)."""
     async with store.transaction() as db:
-        await db.execute("INSERT INTO account_sessions (account_id, created_at, ip, os, browser) VALUES (?,?,?,?,?)",
-                         (account_id, now_ms, ip, os_name, browser))
+        written = await db.execute("INSERT INTO account_sessions (account_id, created_at, ip, os, browser)"
+                                   " VALUES (?,?,?,?,?)", (account_id, now_ms, ip, os_name, browser))
+    return int(written.lastrowid or 0)
 
 
 async def list_sessions(store: Store, account_id: int) -> list[Json]:
-    rows = await store.fetchall("SELECT created_at, ip, os, browser FROM account_sessions WHERE account_id = ?"
+    rows = await store.fetchall("SELECT id, created_at, ip, os, browser FROM account_sessions WHERE account_id = ?"
                                 " ORDER BY created_at DESC, id DESC LIMIT 200", (account_id,))
-    return [{"at": iso(r["created_at"]), "ip": r["ip"], "os": r["os"], "browser": r["browser"]} for r in rows]
+    return [{"id": r["id"], "at": iso(r["created_at"]), "ip": r["ip"], "os": r["os"], "browser": r["browser"]}
+            for r in rows]

@@ -16,6 +16,7 @@ from ..errors import Invalid, NotFound
 from ..metrics import TICKETS_ISSUED
 from ..store import Store
 from ..validation import E164, EMAIL, Field, Schema
+from ..web.request import public_base
 from .common import engine_of
 
 CONTACT_FIELDS = {
@@ -41,9 +42,8 @@ async def delete_contact(store: Store, ticket_id: int) -> None:
 
 
 def track_url(request: Request, token: str) -> str:
-    """The patient's tracking page: ``server.public_url`` when set, else this request's base."""
-    base = request.app.state.settings["server.public_url"] or str(request.base_url)
-    return f"{base.rstrip('/')}/t/{token}"
+    """The patient's tracking page: ``server.public_url`` when set, else the bound address."""
+    return f"{public_base(request)}/t/{token}"
 
 
 async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], actor: str, via: str) -> dict[str, Any]:

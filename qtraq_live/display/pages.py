@@ -23,6 +23,7 @@ from .. import auth
 from .. import redis_keys as keys
 from ..api.issue import track_url
 from ..queue_engine import QueueEngine, public_ticket
+from ..web.request import public_base
 from . import charts, i18n
 from .render import error_page, page, request_lang
 
@@ -38,7 +39,7 @@ def _engine(request: Request) -> QueueEngine:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.app.state.settings["server.public_url"] or request.base_url).rstrip("/")
+    return public_base(request)
 
 
 def _qr_svg(url: str, title: str) -> str:

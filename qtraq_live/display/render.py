@@ -60,7 +60,8 @@ def page(request: Request, template: str, *, lang: str, status: int = 200, data:
     """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block."""
     t = i18n.translator(lang)
     payload = {"lang": lang, "t": i18n.js_strings(lang), **(data or {})}
-    lang_links = {code: str(request.url.include_query_params(lang=code)) for code in i18n.LANGS}
+    # relative links: never the request's Host header in a page (issue #21 item 16)
+    lang_links = {code: "?" + request.url.include_query_params(lang=code).query for code in i18n.LANGS}
     html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, data=payload, **context)
     return HTMLResponse(html, status_code=status, headers=_headers(frameable))
 

@@ -49,6 +49,19 @@ def _no_constants(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)  # json.loads with a hook builds one per call
 
 
+def public_base(request: Request) -> str:
+    """The base URL for links and QR codes: ``server.public_url``, else the address this server
+    is bound to. Never the request's ``Host`` header, which the client chooses (a link in a
+    notice or on a poster must not point wherever a forged header says)."""
+    configured: str = request.app.state.settings["server.public_url"]
+    if configured:
+        return configured.rstrip("/")
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    scheme = "https" if request.scope.get("scheme") == "https" else "http"
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"{scheme}://{host}" + ("" if (scheme, port) in (("http", 80), ("https", 443)) else f":{port}")
+
+
 def client_ip(request: Request) -> str:
     """The caller's address. ``X-Forwarded-For`` is believed only from a trusted proxy
     (addresses or networks in ``security.trusted_proxies``), and then read from the right,
@@ -75,6 +88,15 @@ def trusted_networks(settings: Settings) -> tuple[IPNetwork, ...]:
 @functools.lru_cache(maxsize=8)
 def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def address_within(text: str, entries: list[str], key: str) -> bool:
+    """Is the address ``text`` inside one of the networks or addresses in ``entries`` (the
+    setting ``key``, named in the ConfigError a bad entry raises)?"""
+    try:
+        return _within(text, _networks(tuple(entries)))
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
