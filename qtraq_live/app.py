@@ -31,6 +31,7 @@ from .api import notifications as api_notifications
 from .api import public as api_public
 from .api import queues as api_queues
 from .api import tickets as api_tickets
+from .api import walkin_privacy as api_walkin_privacy
 from .auth import CredentialCache
 from .config import Settings
 from .display import pages as display_pages
@@ -57,6 +58,7 @@ API_ROUTES: list[BaseRoute] = [
     *api_public.routes,
     *api_admin.routes,
     *api_admin_staff.routes,
+    *api_walkin_privacy.routes,
     *api_notifications.routes,
     *accounts_api.routes,
     *accounts_appointments.routes,

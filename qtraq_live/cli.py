@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import json
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from . import __version__, logs, server, staff_access
+from . import __version__, breach_report, logs, server, staff_access
 from .accounts import commands as accounts_cli
 from .config import Settings, load_settings
 from .duties import Context, open_context
@@ -251,6 +252,21 @@ def cmd_display_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- DPDP: breach report --------------------------------------------------------------------------
+
+def breach_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="start", required=True, metavar="WHEN", help="start of the window (ISO, UTC)")
+    p.add_argument("--to", dest="end", required=True, metavar="WHEN", help="end of the window (ISO, UTC)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def cmd_breach_report(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = breach_report.parse_when("--from", args.start), breach_report.parse_when("--to", args.end)
+    report = run_offline(settings, lambda ctx: breach_report.build(ctx.store, settings, start, end))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else breach_report.markdown(report))
+    return 0
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 def no_arguments(p: argparse.ArgumentParser) -> None:
@@ -282,6 +298,8 @@ COMMANDS: list[Command] = [
     Command("display-key", "create a display key for a clinic's screens", cmd_display_key, display_key_arguments),
     Command("rebuild", "server stopped: replace the live Redis state with the SQLite record", cmd_rebuild),
     Command("purge", "apply the retention policy now", accounts_cli.cmd_purge),
+    Command("breach-report", "list who and what a breach in a time window may touch; draft the notices",
+            cmd_breach_report, breach_arguments),
     Command("import appointments", "import appointments from a CSV (name,mobile,email,queue,date,slot)",
             accounts_cli.cmd_import_appointments, accounts_cli.import_arguments),
 ]

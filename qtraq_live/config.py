@@ -114,6 +114,8 @@ SETTINGS: list[Setting] = [
     Setting("webhooks.retry_base_s", 5, "First retry delay of a webhook; doubles each attempt, with jitter.", _as_int, env="QTRAQ_WEBHOOK_RETRY_BASE_S", minimum=1),
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
+    Setting("privacy.notice_version", "2026-12-07", "Version of the privacy notice (/privacy) in force; every consent record stores it. Change it whenever the notice changes.", env="QTRAQ_NOTICE_VERSION"),
+    Setting("privacy.security_log_days", 365, "Days the security log (logins, exports, erasures, consent and staff access changes; pseudonymous) is kept: at least a year (DPDP Rules).", _as_int, minimum=365),
     Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
 ]
 

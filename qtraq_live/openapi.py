@@ -21,8 +21,8 @@ from starlette.routing import BaseRoute, Route
 from . import __version__
 from .auth import SESSION_COOKIE
 from .accounts import api as accounts_api
-from .accounts import api_appointments, appointments, records
-from .api import admin, auth_routes, clinics, issue, notifications, queues, tickets
+from .accounts import api_appointments, appointments, nominee, records
+from .api import admin, admin_staff, auth_routes, clinics, issue, notifications, queues, tickets
 from .validation import EMPTY, Schema
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ SCHEMAS: dict[str, Schema] = {
     "AppointmentBook": appointments.BOOK,
     "CheckIn": api_appointments.CHECKIN,
     "Slots": appointments.SLOTS,
+    "UserPatch": admin_staff.PATCH_USER,
+    "TokenCreate": admin_staff.NEW_TOKEN,
+    "Nominee": nominee.NOMINEE,
 }
 
 _TICKET_ACTIONS = {
@@ -181,6 +184,23 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", "/clinics/{clinic}/stats"): Op("De-identified aggregates (?format=csv for CSV)", "admin", params=(
         ("from", "query", "string", "YYYY-MM-DD"), ("to", "query", "string", "YYYY-MM-DD"),
         ("format", "query", "string", "json or csv"))),
+    # -- security round two (issue #21): staff access, sessions, DPDP --
+    ("PATCH", "/admin/users/{user}"): Op("Disable or enable a user, reset the password, change the role (at once "
+                                         "everywhere)", "admin", admin_staff.PATCH_USER, {"disabled": True}),
+    ("DELETE", "/admin/users/{user}/sessions"): Op("End every session of a staff user", "admin"),
+    ("POST", "/admin/users/{user}/tokens"): Op("Create an API token (shown once), optionally scoped and expiring",
+                                               "admin", admin_staff.NEW_TOKEN, {"scope": "press", "expires_days": 90},
+                                               201),
+    ("GET", "/admin/tokens"): Op("API tokens (never the secrets)", "admin",
+                                 params=(("user", "query", "string", "only this username's tokens"),)),
+    ("DELETE", "/admin/tokens/{token_id}"): Op("Revoke an API token (refused everywhere at once)", "admin"),
+    ("DELETE", "/me/sessions/{session}"): Op("Log out one of the account's sessions", "account"),
+    ("GET", "/me/nominee"): Op("The nominee recorded for the account", "account"),
+    ("PUT", "/me/nominee"): Op("Record or change the nominee", "account", nominee.NOMINEE,
+                               {"name": "Ravi Verma", "relation": "son", "contact": "+919812345678"}),
+    ("DELETE", "/me/nominee"): Op("Remove the nominee", "account"),
+    ("POST", "/t/{token}/withdraw"): Op("A walk-in deletes their name and contact (keeps the place)", "token",
+                                        EMPTY, {}, limited=True),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")
@@ -209,7 +229,9 @@ ERRORS = {
     "403": "Not allowed: role, queue, or missing X-CSRF-Token on a cookie write",
     "404": "Unknown resource",
     "409": "State conflict, e.g. an illegal ticket transition",
+    "408": "The body took too long to arrive (server.body_timeout_s)",
     "413": "Body too large",
+    "415": "A body not sent as Content-Type: application/json",
     "421": "A write sent to a --role hub process",
     "422": "Invalid or unknown field (the message names it)",
     "429": "Rate limited (see Retry-After)",

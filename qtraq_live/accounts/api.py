@@ -26,7 +26,8 @@ from ..validation import Field, Schema
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
-from . import codes, consent, notices, passwords, privacy, records, send_limits, useragent
+from .. import security_log
+from . import codes, consent, consent_records, nominee, notices, passwords, privacy, records, send_limits, useragent
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,15 @@ async def _login_response(request: Request, account_id: int, status: int = 200) 
     return response
 
 
+async def _seclog(request: Request, event: str, account_id: int | None = None, login: str | None = None,
+                  detail: Json | None = None) -> None:
+    """An entry in the security log, by pseudonymous subject (``security_log.py``)."""
+    secret = request.app.state.settings.secret_key
+    subject = (security_log.pseudonym(secret, "account", account_id) if account_id is not None else
+               security_log.pseudonym(secret, "login", login) if login else "")
+    await security_log.record(request.app.state.store, event, subject, "self", client_ip(request), detail)
+
+
 async def _account(store: Store, account_id: int) -> Json:
     return records.account_view(await records.get_account_row(store, account_id),
                                 await consent.current(store, account_id))
@@ -127,6 +137,11 @@ async def register(request: Request) -> Response:
     body = await read_json(request, records.REGISTER)
     store = store_of(request)
     account_id, holders = await records.create_account(store, body, now_ms(), today())
+    chosen = await consent.current(store, account_id)
+    await consent_records.add(store, notice_version=request.app.state.settings["privacy.notice_version"],
+                              purposes=consent_records.purposes_of(chosen), channel="web", at_ms=now_ms(),
+                              account_id=account_id)
+    await _seclog(request, "account.registered", account_id, detail={"purposes": consent_records.purposes_of(chosen)})
     await notices.consent_changed(redis, account_id, (await consent.current(store, account_id))["notifications"])
     await notices.send_welcome(redis, store, request.app.state.settings, account_id)
     await _after_contact_change(request, account_id, [c for c in codes.CHANNELS if body.get(c)], holders)
@@ -167,7 +182,9 @@ async def login(request: Request) -> Response:
     found = await records.find_login(store_of(request), body["email"], body["mobile"])
     ok = await asyncio.to_thread(passwords.verify_password, found["password_hash"] if found else None, body["password"])
     if not ok or found is None:
+        await _seclog(request, "account.login_failed", login=body["email"] or body["mobile"])
         raise Unauthorized("wrong email/mobile or password", code="invalid_credentials")
+    await _seclog(request, "account.login", found["id"])
     log.info("account %d logged in", found["id"])
     return await _login_response(request, found["id"])
 
@@ -203,6 +220,7 @@ async def patch_me(request: Request) -> Response:
 
 async def delete_me(request: Request) -> Response:
     account_id = await require_account(request)
+    await _seclog(request, "account.erased", account_id, detail={"categories": privacy.CATEGORIES})
     await privacy.erase_account(store_of(request), request.app.state.redis, request.app.state.engine, account_id)
     response = Response(status_code=204)
     auth.clear_session_cookie(response)
@@ -212,6 +230,7 @@ async def delete_me(request: Request) -> Response:
 async def export(request: Request) -> Response:
     account_id = await require_account(request)
     data = await privacy.export_account(store_of(request), request.app.state.engine, account_id, now_ms(), today())
+    await _seclog(request, "account.exported", account_id)
     return JSONResponse(data, headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
 
 
@@ -227,6 +246,11 @@ async def put_consent(request: Request) -> Response:
     body = await read_json(request, CONSENT_PUT)
     store = store_of(request)
     before, after = await consent.record(store, account_id, body, now_ms(), today())
+    if before != after:
+        await consent_records.add(store, notice_version=request.app.state.settings["privacy.notice_version"],
+                                  purposes=consent_records.purposes_of(after), channel="web", at_ms=now_ms(),
+                                  account_id=account_id)
+        await _seclog(request, "consent.changed", account_id, detail={"purposes": consent_records.purposes_of(after)})
     if before["notifications"] != after["notifications"]:
         await notices.consent_changed(request.app.state.redis, account_id, after["notifications"])
     return JSONResponse({"current": after, "history": await consent.history(store, account_id)})
@@ -240,6 +264,26 @@ async def _live_sessions(request: Request, account_id: int) -> dict[str, str]:
         if kind == "account" and uid == str(account_id) and log_id:
             live[log_id] = key
     return live
+
+
+async def get_nominee(request: Request) -> Response:
+    account_id = await require_account(request)
+    return JSONResponse({"nominee": await nominee.get(store_of(request), account_id)})
+
+
+async def put_nominee(request: Request) -> Response:
+    account_id = await require_account(request)
+    body = await read_json(request, nominee.NOMINEE)
+    found = await nominee.put(store_of(request), account_id, body, now_ms())
+    await _seclog(request, "nominee.recorded", account_id)
+    return JSONResponse({"nominee": found})
+
+
+async def delete_nominee(request: Request) -> Response:
+    account_id = await require_account(request)
+    await nominee.delete(store_of(request), account_id)
+    await _seclog(request, "nominee.removed", account_id)
+    return Response(status_code=204)
 
 
 async def sessions(request: Request) -> Response:
@@ -306,7 +350,8 @@ async def privacy_info(request: Request) -> Response:
     """Public: whom to contact with a grievance, and how long walk-in contacts are kept."""
     settings = request.app.state.settings
     return JSONResponse({"grievance_contact": settings["privacy.grievance_contact"],
-                         "walkin_contact_days": settings["privacy.walkin_contact_days"]})
+                         "walkin_contact_days": settings["privacy.walkin_contact_days"],
+                         "notice_version": settings["privacy.notice_version"]})
 
 
 routes: list[BaseRoute] = [
@@ -322,6 +367,9 @@ routes: list[BaseRoute] = [
     Route("/me/consent", get_consent, methods=["GET"]),
     Route("/me/consent", put_consent, methods=["PUT"]),
     Route("/me/sessions", sessions, methods=["GET"]),
+    Route("/me/nominee", get_nominee, methods=["GET"]),
+    Route("/me/nominee", put_nominee, methods=["PUT"]),
+    Route("/me/nominee", delete_nominee, methods=["DELETE"]),
     Route("/me/sessions/{session:int}", end_one_session, methods=["DELETE"]),
     Route("/me/patients", list_patients, methods=["GET"]),
     Route("/me/patients", add_patient, methods=["POST"]),

@@ -151,6 +151,20 @@ async def delivered(store: Store, account_id: int, ticket_ids: list[int]) -> lis
     return [{**r, "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"])} for r in rows]
 
 
+async def forget_ticket(redis: aioredis.Redis, store: Store, ticket_id: int) -> None:
+    """A walk-in withdrew: drop the ticket's pending notices (their recipient and text leave
+    Redis) and blank its recipient hints."""
+    await set_consent(redis, f"ticket:{ticket_id}", False)
+    async for key in redis.scan_iter(match=keys.notice(f"t{ticket_id}:*"), count=500, _type="HASH"):
+        found_subject, state = await redis.hmget(key, "subject", "state")
+        await redis.hset(key, "hint", "")
+        if found_subject == f"ticket:{ticket_id}" and state in PENDING:
+            ks, argv = ledger.transition_args(key.removeprefix(keys.notice("")), PENDING, ledger.DROPPED,
+                                              reason="withdrawn")
+            await redis.eval(ledger.TRANSITION_LUA, len(ks), *ks, *argv)
+    await store.execute("UPDATE notices SET recipient_hint = NULL WHERE ticket_id = ?", (ticket_id,))
+
+
 async def forget(redis: aioredis.Redis, store: Store, account_id: int, ticket_ids: list[int]) -> None:
     """Erasure: drop the account's pending notices now (which deletes their recipient and text
     from Redis) instead of waiting for their jobs, and blank the masked recipient hints of all

@@ -22,12 +22,15 @@ from .. import redis_keys as keys
 from ..config import Settings
 from ..queue_engine import ACTIVE, QueueEngine, iso
 from ..store import Store
-from . import appointments, consent, contact_tickets, notices, records
+from . import appointments, consent, consent_records, contact_tickets, nominee, notices, records
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 DAY_MS = 86_400_000
+# What an account's erasure removes, by category (the security log names these, never values).
+CATEGORIES = ["identity", "contact", "health_profile", "appointments", "walk_in_tickets", "consent", "sessions",
+              "nominee"]
 CODE_KEEP_MS = 2 * 3600 * 1000  # long enough for the hourly resend limit
 
 
@@ -61,10 +64,20 @@ async def export_account(store: Store, engine: QueueEngine, account_id: int, now
         "patients": patients,
         "appointments": appts,
         "walk_in_tickets": await contact_tickets.export(store, engine, walk_ins),
+        "consent_records": await consent_records.of_account(store, account_id),
+        "nominee": await nominee.get(store, account_id),
+        "guardian_verifications": await guardian_of(store, account_id),
         "verification_codes": [{"channel": c["channel"], "sent_at": iso(c["sent_at"]),
                                 "expires_at": iso(c["expires_at"]), "tries": c["tries"]} for c in codes],
         "notices": sent,
     }
+
+
+async def guardian_of(store: Store, account_id: int) -> list[Json]:
+    rows = await store.fetchall("SELECT g.patient_id, g.method, g.reference, g.verified_contact, g.at"
+                                " FROM guardian_verifications g JOIN patients p ON p.id = g.patient_id"
+                                " WHERE p.account_id = ? ORDER BY g.patient_id", (account_id,))
+    return [{**r, "at": iso(r["at"])} for r in rows]
 
 
 async def erase_account(store: Store, redis: aioredis.Redis, engine: QueueEngine, account_id: int) -> None:
@@ -79,6 +92,7 @@ async def erase_account(store: Store, redis: aioredis.Redis, engine: QueueEngine
     await contact_tickets.erase_live(store, redis, engine, walk_ins)
     tickets += walk_ins
     await notices.forget(redis, store, account_id, tickets)
+    await consent_records.forget_tickets(store, walk_ins)
     async with store.transaction() as db:
         await db.execute("UPDATE appointments SET status = 'cancelled' WHERE account_id = ? AND status = 'booked'",
                          (account_id,))
@@ -144,10 +158,14 @@ async def purge(store: Store, redis: aioredis.Redis, settings: Settings, now_ms:
                                     (now_ms - settings["privacy.session_log_days"] * DAY_MS,))
         spent = await db.execute("DELETE FROM account_codes WHERE sent_at < ? AND expires_at < ?",
                                  (now_ms - CODE_KEEP_MS, now_ms))
+        security = await db.execute("DELETE FROM security_log WHERE at < ?",
+                                    (now_ms - settings["privacy.security_log_days"] * DAY_MS,))
+        await db.execute("DELETE FROM consent_records WHERE ticket_id IS NOT NULL AND at < ?", (walkin_cutoff,))
     removed = {"walkin_contacts": contacts.rowcount, "walkin_names": names.rowcount,
                "imported_contacts": imported.rowcount,
                "stream_events": await _forget_in_redis(store, redis, named, walkin_cutoff),
-               "account_sessions": sessions.rowcount, "verification_codes": spent.rowcount}
+               "account_sessions": sessions.rowcount, "verification_codes": spent.rowcount,
+               "security_log": security.rowcount}
     if any(removed.values()):
         await compact(store, redis)
     log.info("retention purge: %s", removed)

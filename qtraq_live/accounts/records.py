@@ -62,6 +62,11 @@ PATIENT_FIELDS = {
     "gender": _gender, "blood_group": Field("string", nullable=True, enum=BLOOD_GROUPS),
     "relation": Field("string", required=True, enum=RELATIONS),
     "consent_confirmed": _flag, "guardian": _flag,
+    # how the guardian's consent for a child is verified (DPDP Rules, rule 10; docs/privacy.md)
+    "guardian_method": Field("string", nullable=True, enum=("verified_account", "document"),
+                             description="verified_account: the guardian's verified contact; document: a token"),
+    "guardian_document": Field("string", nullable=True, min_length=4, max_length=120, pattern=r"[A-Za-z0-9._:/-]+",
+                               description="reference of the verification token (e.g. DigiLocker)"),
 }
 PATIENT_NEW = Schema(PATIENT_FIELDS)
 PATIENT_PATCH = Schema({k: replace(f, required=False) for k, f in PATIENT_FIELDS.items()})
@@ -125,7 +130,10 @@ async def create_account(store: Store, body: Json, now_ms: int, today: date) -> 
     body = _normalise_contacts(body)
     if not body.get("email") and not body.get("mobile"):
         raise Invalid("email", "an email or a mobile number is required", code="missing_field")
-    parse_date("date_of_birth", body.get("date_of_birth"), today)
+    born = parse_date("date_of_birth", body.get("date_of_birth"), today)
+    if born is not None and age_on(born, today) < ADULT_AGE:
+        raise Invalid("date_of_birth", "an account holder must be 18 or older: a parent or guardian registers and "
+                      "adds the child as a patient", code="minor")
     passwords.check_policy(body["password"])
     consent = body.get("consent") or CONSENT.validate({})
     check_marketing(body.get("date_of_birth"), consent["marketing"], today)
@@ -291,11 +299,39 @@ def _stamp(p: Json, old: Json, now_ms: int) -> None:
     p["guardian_at"] = (old.get("guardian_at") or now_ms) if p.get("guardian_declared") else None
 
 
+async def _guardian_check(store: Store, account_id: int, p: Json, today: date) -> Json | None:
+    """For a child added by someone else: the verification behind the guardian's declaration
+    (rule 10): the account's verified contact, or a document token's reference. None otherwise."""
+    if p["relation"] == "self" or patient_age(p, today) >= ADULT_AGE:
+        return None
+    account = await get_account_row(store, account_id)
+    verified = next((c for c in CHANNELS if account[c] and account[f"{c}_verified"]), None)
+    if verified is None:
+        raise Invalid("guardian", "verify your email or mobile first: a guardian's consent for a child is "
+                      "recorded against a verified contact", code="guardian_unverified")
+    method = p.get("guardian_method") or "verified_account"
+    if method == "document" and not p.get("guardian_document"):
+        raise Invalid("guardian_document", "is required when guardian_method is document", code="missing_field")
+    return {"method": method, "reference": p.get("guardian_document") if method == "document" else None,
+            "verified_contact": verified}
+
+
+async def _record_guardian(db: Store, patient_id: int, check: Json | None, now_ms: int) -> None:
+    if check is None:
+        await db.execute("DELETE FROM guardian_verifications WHERE patient_id = ?", (patient_id,))
+        return
+    await db.execute("INSERT INTO guardian_verifications (patient_id, method, reference, verified_contact, at)"
+                     " VALUES (?,?,?,?,?) ON CONFLICT (patient_id) DO UPDATE SET method = excluded.method,"
+                     " reference = excluded.reference, verified_contact = excluded.verified_contact, at = excluded.at",
+                     (patient_id, check["method"], check["reference"], check["verified_contact"], now_ms))
+
+
 async def add_patient(store: Store, account_id: int, body: Json, now_ms: int, today: date) -> Json:
     p = {**body, "guardian_declared": body.get("guardian", False)}
     p["age_recorded_on"] = today.isoformat() if p.get("age") is not None else None
     _patient_rules(p, today)
     _stamp(p, {}, now_ms)
+    guardian = await _guardian_check(store, account_id, p, today)
     async with store.transaction() as db:
         if p["relation"] == "self":
             if await db.fetchone("SELECT 1 FROM patients WHERE account_id = ? AND relation = 'self'", (account_id,)):
@@ -305,6 +341,7 @@ async def add_patient(store: Store, account_id: int, body: Json, now_ms: int, to
             f"INSERT INTO patients (id, account_id, {', '.join(PATIENT_COLUMNS)}, created_at, updated_at)"
             f" VALUES (?, ?, {', '.join('?' * len(PATIENT_COLUMNS))}, ?, ?)",
             (patient_id, account_id, *(p.get(c) for c in PATIENT_COLUMNS), now_ms, now_ms))
+        await _record_guardian(db, patient_id, guardian, now_ms)
     return patient_view(await get_patient(store, account_id, patient_id), today)
 
 
@@ -338,7 +375,9 @@ async def update_patient(store: Store, account_id: int, patient_id: int, changes
     p = {**old, **changes}
     _patient_rules(p, today)
     _stamp(p, old, now_ms)
+    guardian = await _guardian_check(store, account_id, p, today)
     async with store.transaction() as db:
+        await _record_guardian(db, patient_id, guardian, now_ms)
         await db.execute(
             f"UPDATE patients SET {', '.join(f'{c} = ?' for c in PATIENT_COLUMNS)}, updated_at = ?"
             " WHERE id = ? AND account_id = ?",

@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import access, staff_access
+from .. import access, security_log, staff_access
 from ..auth import Staff, require_staff
 from ..errors import Conflict, Unavailable
 from ..store import Store
 from ..validation import SLUG, Field, Schema
-from ..web.request import read_json
+from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
 from .common import audit
 
@@ -51,6 +51,12 @@ async def _admin(request: Request) -> Staff:
     return await require_staff(request, "admin")
 
 
+async def _logged(request: Request, admin: Staff, action: str, target: str) -> None:
+    """A staff access change: in the staff audit log and in the year-long security log."""
+    await audit(request, admin.actor, action, target)
+    await security_log.record(request.app.state.store, f"staff.{action}", target, admin.actor, client_ip(request))
+
+
 async def patch_user(request: Request) -> Response:
     admin = await _admin(request)
     body = await read_json(request, PATCH_USER)
@@ -63,13 +69,13 @@ async def patch_user(request: Request) -> Response:
         access.check_password(sent["password"], user["username"])  # before any change is made
     if "role" in sent or "queues" in sent:
         await staff_access.set_role(store, redis, uid, sent.get("role", user["role"]), sent.get("queues", []))
-        await audit(request, admin.actor, "user.role", f"user:{uid}")
+        await _logged(request, admin, "user.role", f"user:{uid}")
     if "password" in sent:
         await staff_access.set_password(store, redis, uid, sent["password"])
-        await audit(request, admin.actor, "user.password", f"user:{uid}")
+        await _logged(request, admin, "user.password", f"user:{uid}")
     if "disabled" in sent:
         await staff_access.set_disabled(store, redis, uid, sent["disabled"])
-        await audit(request, admin.actor, "user.disable" if sent["disabled"] else "user.enable", f"user:{uid}")
+        await _logged(request, admin, "user.disable" if sent["disabled"] else "user.enable", f"user:{uid}")
     _changed(request)
     return JSONResponse({"user": staff_access.user_view(await staff_access.find_user(store, uid))})
 
@@ -79,7 +85,7 @@ async def end_user_sessions(request: Request) -> Response:
     uid = request.path_params["user"]
     ended = await staff_access.end_sessions(_store(request), request.app.state.redis, uid)
     _changed(request)
-    await audit(request, admin.actor, "user.sessions_end", f"user:{uid}")
+    await _logged(request, admin, "user.sessions_end", f"user:{uid}")
     return JSONResponse({"ended": ended})
 
 
@@ -97,7 +103,7 @@ async def create_token(request: Request) -> Response:
     expires_at = int(time.time()) + body["expires_days"] * DAY_S if body["expires_days"] else None
     token = await access.create_api_token(store, request.app.state.redis, user["username"], body["scope"], expires_at)
     listed: dict[str, Any] = (await staff_access.list_tokens(store, user["id"]))[-1]
-    await audit(request, admin.actor, "token.create", f"user:{user['id']}")
+    await _logged(request, admin, "token.create", f"user:{user['id']}")
     return JSONResponse({**listed, "token": token}, status_code=201)
 
 
@@ -106,7 +112,7 @@ async def revoke_token(request: Request) -> Response:
     token_id = request.path_params["token_id"]
     result = await staff_access.revoke_token(_store(request), request.app.state.redis, token_id)
     _changed(request)
-    await audit(request, admin.actor, "token.revoke", f"token:{token_id}")
+    await _logged(request, admin, "token.revoke", f"token:{token_id}")
     return JSONResponse(result)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..accounts import consent_records
 from ..errors import Invalid, NotFound
 from ..metrics import TICKETS_ISSUED
 from ..store import Store
@@ -66,5 +67,9 @@ async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], ac
         if mobile or email:
             await delete_contact(store, ticket_id)
         raise
+    if body["notify"]:  # the consent record (DPDP Rules): notice version, purpose, channel, time
+        await consent_records.add(store, notice_version=request.app.state.settings["privacy.notice_version"],
+                                  purposes=["notifications"], at_ms=int(time.time() * 1000), ticket_id=ticket_id,
+                                  channel="self_check_in" if via == "self_checkin" else "reception")
     TICKETS_ISSUED.labels(via).inc()
     return {"ticket": ticket, "track_url": track_url(request, ticket["token"])}

@@ -62,6 +62,7 @@ def page(request: Request, template: str, *, lang: str, status: int = 200, data:
     payload = {"lang": lang, "t": i18n.js_strings(lang), **(data or {})}
     # relative links: never the request's Host header in a page (issue #21 item 16)
     lang_links = {code: "?" + request.url.include_query_params(lang=code).query for code in i18n.LANGS}
+    context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
     html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, data=payload, **context)
     return HTMLResponse(html, status_code=status, headers=_headers(frameable))
 

@@ -44,7 +44,7 @@ CREATE TRIGGER IF NOT EXISTS security_log_no_update BEFORE UPDATE ON security_lo
     SELECT RAISE(ABORT, 'the security log is append-only');
 END;
 CREATE TRIGGER IF NOT EXISTS security_log_kept_a_year BEFORE DELETE ON security_log
-WHEN old.at > (CAST(strftime('%s', 'now') AS INTEGER) - 366 * 86400) * 1000 BEGIN
+WHEN old.at > (CAST(strftime('%s', 'now') AS INTEGER) - 365 * 86400) * 1000 BEGIN
     SELECT RAISE(ABORT, 'security log entries are kept at least a year');
 END;
 
@@ -53,4 +53,39 @@ CREATE TABLE IF NOT EXISTS api_token_limits (
     token_id   INTEGER PRIMARY KEY REFERENCES api_tokens(id) ON DELETE CASCADE,
     scope      TEXT NOT NULL DEFAULT '',       -- '' or 'press' (auth.SCOPE_ACTIONS)
     expires_at INTEGER                         -- epoch seconds, NULL: no expiry
+);
+
+-- Consent records (DPDP Rules): which notice version the person saw, the purposes agreed to,
+-- how (channel) and when. One row per change; the account's choices stay in
+-- account_consent_history. Walk-in consents are kept by ticket (until the contact is purged).
+CREATE TABLE IF NOT EXISTS consent_records (
+    id             INTEGER PRIMARY KEY,
+    account_id     INTEGER REFERENCES accounts(id) ON DELETE CASCADE,
+    ticket_id      INTEGER,
+    notice_version TEXT NOT NULL,
+    purposes       TEXT NOT NULL,               -- JSON list: "notifications", "analytics", "marketing"
+    channel        TEXT NOT NULL,               -- "web", "self_check_in", "reception", "api"
+    at             INTEGER NOT NULL             -- epoch ms
+);
+CREATE INDEX IF NOT EXISTS consent_records_account ON consent_records (account_id, id);
+CREATE INDEX IF NOT EXISTS consent_records_ticket ON consent_records (ticket_id);
+
+-- How a guardian's consent for a child was verified (DPDP Rules, rule 10): "verified_account"
+-- (the guardian is a registered user whose contact is verified: rule 10(1)(a)) or "document"
+-- (a token or reference from an entity entrusted by law, e.g. DigiLocker: rule 10(1)(b)).
+CREATE TABLE IF NOT EXISTS guardian_verifications (
+    patient_id       INTEGER PRIMARY KEY REFERENCES patients(id) ON DELETE CASCADE,
+    method           TEXT NOT NULL CHECK (method IN ('verified_account', 'document')),
+    reference        TEXT,                      -- the document token's reference (method document)
+    verified_contact TEXT NOT NULL,             -- which of the guardian's verified contacts: email or mobile
+    at               INTEGER NOT NULL
+);
+
+-- The person an account holder names to exercise their rights after death or incapacity.
+CREATE TABLE IF NOT EXISTS nominees (
+    account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    relation   TEXT NOT NULL,
+    contact    TEXT NOT NULL,                   -- email or E.164 mobile
+    at         INTEGER NOT NULL
 );
