@@ -15,12 +15,12 @@ from starlette.routing import BaseRoute, Route
 
 from .. import access, security_log, staff_access
 from ..auth import Staff, require_staff
-from ..errors import Conflict, Unavailable
+from ..errors import Conflict, Invalid, Unavailable
 from ..store import Store
 from ..validation import SLUG, Field, Schema
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
-from .common import audit
+from .common import audit, engine_of
 
 DAY_S = 86_400
 PATCH_USER = Schema({
@@ -67,6 +67,9 @@ async def patch_user(request: Request) -> Response:
         raise Conflict("you cannot disable yourself or drop your own admin role", code="own_account")
     if "password" in sent:
         access.check_password(sent["password"], user["username"])  # before any change is made
+    for q in sent.get("queues", []):
+        if await engine_of(request).get_queue(q) is None:
+            raise Invalid("queues", f"unknown queue {q}")
     if "role" in sent or "queues" in sent:
         await staff_access.set_role(store, redis, uid, sent.get("role", user["role"]), sent.get("queues", []))
         await _logged(request, admin, "user.role", f"user:{uid}")
