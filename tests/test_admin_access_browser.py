@@ -1,12 +1,15 @@
 """The admin page's staff-access section in Chromium (issue #21 item 8): an admin disables a
 user, resets a password, makes a desk-button token and revokes it; the section fits every
-screen size in English and Hindi with long usernames."""
+screen size in English and Hindi with long usernames. And the portal's own part (items 10 and
+the DPDP nominee): log out another device, record a nominee."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import BrowserContext
 
+from tests.support_accounts import PASSWORD as ACCOUNT_PASSWORD
+from tests.support_accounts import portal, register  # noqa: F401
 from tests.support_browser import browser, open_page, screenshot  # noqa: F401
 from tests.support_http import PASSWORD, LiveServer, app_server  # noqa: F401
 
@@ -78,3 +81,38 @@ def test_the_staff_access_section_fits_every_screen(browser: BrowserContext, app
         screenshot(page, f"admin-access-{lang}-{width}x{height}")
         watched.assert_clean()
         page.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "hi"])
+def test_the_portal_logs_out_another_device_and_records_a_nominee(browser: BrowserContext, portal: LiveServer,
+                                                                  lang: str) -> None:
+    p = register(portal)
+    elsewhere = portal.client()
+    assert elsewhere.post("/auth/account-login", json={"email": p.email, "password": ACCOUNT_PASSWORD}).status_code == 200
+    r = browser.request.post(portal.api("/auth/account-login"), data={"email": p.email, "password": ACCOUNT_PASSWORD})
+    assert r.ok, r.text()
+    for width, height in SIZES:
+        watched = open_page(browser, f"{portal.url}/account?lang={lang}", width, height)
+        page = watched.page
+        page.wait_for_function("() => document.querySelectorAll('#devices li').length >= 2")
+        for section in ("#devices", "#nominee-form"):
+            right = page.evaluate(f"() => Math.max(...[...document.querySelectorAll('{section}, {section} *')]"
+                                  ".map(e => e.getBoundingClientRect().right))")
+            assert right <= width + 1, (section, width, lang)
+        page.locator("#nominee-form").scroll_into_view_if_needed()
+        screenshot(page, f"portal-security-{lang}-{width}x{height}")
+        watched.assert_clean()
+        page.close()
+    watched = open_page(browser, f"{portal.url}/account?lang={lang}", 1366, 768)
+    page = watched.page
+    page.wait_for_function("() => document.querySelectorAll('#devices button').length === 2")
+    page.click("#devices button")  # the newest other device first: `elsewhere`
+    page.wait_for_function("() => document.querySelectorAll('#devices button').length === 1")
+    assert elsewhere.get("/me").status_code == 401 and p.get("/me").status_code == 200
+    page.fill("#nm-name", "Ravi Verma")
+    page.fill("#nm-relation", "son")
+    page.fill("#nm-contact", "+91 98123 00044")
+    page.click("#nominee-form button[type=submit]")
+    page.wait_for_selector("#nominee-remove:not([hidden])")
+    assert p.get("/me/nominee").json()["nominee"]["contact"] == "+919812300044"
+    watched.assert_clean()
