@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
+from zxcvbn import zxcvbn
 
 from . import redis_keys as keys
+from .accounts.passwords import common_passwords
 from .errors import Conflict, Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -32,6 +34,10 @@ ROLES = ("doctor", "reception", "admin")  # each includes the powers of those be
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
 QUEUE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
+# zxcvbn's 0-4 guessability score a staff password must reach: 3 is "safely unguessable" for an
+# online attack (~10^8 guesses); 'password', '12345678', 'Welcome@123' score 0-2.
+STAFF_MIN_SCORE = 3
+SCORED_CHARS = 100  # zxcvbn's cost grows with length; the first 100 characters decide
 MIRROR_PATTERNS = (keys.user("*"), keys.api_token_by_hash("*"), keys.display_key_by_hash("*"),
                    keys.display_keys_of("*"))
 
@@ -53,13 +59,19 @@ def normalize_username(username: Any) -> str:
     return username.lower()
 
 
-def check_password(password: Any) -> str:
+def check_password(password: Any, username: str = "") -> str:
+    """A staff password: 8-256 characters, not a common password, and not guessable from the
+    patterns attackers try first (words with digits, keyboard runs, dates, the username)."""
     if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise Invalid("password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    guessable = zxcvbn(password[:SCORED_CHARS], user_inputs=[username, "qtraq", "clinic"])["score"] < STAFF_MIN_SCORE
+    if password.lower() in common_passwords() or guessable:
+        raise Invalid("password", "is too easy to guess (a common password, word pattern or the username); "
+                      "choose a longer passphrase", code="weak_password")
     return password
 
 
-def _user_mapping(uid: int, username: str, role: str, queues: Iterable[str], disabled: bool) -> dict[Any, str]:
+def user_mapping(uid: int, username: str, role: str, queues: Iterable[str], disabled: bool) -> dict[Any, str]:
     return {"id": str(uid), "username": username, "role": role,
             "queues": json.dumps(list(queues)), "disabled": "1" if disabled else "0"}
 
@@ -68,7 +80,7 @@ async def create_user(store: Store, redis: aioredis.Redis, username: str, passwo
                       queues: Iterable[str] = ()) -> int:
     """A staff user with an argon2 password hash; ``queues`` limit what a doctor may act on."""
     username = normalize_username(username)
-    check_password(password)
+    check_password(password, username)
     if role not in ROLES:
         raise Invalid("role", "must be one of " + ", ".join(ROLES))
     queue_ids = sorted(set(queues))
@@ -83,7 +95,7 @@ async def create_user(store: Store, redis: aioredis.Redis, username: str, passwo
             "INSERT INTO users (username, password_hash, role, queues, created_at) VALUES (?, ?, ?, ?, ?)",
             (username, password_hash, role, json.dumps(queue_ids), utc_now()))
         uid = int(written.lastrowid or 0)
-        await redis.hset(keys.user(uid), mapping=_user_mapping(uid, username, role, queue_ids, False))
+        await redis.hset(keys.user(uid), mapping=user_mapping(uid, username, role, queue_ids, False))
     log.info("created user id=%s role=%s", uid, role)
     return uid
 
@@ -102,17 +114,34 @@ async def update_password_hash(store: Store, uid: int, password_hash: str) -> No
         await db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, uid))
 
 
-async def create_api_token(store: Store, redis: aioredis.Redis, username: str) -> str:
-    """A bearer token for scripts and kiosks. Returned once; only its hash is kept."""
+TOKEN_SCOPES = ("", "press")  # "press": a desk button, calls the next patient only (auth.SCOPE_ACTIONS)
+
+
+def token_value(uid: int | str, scope: str = "", expires_at: int | None = None) -> str:
+    """An API token's Redis mirror value: the user id, with scope and expiry when limited
+    (read by ``lua/staff.lua``)."""
+    return str(uid) if not scope and not expires_at else f"{uid}:{scope}:{expires_at or 0}"
+
+
+async def create_api_token(store: Store, redis: aioredis.Redis, username: str, scope: str = "",
+                           expires_at: int | None = None) -> str:
+    """A bearer token for scripts and kiosks, optionally limited to a scope and expiring at
+    ``expires_at`` (epoch s). Returned once; only its hash is kept."""
     row = await store.fetchone("SELECT id FROM users WHERE username = ?", (normalize_username(username),))
     if row is None:
         raise NotFound(f"unknown user {username}")
+    if scope not in TOKEN_SCOPES:
+        raise Invalid("scope", "must be one of " + ", ".join(repr(s) for s in TOKEN_SCOPES))
     token = new_secret()
     digest = keys.secret_hash(token)
     async with store.transaction() as db:
-        await db.execute("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
-                         (int(row["id"]), digest, utc_now()))
-        await redis.set(keys.api_token(token), str(row["id"]))
+        written = await db.execute("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES (?, ?, ?)",
+                                   (int(row["id"]), digest, utc_now()))
+        if scope or expires_at:
+            await db.execute("INSERT INTO api_token_limits (token_id, scope, expires_at) VALUES (?, ?, ?)",
+                             (written.lastrowid, scope, expires_at))
+        await redis.set(keys.api_token(token), token_value(row["id"], scope, expires_at),
+                        exat=expires_at or None)
     log.info("created API token for user id=%s", row["id"])
     return token
 
@@ -156,16 +185,21 @@ async def mirror_access(store: Store, redis: aioredis.Redis) -> None:
     for pattern in MIRROR_PATTERNS:
         stale.extend([k async for k in redis.scan_iter(match=pattern, count=500)])
     users = await store.fetchall("SELECT id, username, role, queues, disabled FROM users", ())
-    tokens = await store.fetchall("SELECT user_id, token_hash FROM api_tokens WHERE revoked_at IS NULL", ())
+    tokens = await store.fetchall(
+        "SELECT t.user_id, t.token_hash, l.scope, l.expires_at FROM api_tokens t"
+        " LEFT JOIN api_token_limits l ON l.token_id = t.id WHERE t.revoked_at IS NULL"
+        " AND (l.expires_at IS NULL OR l.expires_at > strftime('%s', 'now'))", ())
     dkeys = await store.fetchall("SELECT clinic, key_hash FROM display_keys WHERE revoked_at IS NULL", ())
     async with redis.pipeline(transaction=True) as pipe:
         if stale:
             pipe.delete(*stale)
         for u in users:
-            pipe.hset(keys.user(u["id"]), mapping=_user_mapping(
+            pipe.hset(keys.user(u["id"]), mapping=user_mapping(
                 int(u["id"]), u["username"], u["role"], json.loads(u["queues"]), bool(u["disabled"])))
         for t in tokens:
-            pipe.set(keys.api_token_by_hash(t["token_hash"]), str(t["user_id"]))
+            pipe.set(keys.api_token_by_hash(t["token_hash"]), token_value(t["user_id"], t["scope"] or "",
+                                                                          t["expires_at"]),
+                     exat=t["expires_at"] or None)
         for d in dkeys:
             pipe.set(keys.display_key_by_hash(d["key_hash"]), d["clinic"])
             pipe.sadd(keys.display_keys_of(d["clinic"]), d["key_hash"])

@@ -27,6 +27,7 @@ from .accounts import day_list as accounts_day_list
 from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import audit_log as api_audit_log
+from .api import admin_staff as api_admin_staff
 from .api import auth_routes as api_auth
 from .api import clinics as api_clinics
 from .api import docs as api_docs
@@ -39,6 +40,7 @@ from .api import public as api_public
 from .api import set_aside as api_set_aside
 from .api import queues as api_queues
 from .api import tickets as api_tickets
+from .api import walkin_privacy as api_walkin_privacy
 from .auth import CredentialCache
 from .config import Settings
 from .display import i18n
@@ -54,6 +56,7 @@ from .web import middleware as web_middleware
 from .web import request as web_request
 from .speech import languages as speech_languages
 from .workers import vapid
+from .web.socket_limits import SocketsPerAddress
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,8 @@ API_ROUTES: list[BaseRoute] = [
     *api_tickets.routes,
     *api_public.routes,
     *api_admin.routes,
+    *api_admin_staff.routes,
+    *api_walkin_privacy.routes,
     *api_notifications.routes,
     *accounts_api.routes,
     *accounts_appointments.routes,
@@ -138,7 +143,8 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=web_errors.exception_handlers(),
-        middleware=[Middleware(HubSockets), *web_middleware.stack(settings, role)],
+        middleware=[Middleware(SocketsPerAddress, limit=settings["security.sockets_per_address"]),
+                    Middleware(HubSockets), *web_middleware.stack(settings, role)],
     )
     app.state.settings = settings
     app.state.role = role

@@ -41,11 +41,14 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RANK = {role: i for i, role in enumerate(access.ROLES)}
 DOCTOR_ACTIONS = frozenset({"next", "call", "recall", "skip", "done", "no_show", "serve"})
+# What an API token with a scope may do: "press" is a desk button (call the next patient).
+SCOPE_ACTIONS = {"press": frozenset({"next"})}
 
-# Failed logins: a few are free, then a lockout of 30 s that doubles with each further failure
-# (up to 15 min) while failures keep coming within the window.
+# Login attempts: a few are free, then a lockout of 30 s that doubles with each further attempt
+# (up to 15 min) while they keep coming within the window. Counted per address and per address
+# with the username, never per username alone: an attacker elsewhere cannot lock a person out.
 FAIL_WINDOW_S = 900
-FREE_FAILS = {"user": 5, "ip": 20}
+FREE_FAILS = {"ipuser": 5, "ip": 20}
 FIRST_LOCK_S = 30
 MAX_LOCK_S = 900
 
@@ -57,6 +60,7 @@ class Staff:
     role: str
     queues: tuple[str, ...]
     via: str  # "session" or "token"
+    scope: str = ""  # an API token limited to some actions (SCOPE_ACTIONS); "" = the role's all
 
     @property
     def actor(self) -> str:
@@ -67,9 +71,15 @@ class Staff:
 
     def may(self, action: str, queue_id: str) -> bool:
         """May this user do ``action`` (``next``, ``issue``, ``no_show``…) on that queue?"""
+        if self.scope and action not in SCOPE_ACTIONS.get(self.scope, ()):
+            return False
         if self.at_least("reception"):
             return True
         return action in DOCTOR_ACTIONS and queue_id in self.queues
+
+    def reads(self, queue_id: str) -> bool:
+        """May this user see that queue's tickets? A doctor only their own queues'."""
+        return self.at_least("reception") or queue_id in self.queues
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "username": self.username, "role": self.role, "queues": list(self.queues)}
@@ -85,8 +95,9 @@ async def start_session(request: Request, kind: str, uid: int | str) -> tuple[st
     sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     key = keys.session(sid)
     async with request.app.state.redis.pipeline(transaction=True) as pipe:
+        now = str(int(time.time()))
         pipe.hset(key, mapping={"kind": kind, "uid": str(uid), "csrf": csrf, "ip": client_ip(request),
-                                "ua": request.headers.get("user-agent", "")[:256], "created": str(int(time.time()))})
+                                "ua": request.headers.get("user-agent", "")[:256], "created": now, "seen": now})
         pipe.expire(key, settings["security.session_hours"] * 3600)
         await pipe.execute()
     return sid, csrf
@@ -110,6 +121,19 @@ async def load_session(redis: aioredis.Redis, sid: str | None) -> dict[str, str]
     return found or None
 
 
+async def end_sessions_of(redis: aioredis.Redis, kind: str, uid: int | str, keep: str | None = None) -> int:
+    """End every session of one staff user or account (but ``keep``, a session cookie's id),
+    and tell every process to drop cached credentials. Sessions are keyed by a hash of their
+    id only, so they are found by scanning (rare: erasure, access withdrawal, password change)."""
+    kept = keys.session(keep) if keep else None
+    ended = 0
+    async for key in redis.scan_iter(match=keys.SESSIONS_PATTERN, count=500):
+        if key != kept and await redis.hmget(key, "kind", "uid") == [kind, str(uid)]:
+            ended += await redis.delete(key)
+    await redis.publish(keys.CREDENTIALS_CHANGED, "sessions")
+    return ended
+
+
 async def end_session(redis: aioredis.Redis, sid: str | None) -> None:
     """Delete the session, and tell every process to drop the credentials it has cached."""
     if sid:
@@ -120,8 +144,29 @@ async def end_session(redis: aioredis.Redis, sid: str | None) -> None:
 
 
 async def current_session(request: Request) -> dict[str, str] | None:
-    """The session of the request's cookie (any kind), or None."""
-    return await load_session(request.app.state.redis, request.cookies.get(SESSION_COOKIE))
+    """The session of the request's cookie (any kind), or None (also once it sat idle too long)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = await load_session(request.app.state.redis, cookie)
+    if session is not None and not await still_active(request, cookie, session):
+        return None
+    return session
+
+
+IDLE_TOUCH_S = 60  # "last seen" is written at most once a minute per session, not on every request
+
+
+async def still_active(request: Request, cookie: str | None, session: dict[str, str]) -> bool:
+    """False (and the session ended) when it went unused for ``security.idle_minutes``;
+    otherwise note that it was used now."""
+    redis = request.app.state.redis
+    now = int(time.time())
+    seen = int(session.get("seen") or session.get("created") or now)
+    if now - seen > request.app.state.settings["security.idle_minutes"] * 60:
+        await end_session(redis, cookie)
+        return False
+    if now - seen >= IDLE_TOUCH_S and cookie:
+        await redis.hset(keys.session(cookie), "seen", str(now))
+    return True
 
 
 def check_csrf(request: Request, session: dict[str, str]) -> None:
@@ -129,12 +174,23 @@ def check_csrf(request: Request, session: dict[str, str]) -> None:
     CSRF token in ``X-CSRF-Token`` (compared in constant time)."""
     if request.method in SAFE_METHODS:
         return
-    origin = request.headers.get("origin")
-    if origin is not None and not origin_allowed(request, origin):
-        raise Forbidden("origin not allowed", code="origin_not_allowed")
+    check_same_site(request)
     sent = request.headers.get(CSRF_HEADER, "")
     if not hmac.compare_digest(sent.encode(), session.get("csrf", "").encode()):
         raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
+
+
+def check_same_site(request: Request) -> None:
+    """A write that starts or uses a session must come from our own pages: a browser's
+    ``Origin`` names this host (or a listed origin) and ``Sec-Fetch-Site`` is not
+    ``cross-site``. Requests without either (scripts, curl) pass: they carry no victim's
+    cookies. Login and registration check this too (no login CSRF into an attacker's account)."""
+    origin = request.headers.get("origin")
+    if origin is not None and not origin_allowed(request, origin):
+        raise Forbidden("origin not allowed", code="origin_not_allowed")
+    listed = origin is not None and origin in request.app.state.settings["security.allowed_origins"]
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site" and not listed:
+        raise Forbidden("cross-site request not allowed", code="origin_not_allowed")
 
 
 def origin_allowed(request: Request, origin: str) -> bool:
@@ -237,11 +293,17 @@ class CredentialCache:
             await asyncio.sleep(self.RETRY_S)
 
 
-def _staff(u: dict[str, str], via: str) -> Staff | None:
-    """The staff user of a mirrored user hash, or None when unknown or disabled."""
+def _staff(u: dict[str, str], via: str, token: dict[str, str] | None = None) -> Staff | None:
+    """The staff user of a mirrored user hash, or None when unknown or disabled (or, for an API
+    token, expired: ``token`` holds its scope and expiry)."""
     if not u or u.get("disabled") == "1" or u.get("role") not in RANK:
         return None
-    return Staff(int(u["id"]), u["username"], u["role"], tuple(json.loads(u.get("queues") or "[]")), via)
+    token = token or {}
+    expires = int(token.get("expires") or 0)  # epoch s; 0: never
+    if expires and expires <= time.time():
+        return None
+    return Staff(int(u["id"]), u["username"], u["role"], tuple(json.loads(u.get("queues") or "[]")), via,
+                 token.get("scope", ""))
 
 
 async def staff_user(redis: aioredis.Redis, uid: str | int, via: str) -> Staff | None:
@@ -285,7 +347,8 @@ async def authenticate_staff(request: Request) -> Staff:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Authorization must be 'Bearer <API token>'", code="invalid_token")
-        user = _staff((await credentials.lookup(keys.api_token(token.strip()), "token"))[1], "token")
+        scope, found_user = await credentials.lookup(keys.api_token(token.strip()), "token")
+        user = _staff(found_user, "token", scope)
         if user is None:
             raise Unauthorized("invalid API token", code="invalid_token")
     else:
@@ -293,7 +356,7 @@ async def authenticate_staff(request: Request) -> Staff:
         found = None
         if _cookie_ok(cookie):
             found = _session_staff(await credentials.lookup(keys.session(cookie), "session"))
-        if found is None:
+        if found is None or not await still_active(request, cookie, found[0]):
             raise Unauthorized("log in first", code="not_authenticated")
         session, user = found
         check_csrf(request, session)
@@ -303,6 +366,9 @@ async def authenticate_staff(request: Request) -> Staff:
 
 async def require_staff(request: Request, role: str = "doctor") -> Staff:
     user = await authenticate_staff(request)
+    if user.scope:
+        raise Forbidden(f"this API token may only {', '.join(sorted(SCOPE_ACTIONS.get(user.scope, ())))}",
+                        code="token_scope")
     if not user.at_least(role):
         raise Forbidden(f"needs the {role} role", code="forbidden")
     return user
@@ -337,35 +403,31 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 def _limit_keys(username: str, ip: str) -> dict[str, str]:
-    """Who a failed login counts against: the username and the address (hashed in key names)."""
-    return {"user": keys.secret_hash(username.lower())[:32], "ip": keys.secret_hash(ip)[:32]}
+    """Who a login attempt counts against: the address, and the address with the username
+    (hashed in key names: no addresses or usernames in Redis key names)."""
+    return {"ipuser": keys.secret_hash(f"{ip} {username.lower()}")[:32], "ip": keys.secret_hash(ip)[:32]}
 
 
-async def _check_lockout(redis: aioredis.Redis, who: dict[str, str]) -> None:
+ATTEMPT_SCRIPT = resources.files("qtraq_live").joinpath("lua/login_attempt.lua").read_text()
+
+
+async def _count_attempt(redis: aioredis.Redis, who: dict[str, str]) -> None:
+    """Count the attempt before its password is checked, atomically (``lua/login_attempt.lua``):
+    429 with Retry-After while a lockout runs, so racing requests cannot all be evaluated."""
+    key_list: list[str] = []
     for scope, ident in who.items():
-        ttl = await redis.ttl(keys.rate_limit(f"login-lock-{scope}", ident))
-        if ttl > 0:
-            raise RateLimited(f"too many failed logins; retry in {ttl} s", retry_after=ttl)
-
-
-async def _record_failure(redis: aioredis.Redis, who: dict[str, str]) -> None:
-    for scope, ident in who.items():
-        fails_key = keys.rate_limit(f"login-fail-{scope}", ident)
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(fails_key, 0, ex=FAIL_WINDOW_S, nx=True)
-            pipe.incr(fails_key)
-            _, fails = await pipe.execute()
-        over = int(fails) - FREE_FAILS[scope]
-        if over >= 0:
-            lock_s = min(FIRST_LOCK_S * 2 ** min(over, 10), MAX_LOCK_S)
-            await redis.set(keys.rate_limit(f"login-lock-{scope}", ident), "1", ex=lock_s)
+        key_list += [keys.rate_limit(f"login-fail-{scope}", ident), keys.rate_limit(f"login-lock-{scope}", ident)]
+    locked = int(await redis.eval(ATTEMPT_SCRIPT, len(key_list), *key_list, FAIL_WINDOW_S, FIRST_LOCK_S,
+                                  MAX_LOCK_S, *(FREE_FAILS[scope] for scope in who)))
+    if locked > 0:
+        raise RateLimited(f"too many failed logins; retry in {locked} s", retry_after=locked)
 
 
 async def login_staff(request: Request, username: str, password: str) -> Staff:
     """Check a staff login (locked out after repeated failures: 429 with Retry-After)."""
     redis, store = request.app.state.redis, request.app.state.store
     who = _limit_keys(username, client_ip(request))
-    await _check_lockout(redis, who)
+    await _count_attempt(redis, who)
     record = await access.login_record(store, username)
     password_hash = record["password_hash"] if record else await asyncio.to_thread(_dummy)
     ok = await asyncio.to_thread(_verify, password_hash, password)
@@ -373,9 +435,9 @@ async def login_staff(request: Request, username: str, password: str) -> Staff:
     if user is None and ok and record and not record["disabled"]:
         log.warning("user id=%s has no Redis mirror: run `qtraq-live rebuild`", record["id"])
     if user is None:
-        await _record_failure(redis, who)
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    await redis.delete(keys.rate_limit("login-fail-user", who["user"]))
+    await redis.delete(keys.rate_limit("login-fail-ipuser", who["ipuser"]),
+                       keys.rate_limit("login-lock-ipuser", who["ipuser"]))
     if access.hasher.check_needs_rehash(password_hash):
         await access.update_password_hash(store, user.id, await asyncio.to_thread(access.hasher.hash, password))
     log.info("staff login user id=%s", user.id)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import logs, server
+from . import __version__, breach_report, logs, server, staff_access
 from .abdm import commands as abdm_cli
 from .accounts import commands as accounts_cli
 from .config import Settings, load_settings
@@ -129,12 +131,88 @@ def username_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("username")
 
 
+def token_create_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username")
+    p.add_argument("--scope", choices=("press",), default="",
+                   help="limit the token: press = call the next patient only (a desk button)")
+    p.add_argument("--expires-days", type=int, metavar="N", help="the token stops working after N days")
+
+
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     from . import access
 
-    token = run_offline(settings, lambda ctx: access.create_api_token(ctx.store, ctx.redis, args.username))
+    if args.expires_days is not None and args.expires_days < 1:
+        raise Invalid("--expires-days", "must be at least 1")
+    expires_at = int(time.time()) + args.expires_days * 86_400 if args.expires_days else None
+    token = run_offline(settings, lambda ctx: access.create_api_token(ctx.store, ctx.redis, args.username,
+                                                                      args.scope, expires_at))
     print(f"API token for {args.username} (shown once; send it as 'Authorization: Bearer <token>'):")
     print(token)
+    return 0
+
+
+# -- withdrawing staff access (effective at once in every process: see staff_access.py) ----------
+
+def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    run_offline(settings, lambda ctx: staff_access.set_disabled(ctx.store, ctx.redis, args.username, True))
+    print(f"user {args.username} disabled; their sessions ended")
+    return 0
+
+
+def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
+    run_offline(settings, lambda ctx: staff_access.set_disabled(ctx.store, ctx.redis, args.username, False))
+    print(f"user {args.username} enabled")
+    return 0
+
+
+def user_passwd_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username")
+    p.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+
+
+def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    password = read_password(args.password_stdin)
+    run_offline(settings, lambda ctx: staff_access.set_password(ctx.store, ctx.redis, args.username, password))
+    print(f"password of {args.username} changed; their sessions ended")
+    return 0
+
+
+def user_role_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--queue", action="append", default=[], metavar="Q",
+                   help="a queue this doctor acts on (repeat for several)")
+
+
+def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
+    user = run_offline(settings, lambda ctx: staff_access.set_role(ctx.store, ctx.redis, args.username, args.role,
+                                                                   args.queue))
+    scope = f" on {', '.join(user['queues'])}" if user["queues"] else ""
+    print(f"user {user['username']} is now {user['role']}{scope}")
+    return 0
+
+
+def token_list_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("username", nargs="?", help="only this user's tokens")
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    tokens = run_offline(settings, lambda ctx: staff_access.list_tokens(ctx.store, args.username))
+    print(f"{'id':>5}  {'user':<20} {'scope':<6} {'state':<8} {'created':<21} expires")
+    for t in tokens:
+        state = "active" if t["active"] else "revoked" if t["revoked_at"] else "expired"
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t["expires_at"])) if t["expires_at"] else "never"
+        print(f"{t['id']:>5}  {t['username']:<20} {t['scope'] or 'all':<6} {state:<8} {t['created_at']:<21} {expires}")
+    return 0
+
+
+def token_revoke_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("token_or_id", metavar="TOKEN_OR_ID", help="the token itself, or its id from `token list`")
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    result = run_offline(settings, lambda ctx: staff_access.revoke_token(ctx.store, ctx.redis, args.token_or_id))
+    print(f"API token {result['id']} revoked")
     return 0
 
 
@@ -150,6 +228,21 @@ def cmd_display_key(args: argparse.Namespace, settings: Settings) -> int:
         ctx.store, ctx.redis, args.clinic, args.label))
     print(f"display key for clinic {args.clinic} (shown once; open /display/{args.clinic}?key=<key>):")
     print(key)
+    return 0
+
+
+# -- DPDP: breach report --------------------------------------------------------------------------
+
+def breach_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="start", required=True, metavar="WHEN", help="start of the window (ISO, UTC)")
+    p.add_argument("--to", dest="end", required=True, metavar="WHEN", help="end of the window (ISO, UTC)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def cmd_breach_report(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = breach_report.parse_when("--from", args.start), breach_report.parse_when("--to", args.end)
+    report = run_offline(settings, lambda ctx: breach_report.build(ctx.store, settings, start, end))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else breach_report.markdown(report))
     return 0
 
 
@@ -173,10 +266,19 @@ COMMANDS: list[Command] = [
     Command("duties", "run the primary's background duties (serve starts this itself)", cmd_duties),
     Command("demo", "serve a seeded demo clinic and print its URLs and logins", cmd_demo, demo_arguments),
     Command("user add", "create a staff user", cmd_user_add, user_add_arguments),
-    Command("token create", "create an API token for a staff user", cmd_token_create, username_argument),
+    Command("token create", "create an API token for a staff user", cmd_token_create, token_create_arguments),
+    Command("user disable", "disable a staff user and end their sessions", cmd_user_disable, username_argument),
+    Command("user enable", "enable a disabled staff user", cmd_user_enable, username_argument),
+    Command("user passwd", "set a staff user's password (ends their sessions)", cmd_user_passwd,
+            user_passwd_arguments),
+    Command("user role", "change a staff user's role and queues", cmd_user_role, user_role_arguments),
+    Command("token list", "list API tokens (never the secrets)", cmd_token_list, token_list_arguments),
+    Command("token revoke", "revoke an API token by the token or its id", cmd_token_revoke, token_revoke_arguments),
     Command("display-key", "create a display key for a clinic's screens", cmd_display_key, display_key_arguments),
     Command("rebuild", "server stopped: replace the live Redis state with the SQLite record", cmd_rebuild),
     Command("purge", "apply the retention policy now", accounts_cli.cmd_purge),
+    Command("breach-report", "list who and what a breach in a time window may touch; draft the notices",
+            cmd_breach_report, breach_arguments),
     Command("import appointments", "import appointments from a CSV (name,mobile,email,queue,date,slot)",
             accounts_cli.cmd_import_appointments, accounts_cli.import_arguments),
     Command("abdm check", "check the ABDM Scan & Share settings against the gateway; print the bridge URL", abdm_cli.cmd_check),
@@ -185,6 +287,7 @@ COMMANDS: list[Command] = [
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qtraq-live", description="Real-time clinic waiting-room server.")
+    parser.add_argument("--version", action="version", version=f"qtraq-live {__version__}")
     groups: dict[tuple[str, ...], argparse._SubParsersAction[argparse.ArgumentParser]] = {
         (): parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
     for command in commands:

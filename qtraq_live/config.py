@@ -97,12 +97,18 @@ SETTINGS: list[Setting] = [
     Setting("server.public_url", "", "Base URL patients reach (for links in notices and QR codes). Empty: derived from the request.", env="QTRAQ_PUBLIC_URL"),
     Setting("server.access_log", False, "Log every HTTP request (uvicorn's access log).", _as_bool, env="QTRAQ_ACCESS_LOG"),
     Setting("server.max_body_bytes", 65536, "Largest accepted request body.", _as_int, minimum=1024),
+    Setting("server.header_timeout_s", 10, "Seconds a connection may take to send a request's headers before it is closed (slow-header attacks).", _as_int, env="QTRAQ_HEADER_TIMEOUT_S", minimum=1),
+    Setting("server.body_timeout_s", 30, "Seconds a request may take to send its body before it is answered 408.", _as_int, env="QTRAQ_BODY_TIMEOUT_S", minimum=1),
     Setting("security.allowed_origins", [], "Origins allowed to open browser WebSockets and send cookie writes. Empty: same host only.", _as_list, env="QTRAQ_ALLOWED_ORIGINS"),
     Setting("security.trusted_proxies", [], "Proxy addresses whose X-Forwarded-For is believed (client IPs in logs and rate limits).", _as_list, env="QTRAQ_TRUSTED_PROXIES"),
     Setting("security.session_hours", 12, "Lifetime of a login session.", _as_int, minimum=1),
     Setting("security.credential_cache_s", 5, "Seconds a process may reuse a staff credential it has checked (a logout reaches every process at once; other ends within this time). 0: check every request.", _as_int, minimum=0),
     Setting("security.join_rate_limit", 20, "Self check-ins one address may make per 10 minutes (clinic Wi-Fi shares one address: keep it generous).", _as_int, minimum=1),
     Setting("security.track_rate_limit", 120, "Ticket-page reads (GET /api/v1/t/{token}) one address may make per minute.", _as_int, minimum=1),
+    Setting("security.sockets_per_address", 500, "WebSockets one client address may hold open in each server process (clinic Wi-Fi shares one address: keep it above the waiting room's phones and screens).", _as_int, env="QTRAQ_SOCKETS_PER_ADDRESS", minimum=1),
+    Setting("security.metrics_token", "", "Bearer token /metrics asks for; set it in the environment. Empty: /metrics answers only to security.metrics_networks.", env="QTRAQ_METRICS_TOKEN"),
+    Setting("security.metrics_networks", ["127.0.0.1/32", "::1/128"], "Addresses or networks allowed to read /metrics without the token (the Prometheus host).", _as_list, env="QTRAQ_METRICS_NETWORKS"),
+    Setting("security.idle_minutes", 120, "A login session unused for this long ends (as well as after security.session_hours).", _as_int, minimum=1),
     Setting("hub.ping_interval_s", 20, "WebSocket keepalive ping interval; a socket with no pong for as long again is closed.", _as_int, minimum=1),
     Setting("hub.send_queue", 64, "Messages buffered per socket before it is resynced with a fresh snapshot.", _as_int, minimum=1),
     Setting("engine.stream_maxlen", 50000, "Events kept per clinic stream (resume window).", _as_int, minimum=100),
@@ -132,6 +138,8 @@ SETTINGS: list[Setting] = [
     Setting("abdm.profile_days", 30, "Days a shared ABHA profile (and a registration made from it) is kept after the visit.", _as_int, minimum=1),
     Setting("privacy.grievance_contact", "", "Grievance officer contact shown in the portal and on the privacy page.", env="QTRAQ_GRIEVANCE_CONTACT"),
     Setting("privacy.walkin_contact_days", 30, "Days after the visit after which contact details on walk-in tickets are deleted.", _as_int, minimum=1),
+    Setting("privacy.notice_version", "2026-12-07", "Version of the privacy notice (/privacy) in force; every consent record stores it. Change it whenever the notice changes.", env="QTRAQ_NOTICE_VERSION"),
+    Setting("privacy.security_log_days", 365, "Days the security log (logins, exports, erasures, consent and staff access changes; pseudonymous) is kept: at least a year (DPDP Rules).", _as_int, minimum=365),
     Setting("privacy.session_log_days", 180, "Days an account's login session log (time, IP, OS, browser) is kept.", _as_int, minimum=1),
     # Replies from patients, Web Push, DLT and spoken calls (issue #20; docs/notifications.md).
     Setting("inbound.sms_secret", "", "HMAC-SHA256 key the SMS gateway signs inbound replies with (header X-Signature: sha256=<hex>). Empty: POST /api/v1/inbound/sms answers 404. Set it in the environment.", env="QTRAQ_INBOUND_SMS_SECRET"),
@@ -291,7 +299,29 @@ def load_settings(environ: Mapping[str, str] | None = None, *, resolve_secret: b
     settings = Settings(values, seed)
     if resolve_secret:
         settings = settings.replace(secret_key=resolve_secret_key(settings))
+    check_production(settings)
     return settings
+
+
+def check_production(settings: Settings) -> None:
+    """What production cannot run without: a public URL (links and QR codes never follow the
+    request's Host header) and a grievance officer to name in the privacy notice (DPDP Rules)."""
+    if not settings.production:
+        return
+    if not settings["server.public_url"].startswith("https://"):
+        raise ConfigError("server.public_url", "production needs the https:// address patients reach "
+                          "(QTRAQ_PUBLIC_URL): links and QR codes never trust the request's Host header")
+    if not settings["privacy.grievance_contact"].strip():
+        raise ConfigError("privacy.grievance_contact", "production needs the grievance officer's name and "
+                          "contact (QTRAQ_GRIEVANCE_CONTACT), shown in the privacy notice")
+
+
+def private_dir(path: Path) -> None:
+    """Create a data directory readable by this user only (0700); one that exists is left as
+    the operator made it. Everything under it is created 0600 (store.py, secret_key)."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path, 0o700)  # mode= is filtered by the umask
 
 
 def resolve_secret_key(settings: Settings) -> str:
@@ -307,7 +337,7 @@ def resolve_secret_key(settings: Settings) -> str:
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(key)

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import access, logs, redis_conn, server
 from .children import Child
-from .config import Settings, load_settings
+from .config import Settings, load_settings, private_dir
 from .duties import Context
 from .errors import ConfigError, Conflict
 from .queue_engine import QueueEngine
@@ -65,7 +65,7 @@ def load_state(settings: Settings) -> dict[str, Any]:
 
 def save_state(settings: Settings, state: dict[str, Any]) -> None:
     path = state_path(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(state, fh, indent=2)

@@ -12,7 +12,7 @@ WebSocket close code. Nothing else needs to know how errors are rendered.
     ├── Conflict            409  illegal state transition
     ├── MisdirectedWrite    421  a write sent to a ``--role hub`` process
     ├── PayloadTooLarge     413  body over the size limit
-    ├── UnsupportedMedia    415  a file type not allowed, or content that does not match it
+    ├── UnsupportedMediaType 415  a file type not allowed, or content that does not match it
     ├── Invalid             422  a field failed validation (the message names the field)
     ├── RateLimited         429  too many requests (``retry_after`` seconds)
     ├── Unavailable         503  Redis or SQLite unreachable
@@ -78,7 +78,12 @@ class PayloadTooLarge(QtraqError):
     close_code = 1009
 
 
-class UnsupportedMedia(QtraqError):
+class RequestTimeout(QtraqError):
+    status = 408
+    code = "request_timeout"
+
+
+class UnsupportedMediaType(QtraqError):
     status = 415
     code = "unsupported_media_type"
     close_code = 1003

@@ -245,7 +245,8 @@ class Mirror:
         mask = bool(self.clinic.get("mask_names"))
         queues = [{**queue_header(q, len(self.waiting[qid]), False),
                    "now_serving": [display_entry(t, mask) for t in self._serving_states(qid)],
-                   "waiting": [display_entry(t, mask) for t in self._waiting_states(qid)]}
+                   # the TV shows waiting tickets by label only: their names never leave the server
+                   "waiting": [{**display_entry(t, mask), "name": None} for t in self._waiting_states(qid)]}
                   for qid, q in self.queues.items() if allowed is None or qid in allowed]
         clinic = {k: self.clinic.get(k) for k in ("id", "name", "mask_names")}
         recent = [r for r in self.recent if allowed is None or r["queue"] in allowed]

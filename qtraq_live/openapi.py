@@ -21,8 +21,8 @@ from starlette.routing import BaseRoute, Route
 from . import __version__
 from .auth import SESSION_COOKIE
 from .accounts import api as accounts_api
-from .accounts import api_appointments, appointments, broadcast, feedback, records
-from .api import admin, auth_routes, clinics, issue, notifications, queues, tickets
+from .accounts import api_appointments, appointments, broadcast, feedback, nominee, records
+from .api import admin, admin_staff, auth_routes, clinics, issue, notifications, queues, tickets
 from .api import push as api_push
 from .validation import EMPTY, Schema
 
@@ -78,6 +78,9 @@ SCHEMAS: dict[str, Schema] = {
     "PushSubscription": api_push.SUBSCRIPTION,
     "FeedbackRate": feedback.BODY,
     "AdminNotice": broadcast.BODY,
+    "UserPatch": admin_staff.PATCH_USER,
+    "TokenCreate": admin_staff.NEW_TOKEN,
+    "Nominee": nominee.NOMINEE,
 }
 
 _TICKET_ACTIONS = {
@@ -257,6 +260,23 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("POST", "/appointments/{appointment}/paid"): Op("Mark a visit paid", "reception", EMPTY, {}),
     ("GET", "/auth/oidc/login"): Op("Sign in with the OpenID Connect provider (a redirect)", "public"),
     ("GET", "/auth/oidc/callback"): Op("The provider's redirect back (then to /account)", "public"),
+    # -- security round two (issue #21): staff access, sessions, DPDP --
+    ("PATCH", "/admin/users/{user}"): Op("Disable or enable a user, reset the password, change the role (at once "
+                                         "everywhere)", "admin", admin_staff.PATCH_USER, {"disabled": True}),
+    ("DELETE", "/admin/users/{user}/sessions"): Op("End every session of a staff user", "admin"),
+    ("POST", "/admin/users/{user}/tokens"): Op("Create an API token (shown once), optionally scoped and expiring",
+                                               "admin", admin_staff.NEW_TOKEN, {"scope": "press", "expires_days": 90},
+                                               201),
+    ("GET", "/admin/tokens"): Op("API tokens (never the secrets)", "admin",
+                                 params=(("user", "query", "string", "only this username's tokens"),)),
+    ("DELETE", "/admin/tokens/{token_id}"): Op("Revoke an API token (refused everywhere at once)", "admin"),
+    ("DELETE", "/me/sessions/{session}"): Op("Log out one of the account's sessions", "account"),
+    ("GET", "/me/nominee"): Op("The nominee recorded for the account", "account"),
+    ("PUT", "/me/nominee"): Op("Record or change the nominee", "account", nominee.NOMINEE,
+                               {"name": "Ravi Verma", "relation": "son", "contact": "+919812345678"}),
+    ("DELETE", "/me/nominee"): Op("Remove the nominee", "account"),
+    ("POST", "/t/{token}/withdraw"): Op("A walk-in deletes their name and contact (keeps the place)", "token",
+                                        EMPTY, {}, limited=True),
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::([^}]+))?}")
@@ -285,7 +305,9 @@ ERRORS = {
     "403": "Not allowed: role, queue, or missing X-CSRF-Token on a cookie write",
     "404": "Unknown resource",
     "409": "State conflict, e.g. an illegal ticket transition",
+    "408": "The body took too long to arrive (server.body_timeout_s)",
     "413": "Body too large",
+    "415": "A body not sent as Content-Type: application/json",
     "421": "A write sent to a --role hub process",
     "422": "Invalid or unknown field (the message names it)",
     "429": "Rate limited (see Retry-After)",

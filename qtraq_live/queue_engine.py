@@ -257,6 +257,9 @@ class QueueEngine:
             return await send_once(self.redis, "EVALSHA", script.sha, 0, *argv)
 
     async def _run(self, op: str, args: Mapping[str, Any], record: Record | None = None) -> Json:
+        for field in ("clinic", "queue"):  # ids from paths: never a key name like 'gp:waiting'
+            if isinstance(args.get(field), str) and not SLUG.match(args[field]):
+                raise NotFound(f"unknown {field}")
         now_ms = int(self.clock() * 1000)
         present = {k: v for k, v in args.items() if v is not None}  # Lua sees null as userdata
         argv: list[Any] = [op, orjson.dumps(present), now_ms, self.stream_maxlen]
@@ -366,6 +369,8 @@ class QueueEngine:
         return out["queue"], out["clinic"]
 
     async def get_queue(self, queue_id: str) -> Json | None:
+        if not isinstance(queue_id, str) or not SLUG.match(queue_id):
+            return None  # not an id (e.g. 'gp:waiting', another key's name): unknown
         h = await self._call_redis(self.redis.hgetall(keys.queue(queue_id)))
         if not h:
             return None

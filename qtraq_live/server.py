@@ -33,11 +33,12 @@ from uvicorn.supervisors import Multiprocess
 
 from . import ws_adapter
 from .children import Child, die_with_parent
-from .config import Settings
+from .config import Settings, private_dir
 from .embedded_redis import EmbeddedRedis
 from .errors import ConfigError, Unavailable
 from .logs import logging_config
 from .metrics import use_multiprocess_dir
+from .web.http_protocol import HeaderDeadlineProtocol
 from .workers import channels, dlt
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def uvicorn_config(settings: Settings, role: str, workers: int) -> uvicorn.Confi
         factory=True,
         workers=workers,
         ws=WS_IMPL,
+        http=functools.partial(HeaderDeadlineProtocol, header_timeout_s=float(settings["server.header_timeout_s"])),
         ws_per_message_deflate=False,
         ws_ping_interval=ping,
         ws_ping_timeout=ping,
@@ -187,7 +189,7 @@ def serve(settings: Settings, *, role: str = "all", host: str | None = None, por
     workers = settings["server.workers"] if workers is None else workers
     if workers < 1:
         raise ConfigError("server.workers", "must be at least 1")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     if (other := running_pid(settings)) is not None:
         raise Unavailable(f"qtraq-live is already running on {settings.data_dir} (pid {other})")
     signal.signal(signal.SIGTERM, _interrupt)  # until the main loop takes over: unwind cleanly

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import aiosqlite
 
+from .config import private_dir
 from .errors import Conflict, Unavailable
 from .metrics import SQLITE_ERRORS
 
@@ -72,6 +74,14 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _owner_only(path: Path) -> None:
+    """The record and its WAL are readable by this user only (0600)."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+
+
 def schema_files() -> list[tuple[str, str]]:
     """``(name, sql)`` of every schema file of the package, in name order."""
     folder = resources.files("qtraq_live").joinpath("schema")
@@ -92,12 +102,13 @@ class Store:
     async def open(self) -> None:
         self._lock = asyncio.Lock()  # bound to the loop that opens the store
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
         except OSError as exc:
             raise Unavailable(f"cannot create the data directory {self.path.parent}: {exc.strerror}") from exc
         with self._translated():
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
+            _owner_only(self.path)  # before WAL: SQLite gives the -wal and -shm files the same mode
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
                            "secure_delete=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
                 await self._conn.execute(f"PRAGMA {pragma}")

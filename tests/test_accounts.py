@@ -67,6 +67,9 @@ def test_resending_a_code_is_rate_limited(portal: LiveServer, redis_url: str) ->
     assert error_of(r) == (429, "rate_limited") and int(r.headers["Retry-After"]) > 0
     with portal.db() as db:  # a minute later
         db.execute("UPDATE account_codes SET sent_at = sent_at - 61000")
+    minute = redis.Redis.from_url(redis_url)
+    minute.delete(*minute.keys("qt:rl:code-dest-minute:*"))  # the per-destination minute is over too
+    minute.close()
     assert p.post("/accounts/verify/resend", json={"channel": "email"}).status_code == 200
     first, second = codes_sent(redis_url, p.email)
     if first != second:  # the new code replaces the old one
@@ -89,12 +92,9 @@ def test_every_bad_registration_field_is_named(portal: LiveServer, field: str, v
     assert field in r.json()["error"]["message"]
 
 
-def test_a_contact_is_required_and_belongs_to_one_account(portal: LiveServer) -> None:
+def test_a_contact_is_required(portal: LiveServer) -> None:
     r = portal.client().post("/accounts", json=GOOD)
     assert error_of(r) == (422, "missing_field") and "email" in r.json()["error"]["message"]
-    p = register(portal)
-    assert error_of(portal.client().post("/accounts", json={**GOOD, "email": p.email.upper()})) == (409, "email_taken")
-    assert error_of(portal.client().post("/accounts", json={**GOOD, "mobile": p.mobile})) == (409, "mobile_taken")
 
 
 def test_login_logs_time_ip_os_and_browser(portal: LiveServer) -> None:
@@ -184,17 +184,17 @@ def test_consent_is_separate_default_off_and_has_a_history(portal: LiveServer, r
 
 
 def test_no_marketing_for_children(portal: LiveServer) -> None:
-    p = register(portal, date_of_birth="2015-06-01")
-    r = p.client.put("/me/consent", json={"notifications": True, "analytics": False, "marketing": True})
-    assert error_of(r) == (422, "minor") and "marketing" in r.json()["error"]["message"]
-    email, _ = unique_contacts()
-    r = portal.client().post("/accounts", json={**GOOD, "email": email, "date_of_birth": "2015-06-01",
-                                                "consent": {"marketing": True}})
-    assert error_of(r) == (422, "minor")
+    """A child cannot hold an account at all (DPDP: a guardian registers and adds the child)."""
+    for consent in ({"marketing": True}, {"marketing": False}):
+        email, _ = unique_contacts()
+        r = portal.client().post("/accounts", json={**GOOD, "email": email, "date_of_birth": "2015-06-01",
+                                                    "consent": consent})
+        assert error_of(r) == (422, "minor") and "date_of_birth" in r.json()["error"]["message"]
 
 
-def test_linked_patients_need_consent_and_a_guardian_for_children(portal: LiveServer) -> None:
+def test_linked_patients_need_consent_and_a_guardian_for_children(portal: LiveServer, redis_url: str) -> None:
     p = register(portal)
+    assert verify(p, "email", codes_sent(redis_url, p.email)[0]).status_code == 200  # the guardian's verified contact
     me = add_patient(p, name="Ravi Kumar", relation="self", date_of_birth="1988-02-03", gender="male",
                      blood_group="O+")
     assert me["age"] >= 38 and me["blood_group"] == "O+" and me["minor"] is False

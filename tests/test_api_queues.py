@@ -164,7 +164,7 @@ def test_doctor_presses_only_on_their_own_queues(app_server: LiveServer, desk: h
     before = _version(app_server)
     assert error_of(doctor.post("/queues/eye/next")) == (403, "forbidden")
     assert _version(app_server) == before
-    assert doctor.get("/queues/eye").status_code == 200  # every staff member may look
+    assert doctor.get("/queues/eye").status_code == 403  # a doctor reads only their own queues (#21 item 11)
 
 
 @pytest.mark.parametrize(("body", "code"), [

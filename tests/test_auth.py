@@ -73,8 +73,8 @@ def test_repeated_failures_lock_the_username_with_retry_after(app_server: LiveSe
     name = app_server.add_user("admin")
     c = app_server.client()
     codes = [c.post("/auth/login", json={"username": name, "password": "guess-%d" % i}).status_code
-             for i in range(auth.FREE_FAILS["user"])]
-    assert codes == [401] * auth.FREE_FAILS["user"]
+             for i in range(auth.FREE_FAILS["ipuser"])]
+    assert codes == [401] * auth.FREE_FAILS["ipuser"]
     locked = c.post("/auth/login", json={"username": name, "password": PASSWORD})  # even the right one
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "rate_limited"

@@ -48,7 +48,8 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # a reserved ticket id (ids may skip, never repeat), the audit trail (failed logins are audited)
 # and the per-code count of wrong verification guesses.
 VOLATILE_KEYS = ("qt:rl:", "qt:sess:", "qt:seq:ticket", "qt:hub:", "qt:audit")
-VOLATILE_TABLES = frozenset({"audit_log", "account_codes", "account_sessions"})
+# logs grow on errors too (the security log's AUTOINCREMENT counter lives in sqlite_sequence)
+VOLATILE_TABLES = frozenset({"audit_log", "account_codes", "account_sessions", "security_log", "sqlite_sequence"})
 ANON = ("/auth/login", "/accounts", "/auth/account-login", "/public/", "/t/")
 PATIENT = ("/me", "/accounts/verify", "/auth/account-logout", "/appointments/")
 COUNTS: Counter[str] = Counter()
@@ -221,8 +222,8 @@ def site(settings: Settings, sync_redis: redis.Redis, monkeypatch: pytest.Monkey
         patient = register(live)
         person = patient.post("/me/patients", json={"name": "Ravi", "relation": "self", "age": 40}).json()
         params = {"clinic": "c1", "queue": "gp", "ticket_id": str(doomed["id"]), "token": watched["token"],
-                  "key_id": str(key_id), "id": "1", "patient": str(person["id"]), "appointment": "1", "document": "A" * 22, "profile": "1", "abha": "someone@sbx",
-                  "display_key": key}
+                  "key_id": str(key_id), "id": "1", "patient": str(person["id"]), "appointment": "1", "document": "A" * 22,
+                  "profile": "1", "abha": "someone@sbx", "display_key": key, "user": "1", "token_id": "1", "session": "1"}
         clients = {"anon": live.client(), "admin": admin, "patient": patient.client}
         inside = {who: live.run(_inside(live, c)) for who, c in clients.items()}
         yield Site(live, clients, inside, params, raw)

@@ -68,8 +68,8 @@ def test_user_add_and_token_create(data_dir: Path) -> None:
 
 def test_duplicate_user_and_unknown_user_fail(data_dir: Path) -> None:
     args = ("user", "add", "bob", "--role", "reception", "--password-stdin")
-    assert cli(data_dir, *args, stdin="password-one\n").returncode == 0
-    again = cli(data_dir, *args, stdin="password-two\n")
+    assert cli(data_dir, *args, stdin="bob-the-receptionist-1\n").returncode == 0
+    again = cli(data_dir, *args, stdin="bob-the-receptionist-2\n")
     assert again.returncode == 1
     assert "already exists" in again.stderr
     missing = cli(data_dir, "token", "create", "nobody")
@@ -126,7 +126,9 @@ def test_production_refuses_without_secret_key(data_dir: Path, command: tuple[st
 
 
 def test_demo_refuses_production(data_dir: Path) -> None:
-    result = cli(data_dir, "demo", "--port", "0", env={"QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "s" * 40})
+    result = cli(data_dir, "demo", "--port", "0", env={"QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "s" * 40,
+                                                             "QTRAQ_PUBLIC_URL": "https://q.example.org",
+                                                             "QTRAQ_GRIEVANCE_CONTACT": "Grievance Officer"})
     assert result.returncode == 2
     assert "refuses QTRAQ_ENV=production" in result.stderr
 

@@ -135,7 +135,22 @@ def test_production_requires_a_secret_key(tmp_path: Path) -> None:
         load_settings(env)
     assert err.value.key == "secret_key"
     assert not (tmp_path / "secret_key").exists()
-    assert load_settings({**env, "QTRAQ_SECRET_KEY": "k" * 40}).production
+    ready = {**env, "QTRAQ_SECRET_KEY": "k" * 40, "QTRAQ_PUBLIC_URL": "https://q.example.org",
+             "QTRAQ_GRIEVANCE_CONTACT": "Grievance Officer, g@clinic.example"}
+    assert load_settings(ready).production
+
+
+@pytest.mark.parametrize("missing", ["QTRAQ_PUBLIC_URL", "QTRAQ_GRIEVANCE_CONTACT"])
+def test_production_requires_a_public_url_and_a_grievance_officer(tmp_path: Path, missing: str) -> None:
+    """Links and QR codes never follow the Host header (issue #21 item 16); the privacy notice
+    names a grievance officer (DPDP Rules)."""
+    env = {"QTRAQ_DATA_DIR": str(tmp_path), "QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "k" * 40,
+           "QTRAQ_PUBLIC_URL": "https://q.example.org", "QTRAQ_GRIEVANCE_CONTACT": "Grievance Officer"}
+    del env[missing]
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    assert err.value.key == {"QTRAQ_PUBLIC_URL": "server.public_url",
+                             "QTRAQ_GRIEVANCE_CONTACT": "privacy.grievance_contact"}[missing]
 
 
 SEED = """

@@ -131,7 +131,10 @@ async def test_display_masks_and_patient_sees_only_itself(engine: QueueEngine) -
     b = await engine.issue("gp", name="Sita Devi")
     m = Mirror(await engine.clinic_state("c1"))
     names = [t["name"] for q in m.display_snapshot()["queues"] for t in q["waiting"]]
-    assert names == ["R. K.", "S. D."]
+    assert names == [None, None]  # the TV shows waiting tickets by label only (issue #21 item 18)
+    masked = [t["name"] for t in m.display_update({"v": 1, "type": "issued", "queues": [], "tickets": [
+        m.tickets[b["id"]]]}, {})["tickets"]]
+    assert masked == ["S. D."]  # a called patient's name, when shown, is masked as the clinic asks
     view = m.patient_view(b["id"])
     assert view == {"label": b["label"], "status": "waiting", "position": 2, "ahead": 1,
                     **{k: view[k] for k in ("eta_s", "eta_low_s", "eta_high_s")},

@@ -20,8 +20,8 @@ from qtraq_live.workers.triggers import ahead_triggers, pause_triggers, status_t
 CONTEXT = {"clinic": "City Clinic", "queue": "Dr Rao", "label": "A-012", "ahead": 3, "eta_min": 25,
            "track_url": "https://q.example.in/t/" + "x" * 32, "counter": "2", "name": "Asha", "code": "482913",
            "minutes": 10, "date": "2026-11-25", "slot": "10:30", "places": 3,
-           "subject": "Clinic closed on Sunday", "text": "The clinic is closed on Sunday 29 November.",
-           "device": "Chrome on Android", "at": "2026-11-25 10:30"}
+           "subject": "Clinic closed on Sunday", "text": "Closed on Sunday 29 November.",
+           "device": "Chrome on Android", "at": "2026-11-25 10:30", "contact": "mobile"}
 
 
 @pytest.mark.parametrize("lang", LANGS)

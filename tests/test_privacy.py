@@ -22,18 +22,19 @@ from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.store import Store
 from tests.conftest import TIMEOUT_FACTOR
 from tests.support_accounts import (PASSWORD, Patient, add_patient, code_in_ledger, live_portal,  # noqa: F401
-                                    off_loop, portal, redis_dump, register)
+                                    codes_sent, off_loop, portal, redis_dump, register, verify)
 from tests.support_http import LiveServer, error_of
 from tests.support_notify import await_until, notifier, notify_env, sink, smtp  # noqa: F401
 
 DAY_MS = 86_400_000
 
 
-def test_export_holds_everything_entered(portal: LiveServer) -> None:
+def test_export_holds_everything_entered(portal: LiveServer, redis_url: str) -> None:
     entered = {"name": "Farah Nadeem", "gender": "female", "date_of_birth": "1979-08-09", "state": "Punjab",
                "city": "Amritsar", "lang": "hi", "consent": {"notifications": True, "analytics": True,
                                                              "marketing": True}}
     p = register(portal, **entered)
+    assert verify(p, "mobile", codes_sent(redis_url, p.mobile)[0]).status_code == 200  # a guardian's verified contact
     me = add_patient(p, name="Farah Nadeem", relation="self", date_of_birth="1979-08-09", gender="female",
                      blood_group="B-")
     kid = add_patient(p, name="Zoya Nadeem", relation="child", age=9, gender="female", blood_group="O+",

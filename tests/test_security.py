@@ -110,9 +110,9 @@ def test_lockout_doubles_with_each_failure_after_it_expires(app_server: LiveServ
                                                             sync_redis: redis.Redis) -> None:
     name = app_server.add_user("admin")
     c = app_server.client()
-    for i in range(auth.FREE_FAILS["user"]):
+    for i in range(auth.FREE_FAILS["ipuser"]):
         assert c.post("/auth/login", json={"username": name, "password": f"guess-{i}"}).status_code == 401
-    lock = keys.rate_limit("login-lock-user", keys.secret_hash(name)[:32])
+    lock = keys.rate_limit("login-lock-ipuser", keys.secret_hash(f"127.0.0.1 {name}")[:32])
     assert 0 < sync_redis.ttl(lock) <= auth.FIRST_LOCK_S
     for expected in (2 * auth.FIRST_LOCK_S, 4 * auth.FIRST_LOCK_S):
         sync_redis.delete(lock)  # the lock ran out, but the failures are still remembered
@@ -244,6 +244,7 @@ def test_production_refuses_to_seed_a_default_or_weak_password(tmp_path: Path, p
     config = tmp_path / "qtraq.toml"
     config.write_text('[[staff]]\nusername = "admin"\nrole = "admin"\npassword_env = "QTRAQ_ADMIN_PASSWORD"\n')
     env = {**clean_env(tmp_path / "data"), "QTRAQ_ENV": "production", "QTRAQ_SECRET_KEY": "k" * 40,
+           "QTRAQ_PUBLIC_URL": "https://q.example.org", "QTRAQ_GRIEVANCE_CONTACT": "Grievance Officer",
            "QTRAQ_CONFIG": str(config), "QTRAQ_ADMIN_PASSWORD": password}
     result = subprocess.run(["qtraq-live", "serve", "--port", "0"], capture_output=True, text=True, timeout=60,
                             env=env)

@@ -60,8 +60,9 @@ def test_stats_by_hour_and_day_with_small_buckets_suppressed(record: LiveServer)
     assert r.status_code == 200, r.text
     stats = r.json()
     total = stats["total"]
-    assert (total["tickets"], total["served"]) == (21, 19)
-    assert total["no_show_rate"] == round(2 / 21, 3)
+    # complementary suppression: the 7 tickets of suppressed buckets are in no shown figure
+    assert (total["tickets"], total["served"]) == (14, 12)
+    assert total["no_show_rate"] == round(2 / 14, 3)
     nine = next(b for b in stats["by_hour"] if b["hour"] == 9)
     assert (nine["tickets"], nine["served"], nine["wait_p50_s"], nine["wait_p90_s"]) == (14, 12, 420, 660)
     assert (nine["service_p50_s"], nine["service_p90_s"], nine["no_show_rate"]) == (300, 300, round(2 / 14, 3))
@@ -84,7 +85,7 @@ def test_stats_as_csv(record: LiveServer) -> None:
     r = record.staff("admin").get("/clinics/c1/stats", params={"from": D1, "to": D2, "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert rows[0]["bucket"] == "total" and rows[0]["tickets"] == "21"
+    assert rows[0]["bucket"] == "total" and rows[0]["tickets"] == "14"
     suppressed = [row for row in rows if row["suppressed"] == "True"]
     assert {(row["bucket"], row["key"]) for row in suppressed} == {
         ("hour", "11"), ("hour", "14"), ("day", D2),
@@ -117,3 +118,13 @@ def test_stats_are_for_admins_and_check_their_parameters(record: LiveServer) -> 
         r = admin.get("/clinics/c1/stats", params=params)
         assert r.status_code == 422 and field in r.json()["error"]["message"], params
     assert admin.get("/clinics/c1/stats").json()["total"] == {"suppressed": True}  # nothing in the last 30 days
+
+
+def test_suppressed_buckets_cannot_be_recovered_by_subtraction(record: LiveServer) -> None:
+    """The attack (issue #21 item 12): total minus the shown buckets used to give the hidden ones
+    (21 - 17 on D1 = the 4 tickets of D2). Now every shown figure leaves the hidden tickets out."""
+    stats = record.staff("admin").get("/clinics/c1/stats", params={"from": D1, "to": D2}).json()
+    shown_hours = sum(b["tickets"] for b in stats["by_hour"] if not b["suppressed"])
+    shown_days = sum(b["tickets"] for b in stats["by_day"] if not b["suppressed"])
+    assert stats["total"]["tickets"] == shown_hours == shown_days
+    assert any(b["suppressed"] for b in stats["by_hour"]) and any(b["suppressed"] for b in stats["by_day"])

@@ -20,7 +20,7 @@ from ..api.common import audit, engine_of
 from ..api.issue import track_url
 from ..errors import Forbidden, Invalid, NotFound
 from ..validation import Field, Schema
-from ..web.request import read_json
+from ..web.request import public_base, read_json
 from ..web.responses import JSONResponse
 from . import appointments, notices, payments, records, stats
 from .api import now_ms, require_account, store_of
@@ -150,8 +150,7 @@ async def checkin_code(request: Request) -> Response:
         raise NotFound("unknown clinic")
     day = appointments.clinic_today(clinic["timezone"], now_ms())
     code = appointments.checkin_code(request.app.state.settings.secret_key, clinic_id, day)
-    base = request.app.state.settings["server.public_url"] or str(request.base_url)
-    url = f"{base.rstrip('/')}/account?checkin={code}"
+    url = f"{public_base(request)}/account?checkin={code}"
     svg = segno.make(url, error="m").svg_inline(scale=4)
     return JSONResponse({"clinic": clinic_id, "date": day.isoformat(), "code": code, "url": url, "qr_svg": svg})
 

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from .. import auth
 from ..api.common import audit
-from ..errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMedia
+from ..errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ..web import ratelimit
 from ..web.responses import JSONResponse
 from . import appointments, documents, records
@@ -46,7 +46,7 @@ def _int_param(request: Request, name: str) -> int:
 
 async def _read_upload(request: Request, max_bytes: int) -> tuple[UploadFile, int | None]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise UnsupportedMedia("send the file as multipart/form-data, field 'file'", code="not_multipart")
+        raise UnsupportedMediaType("send the file as multipart/form-data, field 'file'", code="not_multipart")
     parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=len(FORM_FIELDS),
                              max_part_size=1024)
     parser.spool_max_size = max_bytes + 1  # the file stays in memory: its plaintext never touches the disk

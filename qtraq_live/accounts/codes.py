@@ -14,6 +14,7 @@ import secrets
 
 from ..errors import Conflict, Invalid, RateLimited
 from ..store import Store
+from . import records
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ async def verify(store: Store, secret: str, account_id: int, channel: str, code:
     """Mark the contact verified when ``code`` is right; each wrong try counts."""
     async with store.transaction() as db:
         account = await db.fetchone(f"SELECT {channel}, {channel}_verified FROM accounts WHERE id = ?", (account_id,))
-        if account is None or not account[channel]:
+        claimed = await db.fetchone("SELECT 1 FROM contact_claims WHERE account_id = ? AND channel = ?",
+                                    (account_id, channel))
+        if account is None or not (account[channel] or claimed):
             raise Conflict(f"channel: this account has no {channel} to verify", code="no_contact")
         if account[f"{channel}_verified"]:
             raise Conflict(f"channel: the {channel} is already verified", code="already_verified")
@@ -76,6 +79,8 @@ async def verify(store: Store, secret: str, account_id: int, channel: str, code:
             wrong = Invalid("code", f"is wrong ({left} tries left)" if left else
                                    "is wrong; no tries left, request a new code", code="wrong_code")
         else:
+            if claimed:  # the code proves the contact: take it from an unverified holder
+                await records.claim_verified(db, account_id, channel)
             await db.execute(f"UPDATE accounts SET {channel}_verified = 1 WHERE id = ?", (account_id,))
             # keep the row (with an empty hash) so the resend limits still hold
             await db.execute("UPDATE account_codes SET code_hash = '' WHERE account_id = ? AND channel = ?",

@@ -27,7 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import Settings
-from ..errors import Unavailable, UnsupportedMedia
+from ..errors import Unavailable, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,15 @@ class Cleaned:
 
 
 def clean(data: bytes) -> Cleaned:
-    """The file as it will be stored; :class:`UnsupportedMedia` (415) when it is not a JPEG,
+    """The file as it will be stored; :class:`UnsupportedMediaType` (415) when it is not a JPEG,
     PNG or PDF, or is one only by its first bytes."""
     kind = sniff(data)
     if kind is None:
-        raise UnsupportedMedia("file: only JPEG, PNG and PDF files are accepted (checked by content)",
+        raise UnsupportedMediaType("file: only JPEG, PNG and PDF files are accepted (checked by content)",
                                code="type_not_allowed")
     if kind == PDF:
         if b"%%EOF" not in data[-2048:]:
-            raise UnsupportedMedia("file: this is not a complete PDF", code="content_mismatch")
+            raise UnsupportedMediaType("file: this is not a complete PDF", code="content_mismatch")
         return Cleaned(PDF, data, None)
     return _clean_image(kind, data)
 
@@ -76,13 +76,13 @@ def _clean_image(kind: str, data: bytes) -> Cleaned:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[fmt]) as probe:
                 if probe.width * probe.height > MAX_PIXELS:
-                    raise UnsupportedMedia(f"file: the picture is larger than {MAX_PIXELS // 1_000_000} megapixels",
+                    raise UnsupportedMediaType(f"file: the picture is larger than {MAX_PIXELS // 1_000_000} megapixels",
                                            code="image_too_large")
                 probe.load()  # decodes every pixel: a truncated or forged file fails here
                 upright = ImageOps.exif_transpose(probe)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning):
-        raise UnsupportedMedia(f"file: this is not a readable {fmt} picture", code="content_mismatch") from None
+        raise UnsupportedMediaType(f"file: this is not a readable {fmt} picture", code="content_mismatch") from None
     if fmt == "JPEG" and upright.mode not in ("RGB", "L"):
         upright = upright.convert("RGB")
     upright.info = {}  # nothing but pixels: no EXIF, GPS, text chunks or profiles

@@ -89,8 +89,11 @@ async def _send(redis: aioredis.Redis, settings: Settings, contact: str, to: str
 
 
 async def send_welcome(redis: aioredis.Redis, store: Store, settings: Settings, account_id: int) -> None:
-    """Welcome every contact given at registration (verified or not: they just registered)."""
-    account = await records.get_account_row(store, account_id)
+    """Welcome every contact given at registration (verified or not: they just registered),
+    but not a contact it only claims (another account holds it)."""
+    account = await store.fetchone("SELECT name, email, mobile, lang FROM accounts WHERE id = ?", (account_id,))
+    if account is None:
+        return
     for contact in ("email", "mobile"):
         if account[contact]:
             await _send(redis, settings, contact, account[contact], account["lang"], kind="welcome",
@@ -104,6 +107,16 @@ async def send_code(redis: aioredis.Redis, store: Store, settings: Settings, acc
     await _send(redis, settings, contact, account[contact], account["lang"], kind="verify_code",
                 context={"code": code, "minutes": 10}, dedupe=f"{_prefix(account_id)}code:{sent_ms}",
                 subject_=service_subject(account_id))
+
+
+async def send_contact_in_use(redis: aioredis.Redis, store: Store, settings: Settings, owner_id: int,
+                              contact: str, sent_ms: int) -> None:
+    """Tell the verified owner of a contact that someone else tried to register or add it
+    (the one asking is answered as if it were free, so nobody learns who is a patient here)."""
+    owner = await records.get_account_row(store, owner_id)
+    await _send(redis, settings, contact, owner[contact], owner["lang"], kind="contact_in_use",
+                context={"contact": contact}, dedupe=f"{_prefix(owner_id)}inuse:{sent_ms}",
+                subject_=service_subject(owner_id))
 
 
 async def send_appointment(engine: QueueEngine, store: Store, settings: Settings, kind: str, appt: Json,
@@ -138,13 +151,27 @@ async def delivered(store: Store, account_id: int, ticket_ids: list[int]) -> lis
     return [{**r, "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"])} for r in rows]
 
 
+async def forget_ticket(redis: aioredis.Redis, store: Store, ticket_id: int) -> None:
+    """A walk-in withdrew: drop the ticket's pending notices (their recipient and text leave
+    Redis) and blank its recipient hints."""
+    await set_consent(redis, f"ticket:{ticket_id}", False)
+    async for key in redis.scan_iter(match=keys.notice(f"t{ticket_id}:*"), count=500, _type="HASH"):
+        found_subject, state = await redis.hmget(key, "subject", "state")
+        await redis.hset(key, "hint", "")
+        if found_subject == f"ticket:{ticket_id}" and state in PENDING:
+            ks, argv = ledger.transition_args(key.removeprefix(keys.notice("")), PENDING, ledger.DROPPED,
+                                              reason="withdrawn")
+            await redis.eval(ledger.TRANSITION_LUA, len(ks), *ks, *argv)
+    await store.execute("UPDATE notices SET recipient_hint = NULL WHERE ticket_id = ?", (ticket_id,))
+
+
 async def forget(redis: aioredis.Redis, store: Store, account_id: int, ticket_ids: list[int]) -> None:
     """Erasure: drop the account's pending notices now (which deletes their recipient and text
     from Redis) instead of waiting for their jobs, and blank the masked recipient hints of all
     its notices, in Redis and in the delivery log."""
     await set_consent(redis, subject(account_id), False)
     await set_consent(redis, service_subject(account_id), False)
-    mine = {subject(account_id), service_subject(account_id)}
+    mine = {subject(account_id), service_subject(account_id), *(f"ticket:{t}" for t in ticket_ids)}
     dropped = 0
     async for key in redis.scan_iter(match=keys.notice("*"), count=500, _type="HASH"):
         found_subject, state = await redis.hmget(key, "subject", "state")

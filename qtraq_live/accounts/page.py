@@ -75,7 +75,8 @@ async def privacy_page(request: Request) -> Response:
     return page(request, "privacy.html", lang=request_lang(request),
                 grievance_contact=settings["privacy.grievance_contact"],
                 walkin_contact_days=settings["privacy.walkin_contact_days"],
-                session_log_days=settings["privacy.session_log_days"])
+                session_log_days=settings["privacy.session_log_days"],
+                notice_version=settings["privacy.notice_version"])
 
 
 routes: list[BaseRoute] = [

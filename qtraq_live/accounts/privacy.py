@@ -22,13 +22,16 @@ from .. import redis_keys as keys
 from ..config import Settings
 from ..queue_engine import ACTIVE, QueueEngine, iso
 from ..store import Store
-from . import appointments, consent, documents, notices, records
+from . import appointments, consent, consent_records, contact_tickets, documents, nominee, notices, records
 from .document_files import folder_of
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 DAY_MS = 86_400_000
+# What an account's erasure removes, by category (the security log names these, never values).
+CATEGORIES = ["identity", "contact", "health_profile", "appointments", "walk_in_tickets", "consent", "sessions",
+              "nominee"]
 CODE_KEEP_MS = 2 * 3600 * 1000  # long enough for the hourly resend limit
 
 
@@ -52,7 +55,8 @@ async def export_account(store: Store, engine: QueueEngine, account_id: int, now
         appts.append(item)
     codes = await store.fetchall("SELECT channel, sent_at, expires_at, tries FROM account_codes WHERE account_id = ?",
                                  (account_id,))
-    sent = await notices.delivered(store, account_id, [a["ticket_id"] for a in appts if a.get("ticket_id")])
+    walk_ins = await contact_tickets.ticket_ids(store, row)
+    sent = await notices.delivered(store, account_id, [a["ticket_id"] for a in appts if a.get("ticket_id")] + walk_ins)
     return {
         "exported_at": iso(now_ms),
         "account": account,
@@ -60,22 +64,36 @@ async def export_account(store: Store, engine: QueueEngine, account_id: int, now
         "sessions": await records.list_sessions(store, account_id),
         "patients": patients,
         "appointments": appts,
+        "walk_in_tickets": await contact_tickets.export(store, engine, walk_ins),
+        "consent_records": await consent_records.of_account(store, account_id),
+        "nominee": await nominee.get(store, account_id),
+        "guardian_verifications": await guardian_of(store, account_id),
         "verification_codes": [{"channel": c["channel"], "sent_at": iso(c["sent_at"]),
                                 "expires_at": iso(c["expires_at"]), "tries": c["tries"]} for c in codes],
         "notices": sent,
     }
 
 
+async def guardian_of(store: Store, account_id: int) -> list[Json]:
+    rows = await store.fetchall("SELECT g.patient_id, g.method, g.reference, g.verified_contact, g.at"
+                                " FROM guardian_verifications g JOIN patients p ON p.id = g.patient_id"
+                                " WHERE p.account_id = ? ORDER BY g.patient_id", (account_id,))
+    return [{**r, "at": iso(r["at"])} for r in rows]
+
+
 async def erase_account(store: Store, redis: aioredis.Redis, engine: QueueEngine, account_id: int) -> None:
     """Delete the account, its patients and their contact details everywhere."""
     row = await records.get_account_row(store, account_id)
-    addresses = [a for a in (row["email"], row["mobile"]) if a]
+    walk_ins = await contact_tickets.ticket_ids(store, row)  # issued to its verified contacts
     tickets = [a["ticket_id"] for a in await appointments.list_for(store, account_id) if a["ticket_id"]]
     for ticket_id in tickets:
         live = await engine.ticket(ticket_id)
         if live is not None and live["status"] in ACTIVE:
             await engine.cancel(ticket_id, actor="patient")  # their own act: no "cancelled" notice
+    await contact_tickets.erase_live(store, redis, engine, walk_ins)
+    tickets += walk_ins
     await notices.forget(redis, store, account_id, tickets)
+    await consent_records.forget_tickets(store, walk_ins)
     async with store.transaction() as db:
         await db.execute("UPDATE appointments SET status = 'cancelled' WHERE account_id = ? AND status = 'booked'",
                          (account_id,))
@@ -85,9 +103,6 @@ async def erase_account(store: Store, redis: aioredis.Redis, engine: QueueEngine
             marks = ",".join("?" * len(tickets))
             await db.execute(f"UPDATE tickets SET name = NULL WHERE id IN ({marks})", tickets)
             await db.execute(f"DELETE FROM ticket_contacts WHERE ticket_id IN ({marks})", tickets)
-        for address in addresses:
-            await db.execute("DELETE FROM ticket_contacts WHERE mobile = ? OR lower(email) = ?",
-                             (address, address.lower()))
         await db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))  # cascades to patients, codes…
     await _end_sessions(redis, account_id)
     await compact(store, redis)
@@ -104,8 +119,10 @@ async def _end_sessions(redis: aioredis.Redis, account_id: int) -> None:
 
 async def compact(store: Store, redis: aioredis.Redis) -> None:
     """Make deletions final on disk: empty the SQLite WAL into the (securely overwritten)
-    file and rewrite Redis's append-only file without the old values."""
+    file, vacuum it, and rewrite Redis's append-only file without the old values."""
     await store.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+    await store.fetchall("VACUUM")  # rebuilds the file: no free page keeps an old row
+    await store.fetchall("PRAGMA wal_checkpoint(TRUNCATE)")  # VACUUM wrote through the WAL
     try:
         await redis.bgrewriteaof()
     except ResponseError as exc:  # one already running, or AOF not in use
@@ -142,10 +159,14 @@ async def purge(store: Store, redis: aioredis.Redis, settings: Settings, now_ms:
                                     (now_ms - settings["privacy.session_log_days"] * DAY_MS,))
         spent = await db.execute("DELETE FROM account_codes WHERE sent_at < ? AND expires_at < ?",
                                  (now_ms - CODE_KEEP_MS, now_ms))
+        security = await db.execute("DELETE FROM security_log WHERE at < ?",
+                                    (now_ms - settings["privacy.security_log_days"] * DAY_MS,))
+        await db.execute("DELETE FROM consent_records WHERE ticket_id IS NOT NULL AND at < ?", (walkin_cutoff,))
     removed = {"walkin_contacts": contacts.rowcount, "walkin_names": names.rowcount,
                "imported_contacts": imported.rowcount,
                "stream_events": await _forget_in_redis(store, redis, named, walkin_cutoff),
                "account_sessions": sessions.rowcount, "verification_codes": spent.rowcount,
+               "security_log": security.rowcount,
                "document_orphans": await documents.sweep_orphans(store, folder_of(settings))}
     if any(removed.values()):
         await compact(store, redis)

@@ -5,6 +5,12 @@ grouped by hour of the day, by day in the clinic's timezone and by how the ticke
 (``source``: desk, self check-in, appointment, import, ABDM Scan & Share). A bucket with fewer than
 :data:`MIN_PEOPLE` tickets is suppressed, so no figure describes one or two identifiable
 visits. Tickets of accounts that did not consent to analytics are left out.
+
+Complementary suppression: the tickets of a suppressed bucket are left out of every other
+figure too (the total, and the buckets of the other grouping), repeated until no bucket is
+under the threshold, so no suppressed figure can be recovered by subtracting the shown ones
+from a total (issue #21 item 12). Shown figures therefore count only the tickets in buckets
+large enough to show.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -84,6 +90,18 @@ def summarise(tickets: Iterable[Json]) -> Json:
     }
 
 
+def publishable(rows: list[Json], groupings: list[Callable[[Json], Any]]) -> list[Json]:
+    """The rows left once every bucket (of any grouping) under :data:`MIN_PEOPLE` has had its
+    rows removed from all groupings, repeated until none is under (complementary suppression)."""
+    kept = rows
+    while True:
+        small = [{k for k, n in Counter(g(t) for t in kept).items() if k is not None and n < MIN_PEOPLE}
+                 for g in groupings]
+        if not any(small):
+            return kept
+        kept = [t for t in kept if not any(g(t) in s for g, s in zip(groupings, small))]
+
+
 async def clinic_stats(store: Store, clinic_id: str, start: str | None, end: str | None, now_ms: int) -> Json:
     clinic = await store.fetchone("SELECT timezone FROM clinics WHERE id = ?", (clinic_id,))
     if clinic is None:
@@ -94,14 +112,21 @@ async def clinic_stats(store: Store, clinic_id: str, start: str | None, end: str
         "SELECT status, created_at, called_at, served_at, done_at, day, source FROM tickets"
         f" WHERE clinic = ? AND day BETWEEN ? AND ? AND id NOT IN ({_NO_ANALYTICS})",
         (clinic_id, from_day.strftime("%Y%m%d"), to_day.strftime("%Y%m%d")))
-    by_hour: dict[int, list[Json]] = defaultdict(list)
-    by_day: dict[str, list[Json]] = defaultdict(list)
+    def hour_of(t: Json) -> int | None:
+        return datetime.fromtimestamp(t["created_at"] / 1000, tz=tz).hour if t["created_at"] else None
+
+    def day_of(t: Json) -> str:
+        return f"{t['day'][:4]}-{t['day'][4:6]}-{t['day'][6:]}"
+
+    kept = publishable(list(rows), [hour_of, day_of])
+    by_hour: dict[int, list[Json]] = {h: [] for t in rows if (h := hour_of(t)) is not None}
+    by_day: dict[str, list[Json]] = {day_of(t): [] for t in rows}
     by_source: dict[str, list[Json]] = {source: [] for source in SOURCES}
-    for t in rows:
+    for t in kept:
         by_source.setdefault(t["source"], []).append(t)
-        if t["created_at"]:
-            by_hour[datetime.fromtimestamp(t["created_at"] / 1000, tz=tz).hour].append(t)
-        by_day[f"{t['day'][:4]}-{t['day'][4:6]}-{t['day'][6:]}"].append(t)
+        if (hour := hour_of(t)) is not None:
+            by_hour[hour].append(t)
+        by_day[day_of(t)].append(t)
     appts = await store.fetchall(
         "SELECT status, count(*) AS n FROM appointments WHERE clinic = ? AND date BETWEEN ? AND ?"
         " AND status IN ('checked_in', 'no_show') GROUP BY status",
@@ -111,7 +136,7 @@ async def clinic_stats(store: Store, clinic_id: str, start: str | None, end: str
     return {
         "clinic": clinic_id, "from": from_day.isoformat(), "to": to_day.isoformat(),
         "timezone": clinic["timezone"], "min_bucket": MIN_PEOPLE,
-        "total": summarise(rows),
+        "total": summarise(kept),
         "appointments": ({"suppressed": True} if appt_total < MIN_PEOPLE else
                          {"suppressed": False, "due": appt_total,
                           "no_show_rate": round(counts.get("no_show", 0) / appt_total, 3)}),

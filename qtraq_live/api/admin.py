@@ -20,7 +20,7 @@ from ..auth import require_staff
 from ..errors import Invalid, NotFound, Unavailable
 from ..store import Store
 from ..validation import SLUG, Field, Schema
-from ..web.request import read_json
+from ..web.request import public_base, read_json
 from ..web.responses import JSONResponse
 from .common import audit, engine_of
 
@@ -94,9 +94,8 @@ async def create_display_key(request: Request) -> Response:
     row = await store.fetchone("SELECT id, label, created_at FROM display_keys WHERE key_hash = ?",
                                (keys.secret_hash(key),))
     await audit(request, admin.actor, "display_key.create", f"clinic:{clinic['id']}")
-    base = request.app.state.settings["server.public_url"] or str(request.base_url)
     return JSONResponse({**dict(row or {}), "key": key,
-                         "display_url": f"{base.rstrip('/')}/display/{clinic['id']}?key={key}"}, status_code=201)
+                         "display_url": f"{public_base(request)}/display/{clinic['id']}?key={key}"}, status_code=201)
 
 
 async def revoke_display_key(request: Request) -> Response:

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
+from .. import auth, security_log
 from ..errors import Unauthorized
 from ..validation import Field, Schema
-from ..web.request import read_json
+from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
 from .common import audit
 
@@ -24,12 +24,17 @@ LOGIN_BODY = Schema({
 async def login(request: Request) -> Response:
     """Check the password (locked out with backoff after repeated failures) and start a
     session: cookie plus ``{"csrf_token"}`` for the page to send back on writes."""
+    auth.check_same_site(request)
     body = await read_json(request, LOGIN_BODY)
+    store = request.app.state.store
     try:
         user = await auth.login_staff(request, body["username"], body["password"])
     except Unauthorized:
         await audit(request, "anonymous", "auth.login_failed")
+        await security_log.record(store, "staff.login_failed", "", "anonymous", client_ip(request),
+                                  {"username": body["username"].lower()[:64]})  # staff names: not patient data
         raise
+    await security_log.record(store, "staff.login", f"user:{user.id}", f"user:{user.id}", client_ip(request))
     sid, csrf = await auth.start_session(request, "staff", user.id)
     await audit(request, user.actor, "auth.login", f"user:{user.id}")
     response = JSONResponse({"csrf_token": csrf, "user": user.public()})

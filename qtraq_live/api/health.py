@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import sqlite3
 
@@ -14,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..web.errors import error_response
 from ..web.instrument import metrics_endpoint
+from ..web.request import address_within, client_ip
 from ..web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,25 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ready", "role": request.app.state.role})
 
 
+async def metrics(request: Request) -> Response:
+    """``/metrics`` for the configured token (``Authorization: Bearer``) or a client inside
+    ``security.metrics_networks`` (the real client: a proxy's forwarded address counts, so a
+    scrape through the public proxy is refused even though the proxy itself is local)."""
+    settings = request.app.state.settings
+    token = settings["security.metrics_token"]
+    sent = request.headers.get("authorization", "")
+    if token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return await metrics_endpoint(request)
+    # forwarded by a proxy we were not told to trust: the peer's address says nothing of the client
+    unknown_client = bool(request.headers.get("x-forwarded-for")) and not settings["security.trusted_proxies"]
+    if not unknown_client and address_within(client_ip(request), settings["security.metrics_networks"],
+                                             "security.metrics_networks"):
+        return await metrics_endpoint(request)
+    return error_response(403, "forbidden", "metrics are for the monitoring host: send the metrics token")
+
+
 routes: list[BaseRoute] = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -13,12 +13,14 @@ from typing import Any
 from starlette.requests import Request
 
 from .. import phones
+from ..accounts import consent_records
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..metrics import TICKETS_ISSUED
 from ..queue_engine import QueueEngine, TicketSource
 from ..store import Store
 from ..validation import EMAIL, Field, Schema
+from ..web.request import public_base
 from .common import engine_of
 
 CONTACT_FIELDS = {
@@ -44,9 +46,8 @@ async def delete_contact(store: Store, ticket_id: int) -> None:
 
 
 def track_url(request: Request, token: str) -> str:
-    """The patient's tracking page: ``server.public_url`` when set, else this request's base."""
-    base = request.app.state.settings["server.public_url"] or str(request.base_url)
-    return f"{base.rstrip('/')}/t/{token}"
+    """The patient's tracking page: ``server.public_url`` when set, else the bound address."""
+    return f"{public_base(request)}/t/{token}"
 
 
 async def issue_walk_in(engine: QueueEngine, store: Store, queue_id: str, *, name: str | None,
@@ -82,5 +83,10 @@ async def issue_ticket(request: Request, queue_id: str, body: dict[str, Any], ac
     ticket = await issue_walk_in(engine_of(request), request.app.state.store, queue_id, name=body["name"],
                                  mobile=body["mobile"], email=body["email"], notify=body["notify"],
                                  lang=body["lang"], priority=body.get("priority", 0), actor=actor, source=source)
+    if body["notify"]:  # the consent record (DPDP Rules): notice version, purpose, channel, time
+        await consent_records.add(request.app.state.store,
+                                  notice_version=request.app.state.settings["privacy.notice_version"],
+                                  purposes=["notifications"], at_ms=int(time.time() * 1000), ticket_id=int(ticket["id"]),
+                                  channel="self_check_in" if via == "self_checkin" else "reception")
     TICKETS_ISSUED.labels(via).inc()
     return {"ticket": ticket, "track_url": track_url(request, ticket["token"])}

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_queue_action, require_staff
+from ..errors import Forbidden
 from ..metrics import PRESS_SECONDS, observe_call
 from ..queue_engine import COUNTER_MAX, TicketSource
 from ..validation import EMPTY, Field, Schema
@@ -22,7 +23,9 @@ NEXT_BODY = Schema({"counter": Field("string", min_length=1, max_length=COUNTER_
 
 
 async def snapshot(request: Request) -> Response:
-    await require_staff(request)
+    user = await require_staff(request)
+    if not user.reads(request.path_params["queue"]):
+        raise Forbidden("a doctor reads only the queues named for them", code="forbidden")
     return JSONResponse(await engine_of(request).queue_snapshot(request.path_params["queue"]))
 
 

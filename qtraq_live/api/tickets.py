@@ -46,10 +46,12 @@ async def _authorize(request: Request, action: str, ticket_id: int) -> Staff:
 
 
 async def get_ticket(request: Request) -> Response:
-    await require_staff(request)
+    user = await require_staff(request)
     ticket = await engine_of(request).ticket(request.path_params["ticket_id"])
     if ticket is None:
         raise NotFound("unknown ticket")
+    if not user.reads(ticket["queue"]):
+        raise Forbidden("a doctor reads only the tickets of the queues named for them", code="forbidden")
     return JSONResponse({"ticket": ticket})
 
 

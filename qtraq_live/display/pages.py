@@ -27,6 +27,7 @@ from ..accounts import appointments
 from ..api.issue import track_url
 from ..languages import STAFF_LANGS
 from ..queue_engine import QueueEngine, public_ticket
+from ..web.request import public_base
 from . import charts, definitions, i18n
 from .render import error_page, page, request_lang
 
@@ -42,7 +43,7 @@ def _engine(request: Request) -> QueueEngine:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.app.state.settings["server.public_url"] or request.base_url).rstrip("/")
+    return public_base(request)
 
 
 def _qr_svg(url: str, title: str) -> str:

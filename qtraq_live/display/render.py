@@ -75,7 +75,9 @@ def page(request: Request, template: str, *, lang: str, status: int = 200, data:
     ``langs`` are the languages the page's language switch offers."""
     t = i18n.translator(lang)
     payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": i18n.js_strings(lang), **(data or {})}
-    lang_links = {code: str(request.url.include_query_params(lang=code)) for code in langs}
+    # relative links: never the request's Host header in a page (issue #21 item 16)
+    lang_links = {code: "?" + request.url.include_query_params(lang=code).query for code in langs}
+    context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
     html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, all_langs=LANGS,
                                               data=payload, **context)
     response = HTMLResponse(html, status_code=status, headers=_headers(frameable))

@@ -8,6 +8,7 @@ and leaves WebSockets alone but for their request id.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -16,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
-from ..errors import PayloadTooLarge
+from ..errors import PayloadTooLarge, RequestTimeout
 from ..logs import REQUEST_ID
 from .errors import API_PREFIX, error_response
 from .instrument import count_answer, route_label
@@ -58,11 +59,13 @@ class HttpMiddleware:
     ``max_bytes`` (at once by Content-Length, else while streaming). A WebSocket gets its
     request id (for its log lines) and passes."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_only: bool, upload_bytes: int = 0) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_only: bool, upload_bytes: int = 0,
+                 body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.read_only = read_only
         self.upload_bytes = max(upload_bytes, max_bytes)
+        self.body_timeout_s = body_timeout_s  # a body still arriving after this is a 408 (slow bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,13 +102,20 @@ class HttpMiddleware:
             response = error_response(413, "payload_too_large", f"body larger than {limit} bytes")
             await response(scope, receive, send)
             return
-        seen = 0
+        seen, complete = 0, False
+        deadline = time.monotonic() + self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # after the body: waiting for a disconnect is not bounded
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            except TimeoutError:
+                raise RequestTimeout(f"the body took longer than {self.body_timeout_s:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > limit:
                     raise PayloadTooLarge(f"body larger than {limit} bytes")
             return message
@@ -144,4 +154,5 @@ def assign_request_id(scope: Scope) -> str:
 
 def stack(settings: Settings, role: str) -> list[Middleware]:
     return [Middleware(HttpMiddleware, max_bytes=settings["server.max_body_bytes"], read_only=role == "hub",
-                       upload_bytes=settings["documents.max_bytes"] + MULTIPART_ROOM)]
+                       upload_bytes=settings["documents.max_bytes"] + MULTIPART_ROOM,
+                       body_timeout_s=settings["server.body_timeout_s"])]

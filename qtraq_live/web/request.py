@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ..config import Settings
-from ..errors import BadRequest, ConfigError
+from ..errors import BadRequest, ConfigError, UnsupportedMediaType
 from ..validation import Schema
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -19,11 +19,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
     """The body checked against ``schema``; an empty body counts as ``{}`` (all optional).
 
-    Malformed JSON is a 400 ``bad_json``; anything that parses but does not fit is a 422.
+    Malformed JSON is a 400 ``bad_json``; anything that parses but does not fit is a 422. A
+    body must say ``Content-Type: application/json`` (415 otherwise): a cross-site HTML form can
+    send only form or ``text/plain`` bodies without a CORS preflight, so this stops them here.
     """
     raw = await request.body()
     if not raw.strip():
         data: Any = {}
+    elif not is_json_type(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
     else:
         try:
             data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))  # as json.loads
@@ -32,11 +36,30 @@ async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
     return schema.validate(data)
 
 
+def is_json_type(content_type: str) -> bool:
+    """``application/json`` (or a ``+json`` type), parameters such as charset allowed."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)  # json.loads with a hook builds one per call
+
+
+def public_base(request: Request) -> str:
+    """The base URL for links and QR codes: ``server.public_url``, else the address this server
+    is bound to. Never the request's ``Host`` header, which the client chooses (a link in a
+    notice or on a poster must not point wherever a forged header says)."""
+    configured: str = request.app.state.settings["server.public_url"]
+    if configured:
+        return configured.rstrip("/")
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    scheme = "https" if request.scope.get("scheme") == "https" else "http"
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"{scheme}://{host}" + ("" if (scheme, port) in (("http", 80), ("https", 443)) else f":{port}")
 
 
 def client_ip(request: Request) -> str:
@@ -65,6 +88,15 @@ def trusted_networks(settings: Settings) -> tuple[IPNetwork, ...]:
 @functools.lru_cache(maxsize=8)
 def _networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def address_within(text: str, entries: list[str], key: str) -> bool:
+    """Is the address ``text`` inside one of the networks or addresses in ``entries`` (the
+    setting ``key``, named in the ConfigError a bad entry raises)?"""
+    try:
+        return _within(text, _networks(tuple(entries)))
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 import apprise
+from apprise import NotifyFormat
 from apprise.result import AppriseResultStatus
 
 from ..config import Settings
@@ -67,7 +68,9 @@ def send(url: str, title: str, body: str, to: str) -> tuple[str, str]:
     sender = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))  # one service: no thread pool
     if not sender.add(url):
         return REJECTED, "Apprise could not load the URL"
-    result = sender.notify(body=body, title=title)
+    # Our text is plain text: Apprise escapes it for an HTML channel (email), so a name such as
+    # '<a href=…>Click to verify</a>' arrives as those characters, never as a working link.
+    result = sender.notify(body=body, title=title, body_format=NotifyFormat.TEXT)
     detail = " ".join(_masked(str(getattr(e, "message", "")), to) for e in result.logs()
                       if getattr(e, "level", "") in ("WARNING", "ERROR"))
     if result.status == AppriseResultStatus.SUCCESS:

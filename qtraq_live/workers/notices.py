@@ -19,7 +19,8 @@ from . import ledger
 from .channels import CHANNELS
 from .render import LANGS
 
-ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled")
+ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_reminder", "appointment_cancelled",
+                 "contact_in_use")
 # Patient services (#22): an admin's notice to accounts, and security notices (not switchable off).
 ACCOUNT_KINDS += ("admin_notice", "security_login", "security_password", "security_erasure")
 ADMIN_KINDS = ("test",)  # an admin checking a channel from /admin

@@ -32,6 +32,7 @@ KINDS: dict[str, str] = {
     # patient services (#22)
     "feedback_request": "notify", "admin_notice": "notify", "security_login": "notify-high",
     "security_password": "notify-high", "security_erasure": "notify-high",
+    "contact_in_use": "notify-high",
 }
 QUEUES = ("notify-high", "notify")
 

@@ -1,0 +1,109 @@
+"""Connection exhaustion (issue #21 item 9), against running servers: many WebSockets from one
+address with one self check-in token, slow headers and slow bodies held open, and the shipped
+nginx config's own limits. docs/security.md maps each to its test here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from qtraq_live.web.socket_limits import SocketsPerAddress
+from support_serve import ServeProcess, serve_process  # noqa: F401
+from tests.support_http import StartServer, start_server  # noqa: F401
+from tests.support_hub import open_ws, recv, ws_url
+from tests.support_notify import await_until, wait_until
+
+CAP = 20
+DEPLOY = Path(__file__).resolve().parent.parent / "docs" / "deploy"
+
+
+def _cap_of(app: Any) -> SocketsPerAddress:
+    layer = app.middleware_stack
+    while not isinstance(layer, SocketsPerAddress):
+        layer = layer.app
+    return layer
+
+
+async def test_one_address_cannot_hold_thousands_of_sockets_and_the_slots_come_back(
+        start_server: StartServer) -> None:
+    live = start_server(security__sockets_per_address=CAP)
+    await asyncio.to_thread(live.clinic, "c1", ("gp",), self_checkin=True)
+    joined = await asyncio.to_thread(live.client().post, "/public/queues/gp/join", json={})
+    url = ws_url(live.url, f"/ws/t/{joined.json()['ticket']['token']}")
+    held = [await open_ws(url) for _ in range(CAP)]
+    for ws in held:
+        assert (await recv(ws))["type"] == "snapshot"
+    refused = [await open_ws(url) for _ in range(5)]
+    for ws in refused:
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    cap = _cap_of(live.app)
+    assert sum(cap.open.values()) == CAP
+    for ws in held + refused:
+        await ws.close()
+    await await_until(lambda: not cap.open, "every slot to come back")  # nothing kept per closed socket
+    again = await open_ws(url)
+    assert (await recv(again))["type"] == "snapshot"
+    await again.close()
+
+
+def _slow_header(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+    s.settimeout(0.05)
+    return s
+
+
+def _closed(s: socket.socket) -> bool:
+    try:
+        return s.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def test_slow_headers_and_slow_bodies_are_cut_off(tmp_path: Path, serve_process: Any) -> None:
+    srv: ServeProcess = serve_process(tmp_path / "data", env={"QTRAQ_HEADER_TIMEOUT_S": "1",
+                                                              "QTRAQ_BODY_TIMEOUT_S": "1"})
+    slow = [_slow_header(srv.port) for _ in range(100)]
+    silent = socket.create_connection(("127.0.0.1", srv.port))  # says nothing at all
+    silent.settimeout(0.05)
+    try:
+        wait_until(lambda: all(_closed(s) for s in [*slow, silent]), "the server to close the slow connections")
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200  # real clients were served meanwhile
+        with socket.create_connection(("127.0.0.1", srv.port)) as body:
+            body.sendall(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 200\r\n\r\n{\"username\": ")
+            body.settimeout(30)
+            answer = b""
+            while chunk := body.recv(4096):  # until the server closes or the JSON error has come
+                answer += chunk
+                if answer.endswith(b"}}"):
+                    break
+        assert answer.startswith(b"HTTP/1.1 408") and b"request_timeout" in answer
+    finally:
+        for s in [*slow, silent]:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+@pytest.mark.parametrize("conf", ["nginx.conf", "nginx-hubs.conf"])
+def test_the_shipped_nginx_config_limits_connections_and_requests(conf: str) -> None:
+    text = (DEPLOY / conf).read_text()
+    assert re.search(r"^limit_conn_zone \$binary_remote_addr zone=qtraq_conn:\d+m;", text, re.M)
+    assert re.search(r"^limit_req_zone \$binary_remote_addr zone=qtraq_req:\d+m rate=\d+r/s;", text, re.M)
+    assert re.search(r"location /ws/ \{[^}]*limit_conn qtraq_conn \d+;", text)
+    assert re.search(r"limit_req zone=qtraq_req burst=\d+", text)
+    assert re.search(r"client_header_timeout \d+s;", text) and re.search(r"client_body_timeout \d+s;", text)
+    assert re.search(r"location = /metrics \{\s*return 404;", text)  # item 15: never through the proxy
