@@ -222,7 +222,7 @@ def site(settings: Settings, sync_redis: redis.Redis, monkeypatch: pytest.Monkey
         person = patient.post("/me/patients", json={"name": "Ravi", "relation": "self", "age": 40}).json()
         params = {"clinic": "c1", "queue": "gp", "ticket_id": str(doomed["id"]), "token": watched["token"],
                   "key_id": str(key_id), "id": "1", "patient": str(person["id"]), "appointment": "1",
-                  "display_key": key}
+                  "display_key": key, "profile": "1", "abha": "someone@sbx"}
         clients = {"anon": live.client(), "admin": admin, "patient": patient.client}
         inside = {who: live.run(_inside(live, c)) for who, c in clients.items()}
         yield Site(live, clients, inside, params, raw)
