@@ -25,7 +25,7 @@ from .gateway import Gateway, GatewayError
 
 log = logging.getLogger(__name__)
 
-QUEUE = "abdm"
+QUEUE = "notify-high"  # a reply is an outbound message like a call notice: every worker serves it
 RETRIES = 5
 JOB_TIMEOUT_S = 60
 KEEP_S = 86_400  # a reply's record, for a redelivered share and for the admin to look at

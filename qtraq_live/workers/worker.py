@@ -58,7 +58,7 @@ def make_worker(settings: Settings) -> NoticeWorker:
     jobs.configure(settings)  # raises ConfigError for a bad channel URL, before any job runs
     abdm_jobs.configure(settings)
     conn = redis_conn.sync_client(settings, decode=False)
-    names = (*QUEUES, webhooks.QUEUE, abdm_jobs.QUEUE)  # notices, the hospital system's webhooks, ABDM replies
+    names = (*QUEUES, webhooks.QUEUE)  # notices (and ABDM replies) first, then the hospital system's webhooks
     worker = NoticeWorker([Queue(name, connection=conn) for name in names], connection=conn)
     worker.grace_s = settings["notify.job_timeout_s"]
     return worker
