@@ -80,7 +80,7 @@ def test_small_hospital_run_reaches_every_screen_and_counts_the_anonymous_load(t
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "fanout.py"), "--servers", ",".join(SERVERS),
          "--scenario", "hospital", "--hospital", "200", "--anon-rate", "20", "--duration", "3",
-         "--json", str(figures)], capture_output=True, text=True, timeout=200, cwd=tmp_path)
+         "--json", str(figures)], capture_output=True, text=True, timeout=110, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {(r["scenario"], r["server"]): r for r in json.loads(figures.read_text())}
     assert set(rows) == {("hospital", "qtraq"), ("hospital", "floor"), ("hospital+anon", "qtraq")}
