@@ -82,3 +82,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         report.longrepr = f"skipped in CI ({NO_SKIPS_ENV}=1): {reason}"
     return report
+
+
+@pytest.fixture(autouse=True)
+def _pages_start_in_english(request: pytest.FixtureRequest) -> None:
+    """A module's browser tests share one Chromium profile, and a page remembers a chosen
+    language in the ``qt_lang`` cookie: each test starts without it (English unless it asks)."""
+    if "browser" in request.fixturenames:
+        request.getfixturevalue("browser").clear_cookies(name="qt_lang")

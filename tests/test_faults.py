@@ -253,7 +253,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def _fill(disk: Path) -> Path:
     """Take every free byte of the file system."""
     filler = disk / "filler"
-    with filler.open("wb") as fh:
+    with filler.open("wb", buffering=0) as fh:  # unbuffered: closing it has nothing left to write
         try:
             while True:
                 fh.write(b"\0" * 65536)

@@ -24,7 +24,8 @@ SCRIPTS = {"hi": "\u0900-\u097F", "mr": "\u0900-\u097F", "ta": "\u0B80-\u0BFF", 
 # Latin words a page in another language may show: those the portal test allows (the language
 # switch's "English", JSON, IP, the configured grievance contact), the SMS channel, and the
 # clinic's and queues' own names from the test data. Links (the QR poster's) are left out.
-LATIN_ALLOWED = PORTAL_LATIN | {"SMS", "Clinic", "Queue", "walk", "Pune"}
+LATIN_ALLOWED = PORTAL_LATIN | {"SMS", "Clinic", "Queue", "walk", "Pune",
+                                "Data", "Fiduciary"}  # the DPDP Act's own term for the clinic
 
 
 @pytest.fixture
@@ -79,7 +80,10 @@ def test_every_patient_page_and_the_tv_speak_each_language(site: LiveServer, lan
     ticket_page = httpx.get(f"{track}?lang={lang}")
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', ticket_page.text)
     weight = len(ticket_page.content) + sum(len(httpx.get(site.url + a).content) for a in assets)
-    assert weight < 40_000, weight  # still light on a slow 3G phone in every script
+    # Still light on a slow 3G phone in every script. 50 KB since the ticket page gained Web Push,
+    # payment and rating and the walk-in's withdrawal (December 2026; 40 KB before): every page
+    # still carries all the browser strings, which is the next thing to trim.
+    assert weight < 50_000, weight
     data = page_data(httpx.get(f"{site.url}/display/c1?key={key}&lang={lang}").text)
     assert data["speech_lang"] == data["locale"] == f"{lang}-IN"
     assert data["t"]["call_speech"] == i18n.catalogue(lang)["js.call_speech"]  # type: ignore[index]
