@@ -8,17 +8,13 @@ doctors' names, names not masked), staff users (desk: reception, boss: admin, do
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext, Page
 
@@ -26,7 +22,7 @@ from qtraq_live import access
 from qtraq_live.embedded_redis import EmbeddedRedis
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.store import Store
-from tests.support_serve import ServeProcess
+from tests.support_serve import ServeProcess, seeded_serve
 
 PASSWORD = "correct-horse-battery"
 HOSPITAL_NAME = "Sri Venkateshwara Multispeciality Hospital and Research Centre, OPD Block B"
@@ -145,29 +141,14 @@ async def _seed(data_dir: Path, redis_url: str) -> tuple[str, dict[str, str]]:
     return token, keys
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def frontdesk_site(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontdeskSite]:
-    redis.Redis.from_url(redis_server.url).flushall()
     data = tmp_path_factory.mktemp("frontdesk") / "data"
     data.mkdir()
-    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
-        token, keys = pool.submit(asyncio.run, _seed(data, redis_server.url)).result()
-    srv = ServeProcess(data, env={"QTRAQ_REDIS_URL": redis_server.url}, args=["--port", str(free_port())])
-    srv.start()
-    api = httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    try:
-        yield FrontdeskSite(srv, api, keys, data)
-    finally:
-        api.close()
-        srv.stop()
-        redis.Redis.from_url(redis_server.url).flushall()
+    with seeded_serve(redis_server.url, data, _seed) as (srv, (token, keys)):
+        with httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
+                          timeout=10) as api:
+            yield FrontdeskSite(srv, api, keys, data)
 
 
 def sign_in(context: BrowserContext, site: FrontdeskSite, username: str) -> None:

@@ -15,20 +15,25 @@ waits until every child of the supervisor is gone too; :meth:`ServeProcess.stop`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+import redis
 
 from conftest import TIMEOUT_FACTOR
+from tests.support_notify import free_port
 
 START_TIMEOUT_S = 45.0
 STOP_TIMEOUT_S = 30.0
@@ -178,3 +183,23 @@ def serve_process() -> Iterator[Any]:
     for srv in started:
         if srv.proc is not None and srv.proc.poll() is None:
             srv.stop()
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def seeded_serve(redis_url: str, data: Path, seed: Callable[[Path, str], Awaitable[T]]) -> Iterator[tuple[ServeProcess, T]]:
+    """A real ``qtraq-live serve`` on a fresh port over ``data``, seeded first by ``seed(data,
+    redis_url)`` (its answer is yielded beside the server), on an emptied Redis that is emptied
+    again afterwards. The browser tests' module fixtures share it."""
+    redis.Redis.from_url(redis_url).flushall()
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        seeded = pool.submit(asyncio.run, seed(data, redis_url)).result()  # type: ignore[arg-type]
+    srv = ServeProcess(data, env={"QTRAQ_REDIS_URL": redis_url}, args=["--port", str(free_port())])
+    srv.start()
+    try:
+        yield srv, seeded
+    finally:
+        srv.stop()
+        redis.Redis.from_url(redis_url).flushall()

@@ -3,16 +3,12 @@ first, filters, in English and Hindi at every target size without clipping or si
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext
 
@@ -21,7 +17,7 @@ from qtraq_live.embedded_redis import EmbeddedRedis
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.store import Store
 from tests.support_browser import browser, open_page, screenshot  # noqa: F401
-from tests.support_serve import ServeProcess, wait_until
+from tests.support_serve import ServeProcess, seeded_serve, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct-horse-battery"
@@ -55,31 +51,18 @@ async def _seed(data_dir: Path, redis_url: str) -> tuple[str, str, int]:
         await store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def site(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    redis.Redis.from_url(redis_server.url).flushall()
     data = tmp_path_factory.mktemp("audit") / "data"
     data.mkdir()
-    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
-        desk_token, admin_token, desk_id = pool.submit(asyncio.run, _seed(data, redis_server.url)).result()
-    srv = ServeProcess(data, env={"QTRAQ_REDIS_URL": redis_server.url}, args=["--port", str(_free_port())])
-    srv.start()
-    clients = [httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {t}"}, timeout=10)
-               for t in (desk_token, admin_token)]
-    try:
-        yield Site(srv, clients[0], clients[1], desk_id)
-    finally:
-        for c in clients:
-            c.close()
-        srv.stop()
-        redis.Redis.from_url(redis_server.url).flushall()
+    with seeded_serve(redis_server.url, data, _seed) as (srv, (desk_token, admin_token, desk_id)):
+        clients = [httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {t}"}, timeout=10)
+                   for t in (desk_token, admin_token)]
+        try:
+            yield Site(srv, clients[0], clients[1], desk_id)
+        finally:
+            for c in clients:
+                c.close()
 
 
 def test_the_audit_log_filters_and_fits_every_screen(browser: BrowserContext, site: Site) -> None:

@@ -6,18 +6,14 @@ and must log no console error."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext
 
@@ -27,7 +23,7 @@ from qtraq_live.embedded_redis import EmbeddedRedis
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.store import Store
 from tests.support_browser import Watched, browser, open_page, screenshot  # noqa: F401
-from tests.support_serve import ServeProcess, wait_until
+from tests.support_serve import ServeProcess, seeded_serve, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct-horse-battery"
@@ -88,29 +84,14 @@ async def _seed(data_dir: Path, redis_url: str) -> tuple[str, str]:
     return token, key
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def site(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    redis.Redis.from_url(redis_server.url).flushall()
     data = tmp_path_factory.mktemp("pages") / "data"
     data.mkdir()
-    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
-        token, key = pool.submit(asyncio.run, _seed(data, redis_server.url)).result()
-    srv = ServeProcess(data, env={"QTRAQ_REDIS_URL": redis_server.url}, args=["--port", str(_free_port())])
-    srv.start()
-    api = httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    try:
-        yield Site(srv, api, key)
-    finally:
-        api.close()
-        srv.stop()
-        redis.Redis.from_url(redis_server.url).flushall()
+    with seeded_serve(redis_server.url, data, _seed) as (srv, (token, key)):
+        with httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
+                          timeout=10) as api:
+            yield Site(srv, api, key)
 
 
 def sign_in(context: BrowserContext, site: Site, username: str) -> None:
