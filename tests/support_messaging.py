@@ -8,9 +8,7 @@ another (``wa_sink``), and extra config appended. :func:`admin_client` logs the 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support_notify import Sink, _handler, wait_until
+from tests.support_notify import Sink, running_sink, wait_until
 from tests.support_serve import ServeProcess
 
 ADMIN_PASSWORD = "messaging-admin-passphrase"
@@ -51,14 +49,8 @@ password_env = "QTRAQ_TEST_ADMIN_PASSWORD"
 @pytest.fixture
 def wa_sink() -> Iterator[Sink]:
     """A second HTTP sink: the WhatsApp provider (the first, ``sink``, is the SMS gateway)."""
-    s = Sink()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(s))
-    s.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield s
-    server.shutdown()
-    server.server_close()
+    with running_sink() as s:
+        yield s
 
 
 @contextlib.contextmanager

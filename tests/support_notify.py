@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import json
 import os
@@ -147,16 +148,25 @@ def _handler(sink: Sink) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
+@contextlib.contextmanager
+def running_sink() -> Iterator[Sink]:
+    """A local HTTP sink on a free port: a provider we cannot reach (an SMS gateway, WhatsApp)."""
     s = Sink()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(s))
     s.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield s
-    server.shutdown()
-    server.server_close()
+    try:
+        yield s
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with running_sink() as s:
+        yield s
 
 
 # -- config shared with worker processes -------------------------------------------------
