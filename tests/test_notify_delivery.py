@@ -199,6 +199,26 @@ def test_exhausted_notice_goes_to_dead_letter_and_an_admin_retry_delivers_it(
     wait_until(lambda: state(rq_conn, notice.key).get("state") == "sent", "state sent")
 
 
+def test_a_retry_while_the_last_rounds_job_is_still_live_gets_its_own_job_and_sends_once(
+        rq_conn: redis.Redis, notify_env: NotifyEnv, sink: Sink, workers: Workers) -> None:
+    # RQ runs the failure callback (notice -> failed) before it files the job as failed: an
+    # admin's retry in that window meets a job that is still live. Reproduced here with the
+    # first round's job still waiting in its queue when the notice is failed and retried.
+    notice = code_notice(71)
+    ledger.create(rq_conn, notice, notify_env.settings)
+    assert ledger.transition(rq_conn, notice.key, ("queued",), "failed", reason="attempts_exhausted")[0]
+    assert ledger.transition(rq_conn, notice.key, ("failed",), "queued")[0]
+    assert ledger.requeue(rq_conn, notice.key, notify_env.settings)
+    assert ledger.requeue(rq_conn, notice.key, notify_env.settings)  # the retry request replayed
+    assert state(rq_conn, notice.key)["round"] == "2"
+    assert rq_conn.exists(*(f"rq:job:{ledger.job_id(notice.key, r)}" for r in range(3))) == 3
+    workers.start(1)
+    wait_until(lambda: state(rq_conn, notice.key).get("state") == "sent", "state sent")
+    wait_until(lambda: not rq_conn.llen("rq:queue:notify-high"), "both jobs to run")
+    workers.stop_all()
+    assert len(sink.to(phone(71))) == 1  # the earlier rounds' jobs stood down
+
+
 def test_worker_with_an_invalid_apprise_url_stops_at_start_naming_the_key(
         notify_env: NotifyEnv, workers: Workers) -> None:
     notify_env.reconfigure(sms="json:/missing-slashes/{to}")

@@ -81,13 +81,19 @@ def channel_url(conn: redis.Redis, settings: Settings, clinic: str, channel: str
     return override or settings[f"notify.{channel}"].strip()
 
 
-def send_notice(key: str) -> str:
+def _round(notice: dict[str, str]) -> int:
+    return int(notice.get("round") or 0)
+
+
+def send_notice(key: str, round_: int = 0) -> str:
     """Re-check, render and send notice ``key``; returns what happened (for RQ's logs)."""
     job = get_current_job()
     assert job is not None
     conn, settings = job.connection, _config()
     notice = notice_states.load(conn, key)
     state = notice.get("state", "")
+    if notice and _round(notice) != round_:
+        return "superseded"  # an admin's retry started a new round with its own job
     if state == SENDING:
         # An earlier run died between "sending" and "sent": the provider may have the message.
         # Sending again could deliver it twice, so it goes to the admin's list instead.
@@ -156,6 +162,9 @@ def notice_failed(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
     if job.retries_left:
         return  # RQ will run it again
     key = str(job.args[0])
+    round_ = int(job.args[1]) if len(job.args) > 1 else 0
+    if _round(notice_states.load(connection, key)) != round_:
+        return  # a previous round's job: the admin's retry has its own
     moved, before = notice_states.transition(connection, key, (QUEUED, RETRYING), FAILED,
                                       reason="attempts_exhausted")
     if not moved and before == SENDING:

@@ -29,8 +29,6 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 
 from .. import redis_keys as keys
 from ..config import Settings
@@ -59,9 +57,13 @@ class Notice:
     check: Mapping[str, Any] = field(default_factory=dict)
 
 
-def job_id(key: str) -> str:
-    """RQ job ids allow only letters, digits, ``_`` and ``-``; the notice key is hashed."""
-    return "notice-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+def job_id(key: str, round_: int = 0) -> str:
+    """RQ job ids allow only letters, digits, ``_`` and ``-``; the notice key is hashed.
+
+    Each admin retry starts a new round with its own job, so it never waits on (or is
+    overwritten by) the previous round's job while RQ is still finishing it."""
+    base = "notice-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return f"{base}-r{round_}" if round_ else base
 
 
 def hint(to: str) -> str:
@@ -79,11 +81,12 @@ def retry_intervals(settings: Settings) -> list[float]:
             for i in range(settings["notify.max_attempts"] - 1)]
 
 
-def enqueue_job(conn: redis.Redis, pipe: Any, key: str, queue: str, settings: Settings) -> None:
+def enqueue_job(conn: redis.Redis, pipe: Any, key: str, queue: str, settings: Settings,
+                round_: int = 0) -> None:
     """Queue the RQ job that sends notice ``key`` (inside the caller's MULTI)."""
     intervals = retry_intervals(settings)
     Queue(queue, connection=conn).enqueue_call(
-        send_notice, args=(key,), job_id=job_id(key), timeout=settings["notify.job_timeout_s"],
+        send_notice, args=(key, round_) if round_ else (key,), job_id=job_id(key, round_), timeout=settings["notify.job_timeout_s"],
         result_ttl=0, failure_ttl=KEEP_FAILED_S, on_failure=notice_failed,
         # RQ schedules retries with timedelta(seconds=…), so fractional seconds work (its hint says int)
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,  # type: ignore[arg-type]
@@ -119,23 +122,25 @@ def create(conn: redis.Redis, notice: Notice, settings: Settings) -> bool:
     return True
 
 
-LIVE_JOB = ("queued", "started", "scheduled", "deferred")
-
-
 def requeue(conn: redis.Redis, key: str, settings: Settings) -> bool:
-    """A fresh job for a notice an admin put back to "queued" (its old RQ job is replaced)."""
-    notice = load(conn, key)
-    if notice.get("state") != QUEUED:
-        return False
-    try:
-        old = Job.fetch(job_id(key), connection=conn)
-    except NoSuchJobError:
-        old = None
-    if old is not None:
-        if old.get_status() in LIVE_JOB:
-            return False  # still on its way: nothing to add
-        old.delete()
+    """A fresh job for a notice an admin put back to "queued": a new round with a new job id.
+
+    The previous round's job may still be finishing in its worker (RQ runs the failure
+    callback that marks the notice failed before it files the job as failed); it keeps its
+    own id, and ``send_notice``/``notice_failed`` ignore a job whose round is not the notice's.
+    """
+    nkey = keys.notice(key)
     with conn.pipeline() as pipe:
-        enqueue_job(conn, pipe, key, notice["queue"], settings)
-        pipe.execute()
+        try:
+            pipe.watch(nkey)  # type: ignore[no-untyped-call]
+            notice = load(pipe, key)  # a watching pipeline answers at once
+            if notice.get("state") != QUEUED:
+                return False
+            round_ = int(notice.get("round") or 0) + 1
+            pipe.multi()
+            pipe.hset(nkey, "round", round_)
+            enqueue_job(conn, pipe, key, notice["queue"], settings, round_)
+            pipe.execute()
+        except redis.WatchError:
+            return False
     return True
