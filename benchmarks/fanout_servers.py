@@ -309,13 +309,19 @@ class Channels(Baseline):
         return f"ws://{self.base}/ws/{room}", "ws"
 
 
+SOCKETS_PER_ADDRESS = 1_000_000
+
+
 class Qtraq(Server):
     """qtraq-live itself: ``qtraq-live serve --port 0`` on the benchmark's Redis."""
 
     name = "qtraq"
 
     def start(self, redis_url: str, workdir: Path) -> None:
-        self.env = {"QTRAQ_DATA_DIR": str(workdir / "qtraq"), "QTRAQ_REDIS_URL": redis_url}
+        # The load generator's few loopback addresses stand for thousands of phones on their own
+        # networks: the per-address socket cap (a defence, docs/security.md) would refuse them.
+        self.env = {"QTRAQ_DATA_DIR": str(workdir / "qtraq"), "QTRAQ_REDIS_URL": redis_url,
+                    "QTRAQ_SOCKETS_PER_ADDRESS": str(SOCKETS_PER_ADDRESS)}
         serve_json = workdir / "qtraq" / "serve.json"
         self.proc = Process(["qtraq-live", "serve", "--port", "0", "--workers", str(self.workers)],
                             workdir / "qtraq.log", self.env)

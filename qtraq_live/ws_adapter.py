@@ -19,7 +19,7 @@ from . import fastpaths
 LEAN_MODULE = "qtraq_live.ws_protocol"
 LEAN_IMPL = f"{LEAN_MODULE}:LeanWebSocketProtocol"
 PUBLIC_IMPL = "websockets-sansio"  # uvicorn's own Sans-I/O protocol on websockets, by its public name
-WRITTEN_FOR = (("uvicorn", (0, 54), (0, 55)), ("websockets", (17, 0), (18, 0)))
+WRITTEN_FOR = (("uvicorn", (0, 54), (0, 56)), ("websockets", (17, 0), (18, 0)))
 
 WS_LEAN = fastpaths.enabled("ws_lean", *WRITTEN_FOR)
 WS_WRITE = WS_LEAN and fastpaths.enabled("ws_write", *WRITTEN_FOR)

@@ -15,9 +15,9 @@ It adds one thing: :meth:`LeanWebSocketProtocol.write_text`, the hub's way to pu
 a socket that can take it at once, without an ASGI message, a coroutine and websockets'
 ``Frame`` per socket (for a big queue, the fan-out of one press is 2,000 of these in a row).
 
-It relies on these uvicorn 0.54 internals; ``ws_adapter.py`` selects it only with that uvicorn
-(and websockets 17), and uvicorn's own protocol otherwise. Re-run ``tests/test_ws_protocol.py``
-when widening that range:
+It relies on these internals of uvicorn 0.54–0.55 (0.55 changed none of them); ``ws_adapter.py``
+selects it only with those uvicorns (and websockets 17), and uvicorn's own protocol
+otherwise. Re-run ``tests/test_ws_protocol.py`` when widening that range:
 
 * ``self.queue``, set in ``__init__``, used only as ``put_nowait(event)``, ``await get()``
   and ``empty()``, by one consumer at a time (the app's ``receive``);
