@@ -1,5 +1,6 @@
 """The front desk in Chromium against a real ``qtraq-live serve``: each waiting row's actions by
-mouse and keyboard, bringing back skipped and no-show tickets, today's appointments with
+mouse and keyboard, closing a counter (the TV and the patient's page follow), bringing back
+skipped and no-show tickets, today's appointments with
 one-click check-in, a doctor's console, errors next to their field in the page's language,
 forms that never put what was typed into a URL (JavaScript on and off), the landing page, and
 patient pages that never scroll sideways at 360 px."""
@@ -75,6 +76,56 @@ def test_each_row_calls_or_cancels_by_mouse_and_keyboard(browser: BrowserContext
     screenshot(page, "reception-rows-1366x768")
     w.assert_clean()
     page.close()
+
+
+def test_closing_the_counter_clears_the_tv_and_finishes_the_patient(browser: BrowserContext,
+                                                                   frontdesk_site: FrontdeskSite) -> None:
+    site = frontdesk_site
+    site.reset()
+    a, b = site.issue("gp", "Kavya S"), site.issue("gp", "Lalit M")
+    sign_in(browser, site, "desk")
+    tv = open_page(browser, f"{site.url}/display/city?key={site.keys['city']}", 1920, 1080)
+    tv.page.wait_for_function("() => document.body.dataset.socket === 'open'")
+    w = desk_page(browser, site, "?queue=gp&counter=5")
+    page = w.page
+    rows(page, 2)
+    page.click("#b-next")
+    page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=a["label"])
+    idle(page)
+    patient = open_page(browser, f"{site.url}/t/{a['token']}", 360, 740)
+    assert patient.page.get_attribute("#p-card", "data-status") == "called"
+    card = tv.page.locator(".d-queue[data-queue=gp]")
+    card.locator(".d-serving .d-label", has_text=a["label"]).wait_for()
+    # Mouse: the first press asks once more and changes nothing; the second closes the counter.
+    page.click("#b-close")
+    assert page.text_content("#b-close") == "Sure? Press again"
+    assert status(site, a["id"])["status"] == "called"
+    page.click("#b-close")
+    page.wait_for_function("() => document.getElementById('r-msg').textContent === 'Counter 5 is closed.'")
+    assert page.text_content("#b-close kbd") == "E"  # the button is itself again
+    assert status(site, a["id"])["status"] == "done"
+    card.locator(".d-serving .d-label", has_text=a["label"]).wait_for(state="detached")
+    assert [x.strip() for x in card.locator(".d-serving .d-label").all_text_contents()] == ["—"]
+    patient.page.wait_for_function("() => document.getElementById('p-card').dataset.status === 'done'")
+    assert patient.page.text_content("#p-status") == "Your visit is complete. Thank you!"
+    assert page.text_content("#r-current") == "—"
+    assert status(site, b["id"])["status"] == "waiting"  # nobody else was called
+    # Keyboard: E twice on a counter that is closed already says so.
+    idle(page)
+    page.keyboard.press("e")
+    page.keyboard.press("e")
+    page.wait_for_function("() => document.getElementById('r-msg').textContent === 'Counter 5 was not open.'")
+    # The console keeps its counter; its next press opens the counter again.
+    page.goto(f"{site.url}/reception")
+    page.wait_for_function("() => document.body.dataset.socket === 'open'")
+    assert page.input_value("#r-counter") == "5"
+    idle(page)
+    page.keyboard.press("n")
+    page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=b["label"])
+    card.locator(".d-serving .d-label", has_text=b["label"]).wait_for()
+    for x in (w, tv, patient):
+        x.assert_clean()
+        x.page.close()
 
 
 def test_skipped_and_no_show_tickets_come_back(browser: BrowserContext, frontdesk_site: FrontdeskSite) -> None:
