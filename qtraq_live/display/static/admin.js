@@ -20,12 +20,18 @@
     return tr;
   }
 
-  function submitJson(form, url, body, done) {
+  /* A form's error goes next to its field (``byCode``: the field an error of that code is
+     about when the API names none), else on the page's message line. */
+  function submitJson(form, url, body, done, byCode) {
     var btn = form.querySelector("button[type=submit]");
     btn.disabled = true;
     QT.api("POST", url, body).then(function (res) { btn.disabled = false; done(res); },
-      function (err) { btn.disabled = false; say(QT.errorText(err), true); });
+      function (err) {
+        btn.disabled = false;
+        if (!QT.fieldError(form, err, byCode)) { say(QT.errorText(err), true); }
+      });
   }
+  var TAKEN_ID = { already_exists: "id" };
 
   document.querySelectorAll(".clinic-select").forEach(function (s) {
     d.clinics.forEach(function (c) {
@@ -40,7 +46,7 @@
     ev.preventDefault();
     var f = ev.target;
     submitJson(f, "/api/v1/clinics", { id: f.id.value.trim(), name: f.name.value.trim(), timezone: f.timezone.value.trim(),
-      lang: f.lang.value, mask_names: f.mask_names.checked }, function () { location.reload(); });
+      lang: f.lang.value, mask_names: f.mask_names.checked }, function () { location.reload(); }, TAKEN_ID);
   });
 
   $("queue-form").addEventListener("submit", function (ev) {
@@ -49,7 +55,7 @@
     submitJson(f, "/api/v1/clinics/" + encodeURIComponent(f.clinic.value) + "/queues", {
       id: f.id.value.trim(), name: f.name.value.trim(), prefix: f.prefix.value.trim().toUpperCase(),
       avg_service_s: parseInt(f.avg_service_s.value, 10) || 300, self_checkin: f.self_checkin.checked
-    }, function () { location.reload(); });
+    }, function () { location.reload(); }, { already_exists: "id", not_found: "clinic" });
   });
 
   /* Settings changed in place: one PATCH per change, undone on the screen if refused. */
@@ -90,7 +96,7 @@
       f.reset();
       say(QT.t("user_added", { name: res.user.username }));
       loadUsers();
-    });
+    }, { already_exists: "username" });
   });
 
   function keysUrl() { return "/api/v1/admin/clinics/" + encodeURIComponent($("kf-clinic").value) + "/display-keys"; }
@@ -128,7 +134,7 @@
       $("key-url").textContent = res.display_url;
       QT.show($("key-new"), true);
       loadKeys();
-    });
+    }, { not_found: "clinic" });
   });
 
   /* Notices: the failed list and the retry button, when this server has the notifications API. */
@@ -164,7 +170,7 @@
     submitJson(f, "/api/v1/notifications/test", { channel: f.channel.value, to: f.to.value.trim() }, function () {
       say(QT.t("test_sent"));
       setTimeout(loadFailed, 3000);
-    });
+    }, { channel_not_configured: "channel" });
   });
 
   /* A clinic's own channel URLs (override the server's); the URLs are never shown back. */
@@ -186,7 +192,7 @@
 
   function putChannels(body) {
     QT.api("PUT", channelsUrl(), body).then(function (res) { showChannels(res); say(QT.t("saved")); },
-      function (err) { say(QT.errorText(err), true); });
+      function (err) { if (!QT.fieldError($("chan-form"), err)) { say(QT.errorText(err), true); } });
   }
 
   $("cc-clinic").addEventListener("change", loadChannels);

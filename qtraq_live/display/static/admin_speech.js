@@ -1,6 +1,6 @@
 /* The admin page: each clinic's announcement languages (the clinic field `languages`), the
    languages its TVs say calls in, in order. A code list such as "ta, en", saved as it changes
-   through PATCH /api/v1/clinics/{clinic}; a refused value is restored and the reason shown. */
+   through PATCH /api/v1/clinics/{clinic}; a refused value stays, its reason shown beside it. */
 "use strict";
 (function () {
   var QT = window.QT;
@@ -47,8 +47,7 @@
         say(QT.t("saved"));
       }, function (err) {
         input.disabled = false;
-        input.value = saved;
-        say(QT.errorText(err), true);
+        if (QT.fieldName(err) === "languages") { QT.showError(input, row.dataset.speechError || QT.errorText(err)); } else { say(QT.errorText(err), true); }
       });
     });
   });
