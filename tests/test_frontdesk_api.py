@@ -234,7 +234,8 @@ def test_closing_a_counter_ends_its_call_and_leaves_the_open_counters(app_server
 
 
 def test_closing_a_counter_checks_who_and_what(app_server: LiveServer, desk: httpx.Client) -> None:
-    _issue(desk, "gp"), _issue(desk, "eye")
+    _issue(desk, "gp")
+    _issue(desk, "eye")
     desk.post("/queues/gp/next", json={"counter": "a/b"})  # any text names a counter, even with a slash
     desk.post("/queues/eye/next", json={"counter": "1"})
     before = app_server.run(app_server.engine.version("c1"))
