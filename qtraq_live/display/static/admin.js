@@ -20,15 +20,31 @@
     return tr;
   }
 
-  /* A form's error goes next to its field (``byCode``: the field an error of that code is
-     about when the API names none), else on the page's message line. */
+  /* An error beside the admin form field it is about (QT.fieldError), in the page's own words
+     for that control when it has them: data-error-<code>, else data-error-text (rendered in the
+     page's language; a channel URL named "email" is no email address). ``byCode`` names the
+     field of an error that names none ({already_exists: "id"}); "queues[0]" is about "queues".
+     False when the form has no such field. The other admin scripts use it too. */
+  QT.formError = function (form, err, byCode) {
+    var named = err && err.field ? String(err.field).replace(/[\[.].*$/, "") : null;
+    var name = named || (byCode && err && byCode[err.code]), input = name && form.elements[name], only = {};
+    if (input && !input.tagName && input.length) { input = input[0].closest("fieldset") || input[0]; }  // checkboxes
+    if (!input || !input.tagName) { return false; }
+    only[name] = input;  // the control itself, also when it is a group's fieldset
+    QT.fieldError({ id: form.id, elements: only }, Object.assign({}, err, { field: name }));
+    var own = input.getAttribute("data-error-" + err.code) || (named === name && input.getAttribute("data-error-text"));
+    if (own) { document.getElementById(input.id + "-error").textContent = own; }
+    return true;
+  };
+
+  /* A form's error goes next to its field, else on the page's message line. */
   function submitJson(form, url, body, done, byCode) {
     var btn = form.querySelector("button[type=submit]");
     btn.disabled = true;
     QT.api("POST", url, body).then(function (res) { btn.disabled = false; done(res); },
       function (err) {
         btn.disabled = false;
-        if (!QT.fieldError(form, err, byCode)) { say(QT.errorText(err), true); }
+        if (!QT.formError(form, err, byCode)) { say(QT.errorText(err), true); }
       });
   }
   var TAKEN_ID = { already_exists: "id" };
@@ -192,7 +208,7 @@
 
   function putChannels(body) {
     QT.api("PUT", channelsUrl(), body).then(function (res) { showChannels(res); say(QT.t("saved")); },
-      function (err) { if (!QT.fieldError($("chan-form"), err)) { say(QT.errorText(err), true); } });
+      function (err) { if (!QT.formError($("chan-form"), err)) { say(QT.errorText(err), true); } });
   }
 
   $("cc-clinic").addEventListener("change", loadChannels);

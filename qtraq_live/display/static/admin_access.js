@@ -15,7 +15,7 @@
   function fail(err) { say(QT.errorText(err), true); }
   /* A form's error next to its field (``byCode``: where an error that names no field belongs). */
   function failIn(form, byCode) {
-    return function (err) { if (!QT.fieldError(form, err, byCode)) { fail(err); } };
+    return function (err) { if (!QT.formError(form, err, byCode)) { fail(err); } };
   }
   function current() {
     var id = parseInt($("ax-user").value, 10);

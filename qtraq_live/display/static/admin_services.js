@@ -12,7 +12,7 @@
   }
   /* A form's error next to its field, else on the section's result line. */
   function failIn(f, byCode) {
-    return function (err) { if (!QT.fieldError(f, err, byCode)) { result(QT.errorText(err), true); } };
+    return function (err) { if (!QT.formError(f, err, byCode)) { result(QT.errorText(err), true); } };
   }
   var form = $("notice-form");
   if (!form) { return; }

@@ -25,6 +25,7 @@
     input.autocomplete = "off";
     input.spellcheck = false;
     input.title = QT.t("speech_languages_help");
+    input.setAttribute("data-error-text", row.dataset.speechError || "");  // in the page's language
     input.setAttribute("aria-describedby", id + "-help");
     var help = document.createElement("small");
     help.id = id + "-help";
@@ -47,7 +48,7 @@
         say(QT.t("saved"));
       }, function (err) {
         input.disabled = false;
-        if (QT.fieldName(err) === "languages") { QT.showError(input, row.dataset.speechError || QT.errorText(err)); } else { say(QT.errorText(err), true); }
+        if (!QT.formError({ id: "", elements: { languages: input } }, err)) { say(QT.errorText(err), true); }
       });
     });
   });

@@ -66,38 +66,18 @@
     if (err.status === 403) { return t("error_forbidden"); }
     /* A person reads a sentence of the catalogue in the page's language, never an API code or
        the API's English: the field's own sentence, else the error code's, else a general one. */
-    var strings = data.t || {}, field = fieldName(err);
-    if (field && strings["err_field_" + field]) { return t("err_field_" + field); }
+    var strings = data.t || {};
+    if (err.field && strings["err_field_" + err.field]) { return t("err_field_" + err.field); }
     if (strings["err_" + err.code]) { return t("err_" + err.code); }
     return t("error_generic");
   }
 
-  /* The form field an error is about: "queues[0]" and "schedule.opens" are about "queues" and
-     "schedule". */
-  function fieldName(err) {
-    return err && err.field ? String(err.field).replace(/[\[.].*$/, "") : null;
-  }
-
   /* Show an API error next to the form field it is about (the control named like the error's
-     field, or for an error that names none, the one ``byCode`` names for its code: e.g.
-     {already_exists: "id"}); returns false when the form has no such field, so the caller shows
-     it elsewhere. The page may word it for that control, already in its language:
-     data-error-<code>="…" for an error of that code, data-error-text="…" for any other error
-     about it (a channel URL named "email" is no email address); else the catalogue's sentence
-     for the field or the code (errorText). */
-  function fieldError(form, err, byCode) {
-    var name = fieldName(err) || (byCode && err && byCode[err.code]) || null;
-    var input = name && form.elements ? form.elements[name] : null;
-    if (input && !input.tagName && input.length) { input = input[0].closest("fieldset") || input[0]; }  // checkboxes
+     field); returns false when the form has no such field, so the caller shows it elsewhere. */
+  function fieldError(form, err) {
+    var input = err && err.field && form.elements ? form.elements[err.field] : null;
     if (!input || !input.tagName) { return false; }
-    if (!input.id) { input.id = (form.id || "form") + "-" + name; }
-    var own = input.getAttribute("data-error-" + err.code) || (fieldName(err) === name && input.getAttribute("data-error-text"));
-    showError(input, own || errorText(err));
-    return true;
-  }
-
-  /* A sentence under one control, tied to it for screen readers; gone once it is changed. */
-  function showError(input, text) {
+    if (!input.id) { input.id = (form.id || "form") + "-" + err.field; }
     var id = input.id + "-error", p = document.getElementById(id);
     if (!p) {
       p = document.createElement("p");
@@ -105,19 +85,18 @@
       p.className = "field-error";
       p.setAttribute("role", "alert");
       input.insertAdjacentElement("afterend", p);
-      var clear = function () {
+      input.addEventListener("input", function () {
         p.hidden = true;
         input.removeAttribute("aria-invalid");
-      };
-      input.addEventListener("input", clear);
-      input.addEventListener("change", clear);
+      });
     }
-    p.textContent = text;
+    p.textContent = errorText(err);
     p.hidden = false;
     input.setAttribute("aria-invalid", "true");
     var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (x) { return x && x !== id; });
     input.setAttribute("aria-describedby", described.concat([id]).join(" "));
-    if (input.focus) { input.focus(); }
+    input.focus();
+    return true;
   }
 
   /* A WebSocket that reconnects with backoff and resumes with ?since=<last version>.
@@ -269,7 +248,7 @@
   document.addEventListener("DOMContentLoaded", function () { bindLogin(); bindLogout(); });
 
   window.QT = {
-    data: data, t: t, api: api, errorText: errorText, fieldError: fieldError, fieldName: fieldName, showError: showError, randomKey: randomKey, socket: socket,
+    data: data, t: t, api: api, errorText: errorText, fieldError: fieldError, randomKey: randomKey, socket: socket,
     chime: chime, soundBlocked: soundBlocked, audioContext: audioContext, speak: speak,
     minutes: minutes, waitRange: waitRange, where: where, clock: clock, show: show
   };
