@@ -40,7 +40,7 @@ SESSION_COOKIE = "qtraq_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RANK = {role: i for i, role in enumerate(access.ROLES)}
-DOCTOR_ACTIONS = frozenset({"next", "call", "recall", "skip", "done", "no_show", "serve"})
+DOCTOR_ACTIONS = frozenset({"next", "call", "recall", "skip", "done", "no_show", "serve", "close_counter"})
 # What an API token with a scope may do: "press" is a desk button (call the next patient).
 SCOPE_ACTIONS = {"press": frozenset({"next"})}
 

@@ -115,6 +115,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         "Finish this counter's patient and call the next (header Idempotency-Key: a retry calls no one else)",
         "doctor", queues.NEXT_BODY, {"counter": "2"},
         params=(("Idempotency-Key", "header", "string", "any string; a retry with the same key is answered alike"),)),
+    ("POST", "/queues/{queue}/counters/{counter}/close"): Op(
+        "Close a counter: its patient, if still called or serving, is done as with next, and it leaves the open "
+        "counters → {closed, done: ticket or null}; closing a closed counter changes nothing (closed: false)",
+        "doctor", EMPTY, {}),
     ("POST", "/queues/{queue}/pause"): Op("Pause a queue", "reception", EMPTY, {}),
     ("POST", "/queues/{queue}/resume"): Op("Resume a queue", "reception", EMPTY, {}),
     ("GET", "/tickets/{ticket_id}"): Op("A ticket", "staff"),

@@ -460,6 +460,16 @@ class QueueEngine:
         return _ticket(await self._run("call", {"ticket": str(_ticket_id(ticket_id)), "counter": counter,
                                                 "idempotency_key": idempotency_key, "actor": actor}, record))
 
+    async def close_counter(self, queue_id: str, counter: str, *, actor: str | None = None,
+                            record: Record | None = None) -> tuple[Json | None, bool]:
+        """Close ``counter``: the patient it called, if still called or serving, is done (as by
+        :meth:`next`) and the counter no longer counts as open, in one atomic step with its
+        event ``counter_closed``. Returns (that finished ticket or None, whether anything
+        changed): a counter that is not open changes nothing and ``record`` is not written."""
+        _check_counter(counter)
+        out = await self._run("close_counter", {"queue": queue_id, "counter": counter, "actor": actor}, record)
+        return (_ticket(out) if out.get("ticket") else None), bool(out["closed"])
+
     async def _act(self, op: str, ticket_id: int | str, actor: str | None, record: Record | None = None) -> Json:
         return _ticket(await self._run(op, {"ticket": str(_ticket_id(ticket_id)), "actor": actor}, record))
 

@@ -1,7 +1,8 @@
 """The engine against a plain Python model of the queue, over random operation sequences.
 
 Hypothesis drives every operation (issue, next with and without idempotency keys, concurrent
-presses from two counters, every ticket action, transfer, pause, resume) and lets minutes pass;
+presses from two counters, every ticket action, transfer, pause, resume, closing a counter) and
+lets minutes pass;
 after each step the engine's queues, statuses, version and open counters must equal the model's.
 """
 
@@ -79,6 +80,18 @@ class Model:
         if changed:
             self.version += 1
         return called
+
+    def close_counter(self, queue: str, counter: str) -> int | None:
+        """The counter's patient is done and it stops counting as open; returns that patient's id.
+        A counter that is not open (never pressed, or closed) changes nothing."""
+        if counter not in self.seen[queue] and counter not in self.counters[queue]:
+            return None
+        self.seen[queue].pop(counter, None)
+        prev = self.counters[queue].pop(counter, None)
+        if prev is not None:
+            self.tickets[prev].status = S.DONE
+        self.version += 1
+        return prev
 
     def act(self, action: str, t: ModelTicket) -> None:
         if action in ("skip", "no_show", "done", "cancel", "requeue"):
@@ -194,6 +207,18 @@ class EngineMachine(RuleBasedStateMachine):
             self.model.version += 1
         self.model.paused[queue] = pause
         assert q["paused"] is pause
+
+    @rule(queue=st.sampled_from(QUEUES), counter=st.sampled_from(COUNTERS), again=st.booleans())
+    def close_counter(self, queue: str, counter: str, again: bool) -> None:
+        was_open = counter in self.model.seen[queue] or counter in self.model.counters[queue]
+        done, closed = self.run(self.engine.close_counter(queue, counter))
+        assert closed is was_open
+        assert (done["id"] if done else None) == self.model.close_counter(queue, counter)
+        assert done is None or (done["status"], done["counter"]) == (S.DONE, counter)
+        if again:  # closing a closed counter changes nothing
+            version = self.run(self.engine.version("c1"))
+            assert self.run(self.engine.close_counter(queue, counter)) == (None, False)
+            assert self.run(self.engine.version("c1")) == version
 
     @rule(minutes=st.integers(1, 15))
     def time_passes(self, minutes: int) -> None:

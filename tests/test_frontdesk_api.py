@@ -1,6 +1,7 @@
 """The front desk's API over real HTTP: phone numbers as people type them (stored E.164, read
-in the clinic's region), calling a chosen ticket out of order, the day's appointments, and the
-demo's simulator keeping off the counter of the reception URL the demo prints."""
+in the clinic's region), calling a chosen ticket out of order, closing a counter, the day's
+appointments, and the demo's simulator keeping off the counter of the reception URL the demo
+prints."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from qtraq_live import demo, phones
+from qtraq_live import audit, demo, phones
 from qtraq_live.errors import Invalid
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.store import Store
@@ -180,6 +182,73 @@ def test_a_doctor_calls_only_on_their_queues(app_server: LiveServer, desk: httpx
     assert doctor.post(f"/tickets/{gp['id']}/call", json={"counter": "Room 2"}).status_code == 200
     assert error_of(doctor.post(f"/tickets/{eye['id']}/call", json={})) == (403, "forbidden")
     assert error_of(app_server.client().post(f"/tickets/{eye['id']}/call", json={}))[0] == 401
+
+
+# -- closing a counter ----------------------------------------------------------------------------
+
+def _close(c: httpx.Client, counter: str, queue: str = "gp") -> httpx.Response:
+    return c.post(f"/queues/{queue}/counters/{quote(counter, safe='')}/close")
+
+
+def _open_counters(server: LiveServer) -> int:
+    clinic = server.run(server.engine.get_clinic("c1")) or {}
+    return int(next(q for q in clinic["queues"] if q["id"] == "gp")["counters_open"])
+
+
+def _audited(server: LiveServer, action: str) -> list[str]:
+    server.run(audit.copy(server.app.state.redis, server.app.state.store))  # the duties process's job
+    entries = server.staff("admin").get("/audit", params={"action": action}).json()["entries"]
+    return [e["target"] for e in entries]
+
+
+def test_closing_a_counter_ends_its_call_and_leaves_the_open_counters(app_server: LiveServer,
+                                                                     desk: httpx.Client) -> None:
+    a, b, c = _issue(desk), _issue(desk), _issue(desk)
+    desk.post("/queues/gp/next", json={"counter": "Room 2"})
+    desk.post("/queues/gp/next", json={"counter": "3"})
+    assert _open_counters(app_server) == 2
+    r = _close(desk, "Room 2")
+    assert r.status_code == 200, r.text
+    assert r.json()["closed"] is True
+    assert (r.json()["done"]["id"], r.json()["done"]["status"]) == (a["id"], "done")
+    snap = desk.get("/queues/gp").json()
+    assert [t["id"] for t in snap["now_serving"]] == [b["id"]]  # counter 3 still serves
+    assert [t["id"] for t in snap["waiting"]] == [c["id"]]  # nobody else was called
+    assert _open_counters(app_server) == 1
+    events = app_server.run(app_server.engine.events_since("c1", 0)) or []
+    closing = events[-1]
+    assert (closing["type"], closing["counter"], [t["id"] for t in closing["tickets"]]) == (
+        "counter_closed", "Room 2", [a["id"]])
+    # Closing it again changes nothing: same answer shape, no version, no second audit entry.
+    version = app_server.run(app_server.engine.version("c1"))
+    again = _close(desk, "Room 2")
+    assert (again.status_code, again.json()) == (200, {"closed": False, "done": None})
+    assert app_server.run(app_server.engine.version("c1")) == version
+    assert _audited(app_server, "queue.close_counter") == ["queue:gp"]
+    # An idle counter (pressed Next, holds nobody) closes too: it only stops counting as open.
+    desk.post(f"/tickets/{b['id']}/done")
+    assert _close(desk, "3").json() == {"closed": True, "done": None}
+    assert app_server.run(app_server.engine.version("c1")) == version + 2
+    # The next press opens it again.
+    assert desk.post("/queues/gp/next", json={"counter": "Room 2"}).json()["called"]["id"] == c["id"]
+
+
+def test_closing_a_counter_checks_who_and_what(app_server: LiveServer, desk: httpx.Client) -> None:
+    _issue(desk, "gp")
+    _issue(desk, "eye")
+    desk.post("/queues/gp/next", json={"counter": "a/b"})  # any text names a counter, even with a slash
+    desk.post("/queues/eye/next", json={"counter": "1"})
+    before = app_server.run(app_server.engine.version("c1"))
+    doctor = app_server.staff("doctor", ("gp",))
+    assert error_of(_close(doctor, "1", "eye")) == (403, "forbidden")
+    assert error_of(_close(app_server.client(), "1", "eye"))[0] == 401
+    assert error_of(_close(desk, "x" * 33)) == (422, "invalid_field")
+    assert error_of(desk.post("/queues/gp/counters/1/close", json={"counter": "1"})) == (422, "unknown_field")
+    assert error_of(_close(desk, "1", "nowhere")) == (404, "not_found")
+    assert app_server.run(app_server.engine.version("c1")) == before  # nothing refused wrote anything
+    r = _close(doctor, "a/b")
+    assert r.status_code == 200 and r.json()["done"]["counter"] == "a/b", r.text
+    assert desk.get("/queues/gp").json()["now_serving"] == []
 
 
 # -- the day's appointments ---------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """The front desk in Chromium against a real ``qtraq-live serve``: each waiting row's actions by
-mouse and keyboard, bringing back skipped and no-show tickets, today's appointments with
-one-click check-in, a doctor's console, errors next to their field in the page's language,
+mouse and keyboard, closing a counter (the TV and the patient's page follow), bringing back
+skipped and no-show tickets, today's appointments with
+one-click check-in, a doctor's console, errors next to their field in the page's language (the
+walk-in and self check-in forms, and every form of the admin page),
 forms that never put what was typed into a URL (JavaScript on and off), the landing page, and
-patient pages that never scroll sideways at 360 px."""
+patient pages that never scroll sideways at 360 px, the admin's "served per day" chart counting
+days in a far-away clinic's timezone."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import sqlite3
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
+from qtraq_live.display import i18n
 from tests.support_browser import Watched, browser, open_page, screenshot  # noqa: F401
 from tests.support_frontdesk import SIDEWAYS_JS, FrontdeskSite, frontdesk_site, sign_in  # noqa: F401
 from tests.support_serve import wait_until
@@ -75,6 +80,56 @@ def test_each_row_calls_or_cancels_by_mouse_and_keyboard(browser: BrowserContext
     screenshot(page, "reception-rows-1366x768")
     w.assert_clean()
     page.close()
+
+
+def test_closing_the_counter_clears_the_tv_and_finishes_the_patient(browser: BrowserContext,
+                                                                   frontdesk_site: FrontdeskSite) -> None:
+    site = frontdesk_site
+    site.reset()
+    a, b = site.issue("gp", "Kavya S"), site.issue("gp", "Lalit M")
+    sign_in(browser, site, "desk")
+    tv = open_page(browser, f"{site.url}/display/city?key={site.keys['city']}", 1920, 1080)
+    tv.page.wait_for_function("() => document.body.dataset.socket === 'open'")
+    w = desk_page(browser, site, "?queue=gp&counter=5")
+    page = w.page
+    rows(page, 2)
+    page.click("#b-next")
+    page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=a["label"])
+    idle(page)
+    patient = open_page(browser, f"{site.url}/t/{a['token']}", 360, 740)
+    assert patient.page.get_attribute("#p-card", "data-status") == "called"
+    card = tv.page.locator(".d-queue[data-queue=gp]")
+    card.locator(".d-serving .d-label", has_text=a["label"]).wait_for()
+    # Mouse: the first press asks once more and changes nothing; the second closes the counter.
+    page.click("#b-close")
+    assert page.text_content("#b-close") == "Sure? Press again"
+    assert status(site, a["id"])["status"] == "called"
+    page.click("#b-close")
+    page.wait_for_function("() => document.getElementById('r-msg').textContent === 'Counter 5 is closed.'")
+    assert page.text_content("#b-close kbd") == "E"  # the button is itself again
+    assert status(site, a["id"])["status"] == "done"
+    card.locator(".d-serving .d-label", has_text=a["label"]).wait_for(state="detached")
+    assert [x.strip() for x in card.locator(".d-serving .d-label").all_text_contents()] == ["—"]
+    patient.page.wait_for_function("() => document.getElementById('p-card').dataset.status === 'done'")
+    assert patient.page.text_content("#p-status") == "Your visit is complete. Thank you!"
+    assert page.text_content("#r-current") == "—"
+    assert status(site, b["id"])["status"] == "waiting"  # nobody else was called
+    # Keyboard: E twice on a counter that is closed already says so.
+    idle(page)
+    page.keyboard.press("e")
+    page.keyboard.press("e")
+    page.wait_for_function("() => document.getElementById('r-msg').textContent === 'Counter 5 was not open.'")
+    # The console keeps its counter; its next press opens the counter again.
+    page.goto(f"{site.url}/reception")
+    page.wait_for_function("() => document.body.dataset.socket === 'open'")
+    assert page.input_value("#r-counter") == "5"
+    idle(page)
+    page.keyboard.press("n")
+    page.wait_for_function("l => document.getElementById('r-current').textContent === l", arg=b["label"])
+    card.locator(".d-serving .d-label", has_text=b["label"]).wait_for()
+    for x in (w, tv, patient):
+        x.assert_clean()
+        x.page.close()
 
 
 def test_skipped_and_no_show_tickets_come_back(browser: BrowserContext, frontdesk_site: FrontdeskSite) -> None:
@@ -199,6 +254,88 @@ def test_a_wrong_number_is_explained_next_to_its_field_in_the_page_language(brow
     for x in (w, join):
         x.assert_clean(ignore=("422",))
         x.page.close()
+
+
+# Every form of the admin page, refused by the server: what to type (selector, value; "~…" picks
+# an option: a user by name, else by value), where the error must show, in which words.
+# Browser checks (required, pattern, min, maxlength) are taken off first: the server's are tested.
+ADMIN_FORM_ERRORS: list[tuple[str, list[tuple[str, str]], str, str]] = [
+    ("clinic-form", [("#cf-id", "city"), ("#cf-name", "Second City")], "cf-id", "admin.err_clinic_taken"),
+    ("clinic-form", [("#cf-id", "Bad Id!")], "cf-id", "admin.err_id"),
+    ("clinic-form", [("#cf-id", "newclinic"), ("#cf-tz", "Mars/Olympus")], "cf-tz", "admin.err_timezone"),
+    ("queue-form", [("#qf-id", "gp"), ("#qf-name", "Another GP"), ("#qf-prefix", "G")], "qf-id",
+     "admin.err_queue_taken"),
+    ("queue-form", [("#qf-id", "newq"), ("#qf-prefix", "a1")], "qf-prefix", "js.err_field_prefix"),
+    ("queue-form", [("#qf-prefix", "Q"), ("#qf-avg", "5")], "qf-avg", "admin.err_avg_service"),
+    ("user-form", [("#uf-name", "desk"), ("#uf-pass", "a long unusual passphrase")], "uf-name",
+     "admin.err_username_taken"),
+    ("user-form", [("#uf-name", "x")], "uf-name", "admin.err_username"),
+    ("user-form", [("#uf-name", "newdesk"), ("#uf-pass", "password")], "uf-pass", "js.err_field_password"),
+    ("user-form", [("#uf-pass", "a long unusual passphrase"), ("#uf-role", "~doctor"), ("#uf-queues", "nowhere")],
+     "uf-queues", "admin.err_queues"),
+    ("key-form", [("#kf-label", "x" * 81)], "kf-label", "admin.err_label"),
+    ("chan-form", [("#cc-email", "not a url")], "cc-email", "admin.err_channel_url"),
+    ("test-form", [("#tf-channel", "~email"), ("#tf-to", "not-an-address")], "tf-to", "admin.err_test_to"),
+    ("ax-pass-form", [("#ax-user", "~desk"), ("#ax-pass", "password")], "ax-pass", "js.err_field_password"),
+    ("ax-role-form", [("#ax-user", "~boss"), ("#ax-role", "~reception")], "ax-role", "admin.err_own_account"),
+    ("ax-role-form", [("#ax-user", "~desk"), ("#ax-role", "~doctor"), ("#ax-queues", "nowhere")], "ax-queues",
+     "admin.err_queues"),
+    ("ax-token-form", [("#ax-days", "-3")], "ax-days", "admin.err_expires_days"),
+    ("notice-form", [("#nf-subject", "Clinic closed"), ("#nf-text", "   ")], "nf-text", "admin.err_text"),
+    ("upi-form", [("#pf-upi", "not a upi id")], "pf-upi", "admin.err_upi"),
+    ("fee-form", [("#pf-queue", "nowhere"), ("#pf-fee", "100")], "pf-queue", "admin.err_fee_queue"),
+    ("fee-form", [("#pf-queue", "gp"), ("#pf-fee", "-5")], "pf-fee", "admin.err_fee"),
+]
+NO_BROWSER_CHECKS_JS = """f => { f.noValidate = true;
+  f.querySelectorAll('[maxlength],[minlength],[pattern],[min],[max],[required]').forEach(el =>
+    ['maxlength', 'minlength', 'pattern', 'min', 'max', 'required'].forEach(a => el.removeAttribute(a))); }"""
+SHOWN_ERROR_JS = """([id, text]) => { const e = document.getElementById(id + '-error');
+  return !!e && !e.hidden && e.textContent === text; }"""
+
+
+@pytest.mark.parametrize("lang", ["hi", "en"])
+def test_admin_form_errors_show_beside_their_field_in_the_page_language(browser: BrowserContext,
+                                                                       frontdesk_site: FrontdeskSite,
+                                                                       lang: str) -> None:
+    site = frontdesk_site
+    t = i18n.translator(lang)
+    browser.clear_cookies()
+    sign_in(browser, site, "boss")
+    w = open_page(browser, f"{site.url}/admin?lang={lang}", 1366, 768)
+    page = w.page
+    page.wait_for_function("() => document.querySelectorAll('#ax-user option').length >= 3")
+    page.wait_for_selector("#chan-form:not([hidden])")
+    page.wait_for_selector("#test-form:not([hidden])")
+    for form_id, steps, field, key in ADMIN_FORM_ERRORS:
+        form = page.locator(f"#{form_id}")
+        form.evaluate(NO_BROWSER_CHECKS_JS)
+        for selector, value in steps:
+            if value is not None and value.startswith("~"):  # an option: a user by name, else by value
+                page.select_option(selector, **{"label" if selector == "#ax-user" else "value": value[1:]})
+            else:
+                page.fill(selector, value)
+        form.locator("button[type=submit]").first.click()
+        expected = t(key)
+        page.wait_for_function(SHOWN_ERROR_JS, arg=[field, expected])
+        assert page.get_attribute(f"#{field}", "aria-invalid") == "true", (form_id, field)
+        assert f"{field}-error" in (page.get_attribute(f"#{field}", "aria-describedby") or "")
+        # Beside the field: the sentence follows it in the form, and the page's message line is not used.
+        assert page.evaluate("id => document.getElementById(id).nextElementSibling.id", field) == f"{field}-error"
+        assert page.text_content("#a-msg") in ("", t("js.saved")), (form_id, page.text_content("#a-msg"))
+    # Each language's own words, never the API's English or its codes.
+    body = page.inner_text("main")
+    for api_words in ("already_exists", "invalid_field", "own_account", "not_found", "must be", "must have",
+                      "unknown queue", "is required", "has an invalid format"):
+        assert api_words not in body, api_words
+    # The speech languages box (no form: saved as it changes) says it beside itself too.
+    page.fill("#speech-city", "xx")
+    page.press("#speech-city", "Tab")
+    page.wait_for_function(SHOWN_ERROR_JS, arg=["speech-city", t("admin.err_speech_languages")])
+    if lang == "hi":
+        screenshot(page, "admin-errors-1366x768-hi")
+    w.assert_clean(ignore=("409", "422", "404", "400"))
+    page.close()
+    browser.clear_cookies()
 
 
 SENSITIVE_FORMS_JS = """() => [...document.querySelectorAll('form')]
@@ -403,3 +540,66 @@ def test_every_screen_touched_fits_each_size_in_hindi(browser: BrowserContext, f
         w.assert_clean()
         w.page.close()
     browser.clear_cookies()
+
+
+# Clinics far from UTC: whatever the hour, at least one of the last two has another date than UTC.
+FAR_ZONES = {"far-kolkata": "Asia/Kolkata", "far-kiritimati": "Pacific/Kiritimati", "far-pagopago": "Pacific/Pago_Pago"}
+BAR_TITLES_JS = """() => [...document.querySelectorAll('rect > title')].map(t => [t.textContent, t.parentElement.getAttribute('height')])"""
+AXIS_LABELS_JS = """() => [...document.querySelectorAll('svg > text')].map(t => [t.textContent, t.getBoundingClientRect().right])"""
+
+
+def _served_after_local_midnight(site: FrontdeskSite, clinic: str, tz: str, first_id: int) -> str:
+    """Six patients served just after midnight in the clinic's timezone today; returns that day."""
+    now = datetime.now(ZoneInfo(tz))
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    now_ms, start = int(now.timestamp() * 1000) - 1000, int(midnight.timestamp() * 1000)
+    with sqlite3.connect(site.data_dir / "qtraq.db") as db:
+        for i in range(6):
+            created, called, done = (min(start + ms, now_ms) for ms in (60_000 + i, 120_000 + i, 300_000 + i))
+            db.execute("INSERT INTO tickets (id, clinic, queue, label, status, score, day, created_at, called_at,"
+                       " done_at) VALUES (?, ?, 'q', ?, 'done', '0', ?, ?, ?, ?)",
+                       (first_id + i, clinic, f"A-{i + 1:03d}", midnight.strftime("%Y%m%d"), created, called, done))
+    return midnight.strftime("%m-%d")
+
+
+def test_served_per_day_chart_ends_on_the_clinics_own_today(browser: BrowserContext,
+                                                            frontdesk_site: FrontdeskSite) -> None:
+    site = frontdesk_site
+    utc_today = datetime.now(timezone.utc).strftime("%m-%d")
+    days: dict[str, str] = {}
+    for n, (clinic, tz) in enumerate(FAR_ZONES.items()):
+        r = site.api.post("/clinics", json={"id": clinic, "name": f"Clinic in {tz}", "timezone": tz})
+        assert r.status_code in (201, 409), r.text
+        with sqlite3.connect(site.data_dir / "qtraq.db") as db:
+            wait_until(lambda: db.execute("SELECT 1 FROM clinics WHERE id = ?", (clinic,)).fetchone() is not None,
+                       10, f"clinic {clinic} in the record")
+            db.execute("DELETE FROM tickets WHERE clinic = ?", (clinic,))
+        days[clinic] = _served_after_local_midnight(site, clinic, tz, 9_000_000 + 10 * n)
+    assert set(days.values()) - {utc_today}, "no clinic has another date than UTC: the test would prove nothing"
+    browser.clear_cookies()
+    sign_in(browser, site, "boss")
+    w = open_page(browser, f"{site.url}/admin", 1366, 768)
+    page = w.page
+    unit = i18n.translator("en")("admin.unit_patients")
+    for clinic, today in days.items():
+        # The admin page draws it for the chosen clinic...
+        page.select_option("#sf-clinic", clinic)
+        page.wait_for_function("c => { const i = document.getElementById('chart-served-per-day');"
+                               " return i.complete && i.naturalWidth > 0 && i.src.includes('/' + c + '/'); }",
+                               arg=clinic)
+        # ...and the chart itself, opened in the browser: the last bar is today there, six patients.
+        chart = open_page(browser, f"{site.url}/admin/charts/{clinic}/served-per-day.svg", 1366, 768).page
+        bars = chart.evaluate(BAR_TITLES_JS)
+        assert len(bars) == 14, bars
+        assert bars[-1][0] == f"{today}: 6 {unit}", (clinic, bars[-1])
+        assert float(bars[-1][1]) > 0
+        assert all(title.startswith(f"{today}:") is False for title, _ in bars[:-1])
+        labels = [text for text, _ in chart.evaluate(AXIS_LABELS_JS) if len(text) == 5 and text[2] == "-"]
+        assert labels[-1] == today, (clinic, labels)
+        width = chart.evaluate("() => document.documentElement.getBoundingClientRect().right")
+        assert all(right <= width + 1 for _, right in chart.evaluate(AXIS_LABELS_JS)), "a label cut off"
+        chart.close()
+    w.assert_clean()
+    page.close()
+    browser.clear_cookies()
+

@@ -123,7 +123,7 @@ def test_every_body_is_validated_with_the_documented_schema(portal: LiveServer, 
     assert issued.status_code == 201, issued.text
     values = {"clinic": "c1", "queue": "gp", "ticket_id": str(issued.json()["ticket"]["id"]),
               "token": issued.json()["ticket"]["token"], "patient": "1", "appointment": "1", "key_id": "1", "id": "1",
-              "user": "1", "token_id": "1", "session": "1"}
+              "user": "1", "token_id": "1", "session": "1", "counter": "1"}
     public = portal.client()
     for (method, path), op in BODY_OPS:
         client: httpx.Client = {"public": public, "token": public, "account": patient.client}.get(op.who, admin)

@@ -1,4 +1,5 @@
-"""A queue at work: its snapshot, issuing tickets, the "next" press, pause and resume."""
+"""A queue at work: its snapshot, issuing tickets, the "next" press, closing a counter, pause and
+resume."""
 
 from __future__ import annotations
 
@@ -53,6 +54,19 @@ async def next_press(request: Request) -> Response:
     return JSONResponse({"called": called})
 
 
+async def close_counter(request: Request) -> Response:
+    """The counter closes: its patient (if still called or serving) is done and it leaves the open
+    counters. Closing a closed counter answers the same with ``closed: false`` and audits nothing."""
+    queue_id = request.path_params["queue"]
+    counter = request.path_params["counter"]
+    user = await require_queue_action(request, "close_counter", queue_id)
+    await read_json(request, EMPTY)
+    ended, closed = await engine_of(request).close_counter(
+        queue_id, counter, actor=user.actor,
+        record=audit_entry(request, user.actor, "queue.close_counter", f"queue:{queue_id}"))
+    return JSONResponse({"closed": closed, "done": ended})
+
+
 async def pause(request: Request) -> Response:
     return await _set_paused(request, "pause")
 
@@ -75,6 +89,7 @@ routes: list[BaseRoute] = [
     Route("/queues/{queue}", snapshot, methods=["GET"]),
     Route("/queues/{queue}/tickets", issue, methods=["POST"]),
     Route("/queues/{queue}/next", next_press, methods=["POST"]),
+    Route("/queues/{queue}/counters/{counter:path}/close", close_counter, methods=["POST"]),
     Route("/queues/{queue}/pause", pause, methods=["POST"]),
     Route("/queues/{queue}/resume", resume, methods=["POST"]),
 ]

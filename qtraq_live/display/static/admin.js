@@ -20,12 +20,34 @@
     return tr;
   }
 
-  function submitJson(form, url, body, done) {
+  /* An error beside the admin form field it is about (QT.fieldError), in the page's own words
+     for that control when it has them: data-error-<code>, else data-error-text (rendered in the
+     page's language; a channel URL named "email" is no email address). ``byCode`` names the
+     field of an error that names none ({already_exists: "id"}); "queues[0]" is about "queues".
+     False when the form has no such field. The other admin scripts use it too. */
+  QT.formError = function (form, err, byCode) {
+    var named = err && err.field ? String(err.field).replace(/[\[.].*$/, "") : null;
+    var name = named || (byCode && err && byCode[err.code]), input = name && form.elements[name], only = {};
+    if (input && !input.tagName && input.length) { input = input[0].closest("fieldset") || input[0]; }  // checkboxes
+    if (!input || !input.tagName) { return false; }
+    only[name] = input;  // the control itself, also when it is a group's fieldset
+    QT.fieldError({ id: form.id, elements: only }, Object.assign({}, err, { field: name }));
+    var own = input.getAttribute("data-error-" + err.code) || (named === name && input.getAttribute("data-error-text"));
+    if (own) { document.getElementById(input.id + "-error").textContent = own; }
+    return true;
+  };
+
+  /* A form's error goes next to its field, else on the page's message line. */
+  function submitJson(form, url, body, done, byCode) {
     var btn = form.querySelector("button[type=submit]");
     btn.disabled = true;
     QT.api("POST", url, body).then(function (res) { btn.disabled = false; done(res); },
-      function (err) { btn.disabled = false; say(QT.errorText(err), true); });
+      function (err) {
+        btn.disabled = false;
+        if (!QT.formError(form, err, byCode)) { say(QT.errorText(err), true); }
+      });
   }
+  var TAKEN_ID = { already_exists: "id" };
 
   document.querySelectorAll(".clinic-select").forEach(function (s) {
     d.clinics.forEach(function (c) {
@@ -40,7 +62,7 @@
     ev.preventDefault();
     var f = ev.target;
     submitJson(f, "/api/v1/clinics", { id: f.id.value.trim(), name: f.name.value.trim(), timezone: f.timezone.value.trim(),
-      lang: f.lang.value, mask_names: f.mask_names.checked }, function () { location.reload(); });
+      lang: f.lang.value, mask_names: f.mask_names.checked }, function () { location.reload(); }, TAKEN_ID);
   });
 
   $("queue-form").addEventListener("submit", function (ev) {
@@ -49,7 +71,7 @@
     submitJson(f, "/api/v1/clinics/" + encodeURIComponent(f.clinic.value) + "/queues", {
       id: f.id.value.trim(), name: f.name.value.trim(), prefix: f.prefix.value.trim().toUpperCase(),
       avg_service_s: parseInt(f.avg_service_s.value, 10) || 300, self_checkin: f.self_checkin.checked
-    }, function () { location.reload(); });
+    }, function () { location.reload(); }, { already_exists: "id", not_found: "clinic" });
   });
 
   /* Settings changed in place: one PATCH per change, undone on the screen if refused. */
@@ -90,7 +112,7 @@
       f.reset();
       say(QT.t("user_added", { name: res.user.username }));
       loadUsers();
-    });
+    }, { already_exists: "username" });
   });
 
   function keysUrl() { return "/api/v1/admin/clinics/" + encodeURIComponent($("kf-clinic").value) + "/display-keys"; }
@@ -128,7 +150,7 @@
       $("key-url").textContent = res.display_url;
       QT.show($("key-new"), true);
       loadKeys();
-    });
+    }, { not_found: "clinic" });
   });
 
   /* Notices: the failed list and the retry button, when this server has the notifications API. */
@@ -164,7 +186,7 @@
     submitJson(f, "/api/v1/notifications/test", { channel: f.channel.value, to: f.to.value.trim() }, function () {
       say(QT.t("test_sent"));
       setTimeout(loadFailed, 3000);
-    });
+    }, { channel_not_configured: "channel" });
   });
 
   /* A clinic's own channel URLs (override the server's); the URLs are never shown back. */
@@ -186,7 +208,7 @@
 
   function putChannels(body) {
     QT.api("PUT", channelsUrl(), body).then(function (res) { showChannels(res); say(QT.t("saved")); },
-      function (err) { say(QT.errorText(err), true); });
+      function (err) { if (!QT.formError($("chan-form"), err)) { say(QT.errorText(err), true); } });
   }
 
   $("cc-clinic").addEventListener("change", loadChannels);

@@ -13,6 +13,10 @@
     m.className = bad ? "error" : "ok";
   }
   function fail(err) { say(QT.errorText(err), true); }
+  /* A form's error next to its field (``byCode``: where an error that names no field belongs). */
+  function failIn(form, byCode) {
+    return function (err) { if (!QT.formError(form, err, byCode)) { fail(err); } };
+  }
   function current() {
     var id = parseInt($("ax-user").value, 10);
     return users.filter(function (u) { return u.id === id; })[0];
@@ -79,9 +83,10 @@
     }, fail);
   }
 
-  function change(body, message) {
+  function change(body, message, form, byCode) {
     var u = current();
-    return QT.api("PATCH", userUrl(u), body).then(function () { say(message); loadUsers(u.id); }, fail);
+    return QT.api("PATCH", userUrl(u), body).then(function () { say(message); loadUsers(u.id); return true; },
+      function (err) { (form ? failIn(form, byCode) : fail)(err); return false; });
   }
 
   $("ax-user").addEventListener("change", showUser);
@@ -102,14 +107,15 @@
   $("ax-pass-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var f = ev.target;
-    change({ password: f.password.value }, QT.t("access_done_password", { name: current().username }))
-      .then(function () { f.reset(); });
+    change({ password: f.password.value }, QT.t("access_done_password", { name: current().username }), f)
+      .then(function (ok) { if (ok) { f.reset(); } });
   });
   $("ax-role-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var f = ev.target;
     var queues = f.queues.value.split(",").map(function (q) { return q.trim(); }).filter(Boolean);
-    change({ role: f.role.value, queues: f.role.value === "doctor" ? queues : [] }, QT.t("saved"));
+    change({ role: f.role.value, queues: f.role.value === "doctor" ? queues : [] }, QT.t("saved"), f,
+      { own_account: "role" });
   });
   $("ax-token-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
@@ -119,7 +125,7 @@
         $("ax-token").textContent = res.token;
         QT.show($("ax-token-new"), true);
         loadTokens();
-      }, fail);
+      }, failIn(f));
   });
 
   loadUsers();

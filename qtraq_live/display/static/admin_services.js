@@ -10,6 +10,10 @@
     p.className = bad ? "error" : "ok";
     QT.show(p, true);
   }
+  /* A form's error next to its field, else on the section's result line. */
+  function failIn(f, byCode) {
+    return function (err) { if (!QT.formError(f, err, byCode)) { result(QT.errorText(err), true); } };
+  }
   var form = $("notice-form");
   if (!form) { return; }
 
@@ -30,20 +34,20 @@
       if (!res) { return; }
       result(QT.t(dry ? "svc_recipients" : "svc_sent", { n: res.recipients }));
       if (!dry) { form.reset(); }
-    }, function (err) { result(QT.errorText(err), true); });
+    }, failIn(form));
   });
 
   $("upi-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var f = ev.target;
     QT.api("PATCH", "/api/v1/clinics/" + encodeURIComponent(f.clinic.value), { upi_vpa: f.upi_vpa.value.trim() })
-      .then(function () { result(QT.t("saved")); }, function (err) { result(QT.errorText(err), true); });
+      .then(function () { result(QT.t("saved")); }, failIn(f, { not_found: "clinic" }));
   });
   $("fee-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     var f = ev.target;
     QT.api("PATCH", "/api/v1/queues/" + encodeURIComponent(f.queue.value.trim()), { fee: Number(f.fee.value) })
-      .then(function () { result(QT.t("saved")); }, function (err) { result(QT.errorText(err), true); });
+      .then(function () { result(QT.t("saved")); }, failIn(f, { not_found: "queue" }));
   });
 
   function loadClinic() {

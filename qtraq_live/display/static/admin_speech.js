@@ -1,6 +1,6 @@
 /* The admin page: each clinic's announcement languages (the clinic field `languages`), the
    languages its TVs say calls in, in order. A code list such as "ta, en", saved as it changes
-   through PATCH /api/v1/clinics/{clinic}; a refused value is restored and the reason shown. */
+   through PATCH /api/v1/clinics/{clinic}; a refused value stays, its reason shown beside it. */
 "use strict";
 (function () {
   var QT = window.QT;
@@ -25,6 +25,7 @@
     input.autocomplete = "off";
     input.spellcheck = false;
     input.title = QT.t("speech_languages_help");
+    input.setAttribute("data-error-text", row.dataset.speechError || "");  // in the page's language
     input.setAttribute("aria-describedby", id + "-help");
     var help = document.createElement("small");
     help.id = id + "-help";
@@ -47,8 +48,7 @@
         say(QT.t("saved"));
       }, function (err) {
         input.disabled = false;
-        input.value = saved;
-        say(QT.errorText(err), true);
+        if (!QT.formError({ id: "", elements: { languages: input } }, err)) { say(QT.errorText(err), true); }
       });
     });
   });

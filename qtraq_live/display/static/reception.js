@@ -1,5 +1,5 @@
 /* The reception console: pick clinic/queue/counter, call the next patient, recall, skip,
-   finish, mark a no-show, transfer, pause; call any waiting patient out of order or cancel
+   finish, mark a no-show, transfer, pause, close the counter; call any waiting patient out of order or cancel
    their ticket from their row; bring back today's skipped and no-show tickets; issue walk-in
    tickets. The lists stay live through /ws/reception/{clinic}, whoever acts. A doctor's
    console (data.desk false) has only what a doctor may do. */
@@ -78,6 +78,7 @@
     $("r-current-name").textContent = cur ? (cur.name || "") : "";
     ["b-recall", "b-skip", "b-done", "b-noshow", "b-transfer"].forEach(function (id) { if ($(id)) { $(id).disabled = busy || !cur; } });
     $("b-next").disabled = busy || !q || !!q.paused;
+    $("b-close").disabled = busy || !q;
     if ($("b-pause")) {
       $("b-pause").textContent = q && q.paused ? QT.t("resume") : QT.t("pause");
       QT.show($("r-paused"), !!(q && q.paused));
@@ -139,11 +140,18 @@
 
   /* A destructive button asks once more: the first press arms it for a few seconds. */
   function confirmThen(button, fn) {
-    if (button.dataset.armed) { fn(); return; }
+    if (button.qtDisarm) { button.qtDisarm(); fn(); return; }
+    var kept = Array.prototype.slice.call(button.childNodes);  // its text and <kbd> hint come back
+    var timer = setTimeout(function () { button.qtDisarm(); }, 4000);
+    button.qtDisarm = function () {
+      clearTimeout(timer);
+      delete button.qtDisarm;
+      delete button.dataset.armed;
+      button.textContent = "";
+      kept.forEach(function (n) { button.appendChild(n); });
+    };
     button.dataset.armed = "1";
-    var text = button.textContent;
     button.textContent = QT.t("row_confirm");
-    setTimeout(function () { delete button.dataset.armed; button.textContent = text; }, 4000);
   }
 
   function callTicket(t) {
@@ -265,6 +273,18 @@
       function (res) { say(res && res.called ? QT.t("did_next", { label: res.called.label }) : QT.t("nobody_waiting")); }, true);
   }
 
+  /* The counter closes (asked twice): its patient is done and the TV stops showing it. */
+  function closeCounter() {
+    var q = queue(), counter = sel.counter.value, button = $("b-close");
+    if (!q || !counter) { return; }
+    confirmThen(button, function () {
+      act("POST", "/api/v1/queues/" + encodeURIComponent(q.id) + "/counters/" + encodeURIComponent(counter) + "/close",
+        {}, function (res) {
+          say(QT.t(res && res.closed ? "did_close_counter" : "counter_not_open", { where: QT.where(counter) }));
+        });
+    });
+  }
+
   function transfer() {
     var cur = current(), to = sel.transfer.value;
     if (!cur || !to || to === sel.queue.value) { sel.transfer.focus(); return; }
@@ -310,12 +330,14 @@
   $("b-skip").addEventListener("click", function () { ticketAction("skip"); });
   $("b-done").addEventListener("click", function () { ticketAction("done"); });
   $("b-noshow").addEventListener("click", function () { ticketAction("no-show"); });
+  $("b-close").addEventListener("click", closeCounter);
   on("b-transfer", "click", transfer);
   on("b-pause", "click", pauseResume);
   on("b-print", "click", printLast);
 
   var KEYS = { n: next, r: function () { ticketAction("recall"); }, s: function () { ticketAction("skip"); },
-    d: function () { ticketAction("done"); }, m: function () { ticketAction("no-show"); }, t: transfer, p: printLast };
+    d: function () { ticketAction("done"); }, m: function () { ticketAction("no-show"); }, t: transfer, p: printLast,
+    e: closeCounter };
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) { return; }
     var tag = ev.target && ev.target.tagName;

@@ -1,17 +1,21 @@
 -- The "next" press, and calling a chosen ticket out of order (part of a script, see lib.lua).
 
+-- The ticket ``prev_id`` (the one a counter holds), if still called or serving, is done (its
+-- JSON is added to ``changed``).
+local function end_call(q, prev_id, changed)
+  if not prev_id then return end
+  local prev = ticket_hash(prev_id)
+  if prev and (prev.status == 'called' or prev.status == 'serving') then
+    set_ticket(prev, {prev_status = prev.status, status = 'done', done_at = NOW_S})
+    learn_service_time(prev, q)
+    changed[#changed + 1] = ticket_json(prev)
+  end
+end
+
 -- The ticket this counter called before, if still called or serving, is done (its JSON is
 -- added to ``changed``); the counter counts as seen now.
 local function finish_counter(q, counter, changed)
-  local prev_id = redis.call('HGET', K.counters(q.id), counter)
-  if prev_id then
-    local prev = ticket_hash(prev_id)
-    if prev and (prev.status == 'called' or prev.status == 'serving') then
-      set_ticket(prev, {prev_status = prev.status, status = 'done', done_at = NOW_S})
-      learn_service_time(prev, q)
-      changed[#changed + 1] = ticket_json(prev)
-    end
-  end
+  end_call(q, redis.call('HGET', K.counters(q.id), counter), changed)
   redis.call('HSET', K.seen(q.id), counter, NOW_S)
 end
 
@@ -81,4 +85,28 @@ function ops.call()
   local out = call_to(t, q, A.counter, changed)
   if ikey then redis.call('SET', ikey, out, 'EX', 600) end
   return out
+end
+
+-- The counter closes (the doctor leaves the room): the patient it called, if still called or
+-- serving, is done as "next" would finish them, and the counter leaves the open counters (busy,
+-- idle and seen), so the screens drop its "now serving" and the waits count one counter fewer.
+-- One event, ``counter_closed`` (its ``counter`` named). A counter that is not open (closed
+-- before, or never opened) changes nothing: no event, no version, no audit record.
+function ops.close_counter()
+  local q = queue_hash(A.queue)
+  if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
+  local busy = redis.call('HGET', K.counters(q.id), A.counter)
+  if not busy and not redis.call('ZSCORE', K.idle(q.id), A.counter) then
+    return '{"ok":true,"closed":false,"v":' .. version_json(q.clinic) .. ',"ticket":null,"queue":' ..
+      queue_json(q) .. '}'
+  end
+  local changed = {}
+  end_call(q, busy, changed)
+  open_counters[q.id] = nil
+  redis.call('HDEL', K.counters(q.id), A.counter)
+  redis.call('ZREM', K.idle(q.id), A.counter)
+  redis.call('HDEL', K.seen(q.id), A.counter)
+  local qs = queue_json(q)
+  local v = emit(q.clinic, 'counter_closed', q.id, changed, {qs}, ',"counter":' .. jtext(A.counter))
+  return '{"ok":true,"closed":true,"v":' .. v .. ',"ticket":' .. (changed[1] or 'null') .. ',"queue":' .. qs .. '}'
 end
