@@ -60,6 +60,12 @@ async def persister_extras(conn: aioredis.Redis, tickets: list[int], clinics: li
     return out
 
 
+def ticket_keys(ticket_id: int, token: str | None) -> list[str]:
+    """The live keys a ticket holds (its hash, its token's key): the persister has the engine's
+    script (``lua/persisted.lua``) expire them once the ticket is final."""
+    return [keys.ticket(ticket_id)] + ([keys.token(token)] if token else [])
+
+
 # -- notice jobs (sync) ---------------------------------------------------------------------------
 
 def ticket_status(conn: redis.Redis, ticket_id: int | str) -> tuple[str, str, bool] | None:

@@ -351,7 +351,7 @@ async def _ttl_plan(db: Store, events: list[Json]) -> TtlPlan:
     token_of = {r["id"]: r["token"] for r in rows}
     for tid in ids:
         status, at = latest[tid]
-        ticket_keys = [keys.ticket(tid)] + ([keys.token(token_of[tid])] if token_of.get(tid) else [])
+        ticket_keys = live_reads.ticket_keys(tid, token_of.get(tid))
         if status in FINAL:
             plan.expire += [(k, at + FINAL_TTL_MS) for k in ticket_keys]
         else:

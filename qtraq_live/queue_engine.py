@@ -377,12 +377,8 @@ class QueueEngine:
         h = await self._call_redis(self.redis.hgetall(keys.queue(queue_id)))
         if not h:
             return None
-        return {
-            "id": h["id"], "clinic": h["clinic"], "name": h["name"], "prefix": h["prefix"],
-            "paused": h["paused"] == "1", "avg_service_s": int(h["avg_service_s"]),
-            "ema_s": int(float(h["ema_s"])), "self_checkin": h["self_checkin"] == "1",
-            "notify_ahead": int(h["notify_ahead"]), "archived": h.get("archived") == "1",
-        }
+        return {f.name: _hash_reading(f, h.get(f.name)) for f in live_schema.QUEUE.fields
+                if f.hashed and live_schema.STAFF in f.seen_by}
 
     async def clinic_ids(self) -> list[str]:
         return sorted(await self._call_redis(self.redis.smembers(keys.CLINICS)))
@@ -599,8 +595,17 @@ class QueueEngine:
 
 
 def _queue_def(q: Mapping[str, Any]) -> Json:
-    return {k: q.get(k, False) for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
-                                         "counters_open", "self_checkin", "notify_ahead", "archived")}
+    """The API's queue (QueueDict) from a queue state: what staff see of it."""
+    return {k: q.get(k, False) for k in live_schema.QUEUE.seen(live_schema.STAFF)}
+
+
+def _hash_reading(f: live_schema.Field, value: str | None) -> Any:
+    """A hash field as the API shows it (a flag as a boolean, a number as an integer)."""
+    if f.enc is live_schema.Enc.FLAG:
+        return value == "1"
+    if f.enc in (live_schema.Enc.NUM, live_schema.Enc.TIME):
+        return int(float(value or 0))
+    return value
 
 
 def _queue_tickets(q: Mapping[str, Any]) -> Json:
