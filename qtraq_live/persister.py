@@ -270,13 +270,13 @@ def event_rows(ev: Json) -> Rows:
     body = dict(ev, tickets=[_nameless(t) for t in tickets])
     state = ev.get("clinic_state")
     issued = etype == "issued"
-    ticket, queue, clinic = (_readers(e) for e in live_schema.entities())
+    ticket_cols, queue_cols, clinic_cols = (_readers(e) for e in live_schema.entities())
     rows: Rows = {
         "events": [(clinic, v, etype, at, ev.get("queue"), orjson.dumps([int(t["id"]) for t in tickets]).decode(),
                     orjson.dumps(body).decode())],
-        "clinics": [(*_row(clinic, state), at, v)] if state else [],
-        "queues": [(*_row(queue, q), at, v, v) for q in queues],
-        "tickets": [(*_row(ticket, t), t["queue"] if issued else None, v, at) for t in tickets],
+        "clinics": [(*_row(clinic_cols, state), at, v)] if state else [],
+        "queues": [(*_row(queue_cols, q), at, v, v) for q in queues],
+        "tickets": [(*_row(ticket_cols, t), t["queue"] if issued else None, v, at) for t in tickets],
         "ticket_eta": [],
         "clinic_versions": [(clinic, v)],
     }

@@ -31,8 +31,8 @@ def sql_columns() -> dict[str, dict[str, str]]:
         text = re.sub(r"--[^\n]*", "", text)
         for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", text, re.S):
             cols = {}
-            for line in body.split(",\n"):
-                words = line.split()
+            for line in body.splitlines():
+                words = line.strip().rstrip(",").split()
                 if words and words[0].upper() not in ("PRIMARY", "UNIQUE", "FOREIGN", "CHECK"):
                     cols[words[0]] = words[1].upper()
             out[table] = cols
