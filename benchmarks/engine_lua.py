@@ -74,7 +74,8 @@ def start_redis(folder: Path, callgrind: bool) -> tuple[subprocess.Popen[bytes],
 
 def dump(proc: subprocess.Popen[bytes], folder: Path, n: int) -> int:
     """Instructions collected since the last dump (callgrind_control writes cg.out.N)."""
-    subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     path = folder / f"cg.out.{n}"
     deadline = time.monotonic() + 60
     while not (path.exists() and "totals:" in path.read_text()):
@@ -103,8 +104,8 @@ async def counted(url: str, proc: subprocess.Popen[bytes], folder: Path, counter
     for i in range(presses):
         await engine.next("gp", str(i % counters + 1))
     nxt = dump(proc, folder, 3)
-    print(f"counters {counters}, presses {presses}: issue {issue / presses / 1000:,.0f} k instructions, "
-          f"next {nxt / presses / 1000:,.0f} k instructions")
+    print(f"counters {counters}, presses {presses}: instructions per issue {issue / presses:,.0f}, "
+          f"per next {nxt / presses:,.0f}")
     await redis.aclose()
 
 
