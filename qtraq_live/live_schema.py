@@ -25,9 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
+from typing import TypeVar
 
 from . import redis_keys as keys
 from .phones import DEFAULT_REGION
+
+T = TypeVar("T")
 
 # -- constants the Lua and the Python share ---------------------------------------------------
 
@@ -212,6 +215,23 @@ CLINIC = Entity("clinic", "clinics", "h", (
     Field("region", Enc.TEXT, "TEXT NOT NULL DEFAULT 'IN'", S_STAFF, default=DEFAULT_REGION, added=True),
     Field("created_at", Enc.TIME, TIME_COL, in_json=False, fixed=True),  # the record: its first event's time
 ), record_only=("updated_version",))
+
+
+def per_entity(make: Callable[[Entity], T]) -> Callable[[Entity], T]:
+    """``make(entity)`` computed once per entity object: what consumers derive from the
+    description (statements, readers, views). Keyed by identity, as hashing a whole entity on
+    every call would cost more than the work it saves."""
+    made: dict[int, tuple[Entity, T]] = {}
+
+    def get(entity: Entity) -> T:
+        hit = made.get(id(entity))
+        if hit is not None and hit[0] is entity:
+            return hit[1]
+        value = make(entity)
+        made[id(entity)] = (entity, value)
+        return value
+
+    return get
 
 
 def entities() -> tuple[Entity, Entity, Entity]:

@@ -26,7 +26,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -205,24 +204,25 @@ def _upsert(e: Entity, extra: tuple[str, ...], also: str = "") -> str:
             f"updated_version = excluded.updated_version WHERE excluded.updated_version > {e.table}.updated_version")
 
 
-@cache
-def _statements(ticket: Entity, queue: Entity, clinic: Entity) -> dict[str, str]:
-    return {
-        "events": "INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        "clinics": _upsert(clinic, CLINIC_EXTRA),
-        "queues": _upsert(queue, QUEUE_EXTRA),
-        "tickets": _upsert(ticket, TICKET_EXTRA, "token = coalesce(tickets.token, excluded.token), "
-                                                 "updated_at = excluded.updated_at"),
-        "ticket_eta": "UPDATE tickets SET eta_issue_s = ? WHERE id = ?",
-        "clinic_versions": "INSERT INTO clinic_versions (clinic, version) VALUES (?, ?) "
-                           "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)",
-    }
-
-
 def statements() -> dict[str, str]:
     """Table -> the statement that writes its rows, for the entities as described now."""
-    return _statements(*live_schema.entities())
+    ticket, queue, clinic = live_schema.entities()
+    return {"events": _EVENTS_SQL, "clinics": _upsert_of(clinic), "queues": _upsert_of(queue),
+            "tickets": _upsert_of(ticket), "ticket_eta": _ETA_SQL, "clinic_versions": _VERSIONS_SQL}
+
+
+@live_schema.per_entity
+def _upsert_of(e: Entity) -> str:
+    if e.table == "tickets":
+        return _upsert(e, TICKET_EXTRA, "token = coalesce(tickets.token, excluded.token), updated_at = excluded.updated_at")
+    return _upsert(e, QUEUE_EXTRA if e.table == "queues" else CLINIC_EXTRA)
+
+
+_EVENTS_SQL = ("INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_ETA_SQL = "UPDATE tickets SET eta_issue_s = ? WHERE id = ?"
+_VERSIONS_SQL = ("INSERT INTO clinic_versions (clinic, version) VALUES (?, ?) "
+                 "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)")
 
 
 # Tables keyed by the row's first value whose upsert keeps the newest version: of one key's rows
@@ -252,7 +252,7 @@ def _column_reader(f: live_schema.Field) -> Reader | None:
     return {Enc.ID: _count, Enc.NUM: _count, Enc.TIME: _ms, Enc.FLAG: _flag}.get(f.enc)
 
 
-@cache
+@live_schema.per_entity
 def _readers(e: Entity) -> tuple[tuple[str, Reader | None], ...]:
     return tuple((f.name, _column_reader(f)) for f in e.event_columns)
 
@@ -270,12 +270,12 @@ def event_rows(ev: Json) -> Rows:
     body = dict(ev, tickets=[_nameless(t) for t in tickets])
     state = ev.get("clinic_state")
     issued = etype == "issued"
-    ticket_cols, queue_cols, clinic_cols = (_readers(e) for e in live_schema.entities())
+    ticket_cols = _readers(live_schema.TICKET)
     rows: Rows = {
         "events": [(clinic, v, etype, at, ev.get("queue"), orjson.dumps([int(t["id"]) for t in tickets]).decode(),
                     orjson.dumps(body).decode())],
-        "clinics": [(*_row(clinic_cols, state), at, v)] if state else [],
-        "queues": [(*_row(queue_cols, q), at, v, v) for q in queues],
+        "clinics": [(*_row(_readers(live_schema.CLINIC), state), at, v)] if state else [],
+        "queues": [(*_row(_readers(live_schema.QUEUE), q), at, v, v) for q in queues],
         "tickets": [(*_row(ticket_cols, t), t["queue"] if issued else None, v, at) for t in tickets],
         "ticket_eta": [],
         "clinic_versions": [(clinic, v)],
