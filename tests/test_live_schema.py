@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from support_durability import CLINICS, make_clinics, random_operations, store  # noqa: F401
 
 from qtraq_live import live_schema, queue_engine, webhooks
+from qtraq_live.errors import Invalid
 from qtraq_live import redis_keys as keys
 from qtraq_live.live_schema import Enc, Field, Start
 from qtraq_live.persister import Persister
@@ -188,7 +189,7 @@ async def test_a_field_added_to_the_description_goes_round(
     issued = await engine.issue("gp", name="Asha Rao", fields={"kiosk": "lobby-2"})
     plain = await engine.issue("gp")
     assert issued["kiosk"] == "lobby-2" and plain["kiosk"] is None  # the API's ticket
-    with pytest.raises(Exception, match="cannot be set"):
+    with pytest.raises(Invalid, match="cannot be set"):
         await engine.issue("gp", fields={"token": "x" * 30})
     events = await engine.events_since("c1", 0)
     assert events is not None
@@ -212,5 +213,5 @@ async def test_a_field_added_to_the_description_goes_round(
 def test_without_the_entry_the_field_is_nowhere() -> None:
     assert "kiosk" not in {f.name for f in live_schema.TICKET.fields}
     assert "kiosk" not in _load_scripts()["issue"]
-    with pytest.raises(Exception, match="cannot be set"):
+    with pytest.raises(Invalid, match="cannot be set"):
         queue_engine._issue_fields({"kiosk": "lobby-2"})
