@@ -7,10 +7,12 @@ are keyed by ``(clinic, version)``, rows keep the state of the newest version), 
 is harmless. A bad event is logged by its id, left pending and skipped; a Redis or disk
 outage is logged once and retried with backoff.
 
-A few things the live state holds are in no event and are read from Redis with the batch:
-the ticket token (``qt:t:{id}`` field ``token``), the clinic's arrival stamp and, for each
-queue the batch touched, when each of its counters last pressed "next" and the queue hash
-fields no event carries (pause timing). They are read after the events, so they may be a
+What the rows hold and how each field is stored comes from ``live_schema`` (the columns of
+``TICKET``, ``QUEUE`` and ``CLINIC``). A few things the live state holds are in no event and are
+read with the batch through ``live_reads`` (the engine's reads): the ticket token, the
+clinic's arrival stamp and, for each queue the batch touched, when each of its counters last
+pressed "next" and the queue hash fields no column holds (pause timing, what the wait
+estimator learnt), kept as JSON in ``queues.extra``. They are read after the events, so they may be a
 little newer than the last persisted event, never older. After the commit, tickets in a final
 state get a TTL of :data:`FINAL_TTL_MS` on their Redis keys (the record keeps them); rebuild
 restores the same window with the same deadlines.
@@ -22,7 +24,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -30,11 +32,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from . import phones
+from . import live_reads, live_schema
 from . import redis_keys as keys
 from .errors import Unavailable
 from .eta import estimate
-from .queue_engine import TicketSource, parse_event
+from .live_schema import Enc, Entity
+from .queue_engine import parse_event
 from .store import Store
 from .stream_consumer import Acks, Batch, StreamConsumer
 
@@ -43,11 +46,6 @@ log = logging.getLogger(__name__)
 GROUP = "persist"
 FINAL = frozenset({"done", "no_show", "cancelled"})
 FINAL_TTL_MS = 2 * 86_400_000  # final tickets stay live this long after their last change
-TICKET_FIELDS = ("id", "clinic", "queue", "label", "status", "prev_status", "priority", "score",
-                 "name", "notify", "lang", "counter", "recalls", "created_at", "called_at",
-                 "served_at", "done_at", "day", "appointment_id", "issue_ahead", "source")
-QUEUE_COLUMNS = frozenset({"id", "clinic", "name", "prefix", "avg_service_s", "ema_s", "paused",
-                           "self_checkin", "notify_ahead", "created_at"})
 PERSISTED_SCRIPT = resources.files("qtraq_live").joinpath("lua/persisted.lua").read_text()
 
 Json = dict[str, Any]
@@ -72,7 +70,7 @@ class Live:
     tokens: dict[int, str] = field(default_factory=dict)
     arrival: dict[str, int] = field(default_factory=dict)
     seen: dict[str, dict[str, str]] = field(default_factory=dict)
-    queue_extra: dict[str, dict[str, str]] = field(default_factory=dict)  # hash fields events lack
+    queue_extra: dict[str, dict[str, str]] = field(default_factory=dict)  # hash fields no column holds
 
 
 @dataclass
@@ -139,30 +137,13 @@ class Persister:
         return await self._release(done + trimmed, ttl)
 
     async def _live(self, events: list[Json]) -> Live:
-        live = Live()
         issued = [int(t["id"]) for ev in events if ev["type"] == "issued" for t in ev["tickets"]]
         clinics = sorted({ev["clinic"] for ev in events if ev["type"] == "issued"})
         queues = sorted({q["id"] for ev in events for q in ev["queues"]})
-        if not (issued or clinics or queues):
-            return live
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for tid in issued:
-                pipe.hget(keys.ticket(tid), "token")
-            for c in clinics:
-                pipe.get(keys.arrival(c))
-            for q in queues:
-                pipe.hgetall(keys.counters_seen(q))
-                pipe.hgetall(keys.queue(q))
-            replies = await pipe.execute()
-        live.tokens = {tid: tok for tid, tok in zip(issued, replies) if tok}
-        rest = replies[len(issued):]
-        live.arrival = {c: int(v) for c, v in zip(clinics, rest) if v}
-        rest = rest[len(clinics):]
-        for i, q in enumerate(queues):
-            live.seen[q] = rest[2 * i]
-            if rest[2 * i + 1]:
-                live.queue_extra[q] = {k: v for k, v in rest[2 * i + 1].items() if k not in QUEUE_COLUMNS}
-        return live
+        got = await live_reads.persister_extras(self.redis, issued, clinics, queues)
+        columns = {f.name for f in live_schema.QUEUE.columns}
+        return Live(got.tokens, got.arrival, got.seen,
+                    {q: {k: v for k, v in h.items() if k not in columns} for q, h in got.queues.items()})
 
     async def _release(self, entries: Iterable[Entry], plan: TtlPlan) -> Acks:
         """TTLs of the batch's final tickets, then XACK of its entries (``lua/persisted.lua``)."""
@@ -207,36 +188,78 @@ async def _write_one(db: Store, e: Entry, live: Live) -> bool:
 
 
 # Upserts: an older state never overwrites a newer one (redelivery in any order is harmless).
-# A ticket's id, clinic and day never change: the insert writes them, an update leaves them (and
-# the two indexes on clinic and day) alone.
-SET_ONCE = frozenset({"id", "clinic", "day"})
-SQL = {
-    "events": "INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "clinics": "INSERT INTO clinics (id, name, timezone, mask_names, lang, region, created_at, updated_version) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-               "timezone = excluded.timezone, mask_names = excluded.mask_names, lang = excluded.lang, "
-               "region = excluded.region, "
-               "updated_version = excluded.updated_version WHERE excluded.updated_version > clinics.updated_version",
-    "queues": "INSERT INTO queues (id, clinic, name, prefix, avg_service_s, ema_s, self_checkin, notify_ahead, "
-              "paused, created_at, created_version, updated_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-              "ON CONFLICT (id) DO UPDATE SET name = excluded.name, prefix = excluded.prefix, "
-              "avg_service_s = excluded.avg_service_s, ema_s = excluded.ema_s, self_checkin = excluded.self_checkin, "
-              "notify_ahead = excluded.notify_ahead, paused = excluded.paused, "
-              "updated_version = excluded.updated_version WHERE excluded.updated_version > queues.updated_version",
-    "tickets": f"INSERT INTO tickets ({', '.join(TICKET_FIELDS)}, issued_queue, updated_version, updated_at, token) "
-               f"VALUES ({', '.join('?' * (len(TICKET_FIELDS) + 4))}) ON CONFLICT (id) DO UPDATE SET "
-               + ", ".join(f"{k} = excluded.{k}" for k in TICKET_FIELDS if k not in SET_ONCE)
-               + ", token = coalesce(tickets.token, excluded.token), updated_version = excluded.updated_version, "
-               "updated_at = excluded.updated_at WHERE excluded.updated_version > tickets.updated_version",
-    "ticket_eta": "UPDATE tickets SET eta_issue_s = ? WHERE id = ?",
-    "clinic_versions": "INSERT INTO clinic_versions (clinic, version) VALUES (?, ?) "
-                       "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)",
-}
+# A field described as ``fixed`` (a ticket's id, clinic and day...) is written by the insert and
+# left alone by an update (and so are the indexes on it). The columns each table's row carries
+# are the entity's described event columns, then the record's own.
+TICKET_EXTRA = ("issued_queue", "updated_version", "updated_at", "token")
+QUEUE_EXTRA = ("created_at", "created_version", "updated_version")
+CLINIC_EXTRA = ("created_at", "updated_version")
+
+
+def _upsert(e: Entity, extra: tuple[str, ...], also: str = "") -> str:
+    names = [f.name for f in e.event_columns] + list(extra)
+    updates = [f"{f.name} = excluded.{f.name}" for f in e.event_columns if not f.fixed] + [also]
+    return (f"INSERT INTO {e.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {', '.join(u for u in updates if u)}, "
+            f"updated_version = excluded.updated_version WHERE excluded.updated_version > {e.table}.updated_version")
+
+
+def statements() -> dict[str, str]:
+    """Table -> the statement that writes its rows, for the entities as described now."""
+    ticket, queue, clinic = live_schema.entities()
+    return {"events": _EVENTS_SQL, "clinics": _upsert_of(clinic), "queues": _upsert_of(queue),
+            "tickets": _upsert_of(ticket), "ticket_eta": _ETA_SQL, "clinic_versions": _VERSIONS_SQL}
+
+
+@live_schema.per_entity
+def _upsert_of(e: Entity) -> str:
+    if e.table == "tickets":
+        return _upsert(e, TICKET_EXTRA, "token = coalesce(tickets.token, excluded.token), updated_at = excluded.updated_at")
+    return _upsert(e, QUEUE_EXTRA if e.table == "queues" else CLINIC_EXTRA)
+
+
+_EVENTS_SQL = ("INSERT OR IGNORE INTO events (clinic, version, type, at, queue, ticket_ids, body) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_ETA_SQL = "UPDATE tickets SET eta_issue_s = ? WHERE id = ?"
+_VERSIONS_SQL = ("INSERT INTO clinic_versions (clinic, version) VALUES (?, ?) "
+                 "ON CONFLICT (clinic) DO UPDATE SET version = max(version, excluded.version)")
+
 
 # Tables keyed by the row's first value whose upsert keeps the newest version: of one key's rows
 # in a batch only the first (it may insert: created_at, issued_queue) and the last matter.
 NEWEST_WINS = frozenset({"clinics", "queues", "tickets", "clinic_versions"})
+
+Reader = Callable[[Any], Any]
+
+
+def _ms(val: Any) -> int | None:
+    return int(val) if val else None
+
+
+def _count(val: Any) -> int:
+    return int(val or 0)
+
+
+def _flag(val: Any) -> int:
+    return int(bool(val))
+
+
+def _column_reader(f: live_schema.Field) -> Reader | None:
+    """How a state's field is stored in its column (None: as it is)."""
+    if f.default is not None:
+        default = f.default  # states older than the field carry none
+        return lambda v: v or default
+    return {Enc.ID: _count, Enc.NUM: _count, Enc.TIME: _ms, Enc.FLAG: _flag}.get(f.enc)
+
+
+@live_schema.per_entity
+def _readers(e: Entity) -> tuple[tuple[str, Reader | None], ...]:
+    return tuple((f.name, _column_reader(f)) for f in e.event_columns)
+
+
+def _row(readers: tuple[tuple[str, Reader | None], ...], state: Json) -> tuple[Any, ...]:
+    get = state.get
+    return tuple([get(k) if read is None else read(get(k)) for k, read in readers])
 
 
 def event_rows(ev: Json) -> Rows:
@@ -247,15 +270,13 @@ def event_rows(ev: Json) -> Rows:
     body = dict(ev, tickets=[_nameless(t) for t in tickets])
     state = ev.get("clinic_state")
     issued = etype == "issued"
+    ticket_cols = _readers(live_schema.TICKET)
     rows: Rows = {
         "events": [(clinic, v, etype, at, ev.get("queue"), orjson.dumps([int(t["id"]) for t in tickets]).decode(),
                     orjson.dumps(body).decode())],
-        "clinics": [(state["id"], state["name"], state["timezone"], int(bool(state["mask_names"])), state["lang"],
-                     state.get("region") or phones.DEFAULT_REGION, at, v)] if state else [],
-        "queues": [(q["id"], q["clinic"], q["name"], q["prefix"], int(q["avg_service_s"]), int(q["ema_s"]),
-                    int(bool(q["self_checkin"])), int(q["notify_ahead"]), int(bool(q["paused"])), at, v, v)
-                   for q in queues],
-        "tickets": [(*_ticket_row(t), t["queue"] if issued else None, v, at) for t in tickets],
+        "clinics": [(*_row(_readers(live_schema.CLINIC), state), at, v)] if state else [],
+        "queues": [(*_row(_readers(live_schema.QUEUE), q), at, v, v) for q in queues],
+        "tickets": [(*_row(ticket_cols, t), t["queue"] if issued else None, v, at) for t in tickets],
         "ticket_eta": [],
         "clinic_versions": [(clinic, v)],
     }
@@ -277,7 +298,7 @@ def _nameless(t: Json) -> Json:
 async def write_rows(db: Store, batch: list[Rows], tokens: dict[int, str]) -> None:
     """Write the rows of a batch of events, table by table, in event order (of the tables in
     :data:`NEWEST_WINS`, each key's first and last row only: a batch often touches a queue twice)."""
-    for table, sql in SQL.items():
+    for table, sql in statements().items():
         rows = [row for rows in batch for row in rows[table]]
         if table in NEWEST_WINS:
             rows = _first_and_last(rows)
@@ -294,35 +315,6 @@ def _first_and_last(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         first.setdefault(row[0], row)
         last[row[0]] = row
     return [*first.values(), *(row for key, row in last.items() if row is not first[key])]
-
-
-def _ms(val: Any) -> int | None:
-    return int(val) if val else None
-
-
-def _count(val: Any) -> int:
-    return int(val or 0)
-
-
-def _source(val: Any) -> str:
-    """Events written before tickets had a source carry none: those came from the desk."""
-    return str(val or TicketSource.RECEPTION.value)
-
-
-def _flag(val: Any) -> int:
-    return int(bool(val))
-
-
-# How each ticket field is stored (None: as it is); the order of TICKET_FIELDS.
-_TICKET_COLUMNS: tuple[tuple[str, Any], ...] = tuple(
-    (k, {"created_at": _ms, "called_at": _ms, "served_at": _ms, "done_at": _ms, "notify": _flag, "score": str,
-         "id": _count, "priority": _count, "recalls": _count, "issue_ahead": _count, "source": _source}.get(k))
-    for k in TICKET_FIELDS)
-
-
-def _ticket_row(t: Json) -> tuple[Any, ...]:
-    get = t.get
-    return tuple([get(k) if convert is None else convert(get(k)) for k, convert in _TICKET_COLUMNS])
 
 
 async def _apply_live(db: Store, live: Live) -> None:
@@ -359,7 +351,7 @@ async def _ttl_plan(db: Store, events: list[Json]) -> TtlPlan:
     token_of = {r["id"]: r["token"] for r in rows}
     for tid in ids:
         status, at = latest[tid]
-        ticket_keys = [keys.ticket(tid)] + ([keys.token(token_of[tid])] if token_of.get(tid) else [])
+        ticket_keys = live_reads.ticket_keys(tid, token_of.get(tid))
         if status in FINAL:
             plan.expire += [(k, at + FINAL_TTL_MS) for k in ticket_keys]
         else:

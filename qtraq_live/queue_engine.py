@@ -27,11 +27,12 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from . import phones
+from . import live_schema, phones
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
 from .eta import estimate
 from .languages import LANGS
+from .live_schema import NORMAL_OFFSET, TicketSource
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
 
@@ -46,18 +47,6 @@ class TicketStatus(StrEnum):
     SKIPPED = "skipped"
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
-
-
-class TicketSource(StrEnum):
-    """How a ticket came to be: the desk, the patient's own phone (self check-in), an
-    appointment checked in (booked in an account, or imported from a file), or an ABHA app's
-    Scan & Share. Kept for the record and the statistics; it changes nothing in the queue."""
-
-    RECEPTION = "reception"
-    SELF = "self"
-    APPOINTMENT = "appointment"
-    IMPORT = "import"
-    ABDM = "abdm"
 
 
 S = TicketStatus
@@ -88,7 +77,6 @@ RESULT_STATUS: dict[str, TicketStatus | None] = {
 }
 SOURCES = tuple(s.value for s in TicketSource)
 ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
-NORMAL_OFFSET = 4_000_000_000_000_000
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 PREFIX = re.compile(r"^[A-Z]{1,3}$")
 COUNTER_MAX = 32
@@ -119,37 +107,45 @@ def iso(ms: int | None) -> str | None:
 
 
 def ticket_view(state: Mapping[str, Any], rank: int, queue: Mapping[str, Any]) -> Json:
-    """The API's ticket from a ticket state, its rank in the waiting set and its queue state."""
-    waiting = state["status"] == S.WAITING and rank >= 0
-    ahead = rank if waiting else None
-    eta = estimate(rank, queue) if waiting else (None, None, None)
-    return {
-        "id": int(state["id"]),
-        "clinic": state["clinic"],
-        "queue": state["queue"],
-        "label": state["label"],
-        "status": state["status"],
-        "priority": int(state["priority"]),
-        "position": rank + 1 if waiting else None,
-        "ahead": ahead,
-        "eta_s": eta[0],
-        "eta_low_s": eta[1],
-        "eta_high_s": eta[2],
-        "name": state.get("name"),
-        "notify": bool(state.get("notify")),
-        "lang": state.get("lang"),
-        "counter": state.get("counter"),
-        "recalls": int(state.get("recalls") or 0),
-        "created_at": iso(state.get("created_at")),
-        "called_at": iso(state.get("called_at")),
-        "served_at": iso(state.get("served_at")),
-        "done_at": iso(state.get("done_at")),
-        "appointment_id": state.get("appointment_id"),
-        "source": state.get("source") or TicketSource.RECEPTION.value,
-    }
+    """The API's ticket (the fields staff see, live_schema.TICKET) from a ticket state, its
+    rank in the waiting set and its queue state."""
+    if state["status"] == S.WAITING and rank >= 0:
+        eta = estimate(rank, queue)
+        return _api_view(live_schema.TICKET)(state.get, rank + 1, rank, eta[0], eta[1], eta[2])
+    return _api_view(live_schema.TICKET)(state.get, None, None, None, None, None)
 
 
-PUBLIC_FIELDS = ("label", "status", "position", "ahead", "eta_s", "eta_low_s", "eta_high_s", "counter")
+_API_READERS: dict[live_schema.Enc, str] = {
+    live_schema.Enc.ID: "int({})", live_schema.Enc.NUM: "int({} or 0)", live_schema.Enc.FLAG: "bool({})",
+    live_schema.Enc.TIME: "iso({})",
+}
+
+
+@live_schema.per_entity
+def _api_view(entity: live_schema.Entity) -> Callable[..., Json]:
+    """The function that makes the API's view of a ticket state, generated from the description
+    as one dict display (a loop over the fields cost twice as much: snapshots make thousands):
+    ``view(get, position, ahead, eta_s, eta_low_s, eta_high_s)``."""
+    items = []
+    for f in entity.fields:
+        if live_schema.STAFF not in f.seen_by:
+            continue
+        if f.enc is live_schema.Enc.API:
+            value = f.name
+        elif f.default is not None:
+            value = f"(get({f.name!r}) or {f.default!r})"
+        else:
+            value = _API_READERS.get(f.enc, "{}").format(f"get({f.name!r})")
+        items.append(f"{f.name!r}: {value}")
+    source = ("def view(get, position, ahead, eta_s, eta_low_s, eta_high_s):\n"
+              f"    return {{{', '.join(items)}}}\n")
+    namespace: dict[str, Any] = {"iso": iso}
+    exec(compile(source, f"<ticket view of {entity.name}>", "exec"), namespace)
+    view: Callable[..., Json] = namespace["view"]
+    return view
+
+
+PUBLIC_FIELDS = live_schema.TICKET.seen(live_schema.PATIENT)  # what a token holder may see of a ticket
 
 
 def public_ticket(ticket: Mapping[str, Any], queue_name: str, clinic_name: str, version: int) -> Json:
@@ -187,12 +183,17 @@ _OP_DEFINITION = re.compile(r"^function ops\.(\w+)\(", re.M)
 def _load_scripts() -> dict[str, str]:
     """One script per family of operations (``lua/engine/``): what they all share, the
     family's own functions, the dispatch. Redis runs a whole script on every call, so a call
-    should define no more functions than its family needs."""
+    should define no more functions than its family needs. What live_schema describes (keys,
+    constants, hash readers, state encoders, the issue's fields) and the transition table are
+    put in where their placeholders stand."""
     folder = resources.files("qtraq_live").joinpath("lua/engine")
     lib, run = (folder.joinpath(f"{name}.lua").read_text() for name in ("lib", "run"))
-    table = "'" + json.dumps({action: [str(s) for s in src] for action, src in TRANSITIONS.items()}) + "'"
-    return {family: "\n".join((lib, folder.joinpath(f"{family}.lua").read_text(), run)).replace(
-        "__TRANSITIONS__", table) for family in SCRIPT_FAMILIES}
+    generated = {**live_schema.lua_sources(), "__TRANSITIONS__": "'" + json.dumps(
+        {action: [str(s) for s in src] for action, src in TRANSITIONS.items()}) + "'"}
+    pattern = re.compile("|".join(generated))
+    return {family: pattern.sub(lambda m: generated[m.group(0)],
+                                "\n".join((lib, folder.joinpath(f"{family}.lua").read_text(), run)))
+            for family in SCRIPT_FAMILIES}
 
 
 def _change_result(out: Json) -> Json:
@@ -374,12 +375,8 @@ class QueueEngine:
         h = await self._call_redis(self.redis.hgetall(keys.queue(queue_id)))
         if not h:
             return None
-        return {
-            "id": h["id"], "clinic": h["clinic"], "name": h["name"], "prefix": h["prefix"],
-            "paused": h["paused"] == "1", "avg_service_s": int(h["avg_service_s"]),
-            "ema_s": int(float(h["ema_s"])), "self_checkin": h["self_checkin"] == "1",
-            "notify_ahead": int(h["notify_ahead"]), "archived": h.get("archived") == "1",
-        }
+        return {f.name: _hash_reading(f, h.get(f.name)) for f in live_schema.QUEUE.fields
+                if f.hashed and live_schema.STAFF in f.seen_by}
 
     async def clinic_ids(self) -> list[str]:
         return sorted(await self._call_redis(self.redis.smembers(keys.CLINICS)))
@@ -418,10 +415,13 @@ class QueueEngine:
     async def issue(self, queue_id: str, *, name: str | None = None, priority: int = 0,
                     notify: bool = False, lang: str | None = None, ticket_id: int | None = None,
                     appointment_id: str | int | None = None, arrival_ms: int | None = None,
-                    source: TicketSource | str = TicketSource.RECEPTION, actor: str | None = None) -> Json:
+                    source: TicketSource | str = TicketSource.RECEPTION, actor: str | None = None,
+                    fields: Mapping[str, str] | None = None) -> Json:
         """A new waiting ticket. ``arrival_ms`` places it as if it had arrived then
         (appointments checked in by slot time); otherwise it joins at the back of its priority.
-        ``source`` records how it came (:class:`TicketSource`)."""
+        ``source`` records how it came (:class:`TicketSource`). ``fields``: described ticket
+        fields the issue takes from its arguments (``live_schema.issue_args``) that have no
+        parameter here, as text."""
         if name is not None:
             _check_text("name", name)
         if priority not in (0, 1) or isinstance(priority, bool):
@@ -436,7 +436,7 @@ class QueueEngine:
             "queue": queue_id, "id": None if ticket_id is None else str(ticket_id), "name": name, "priority": priority,
             "notify": bool(notify), "lang": lang, "day": day, "token": token,
             "appointment_id": None if appointment_id is None else str(appointment_id),
-            "arrival_ms": arrival_ms, "source": str(source), "actor": actor})
+            "arrival_ms": arrival_ms, "source": str(source), "actor": actor, **_issue_fields(fields)})
         ticket = _ticket(out)
         ticket["token"] = token
         return ticket
@@ -603,8 +603,17 @@ class QueueEngine:
 
 
 def _queue_def(q: Mapping[str, Any]) -> Json:
-    return {k: q.get(k, False) for k in ("id", "clinic", "name", "prefix", "paused", "avg_service_s", "ema_s",
-                                         "counters_open", "self_checkin", "notify_ahead", "archived")}
+    """The API's queue (QueueDict) from a queue state: what staff see of it."""
+    return {k: q.get(k, False) for k in live_schema.QUEUE.seen(live_schema.STAFF)}
+
+
+def _hash_reading(f: live_schema.Field, value: str | None) -> Any:
+    """A hash field as the API shows it (a flag as a boolean, a number as an integer)."""
+    if f.enc is live_schema.Enc.FLAG:
+        return value == "1"
+    if f.enc in (live_schema.Enc.NUM, live_schema.Enc.TIME):
+        return int(float(value or 0))
+    return value
 
 
 def _queue_tickets(q: Mapping[str, Any]) -> Json:
@@ -615,6 +624,21 @@ def _queue_tickets(q: Mapping[str, Any]) -> Json:
 
 def _ticket(out: Mapping[str, Any]) -> Json:
     return ticket_view(out["ticket"], out.get("rank", -1), out["queue"])
+
+
+_ISSUE_PARAMETERS = frozenset({"name", "priority", "notify", "lang", "appointment_id", "source"})
+
+
+def _issue_fields(fields: Mapping[str, str] | None) -> dict[str, str]:
+    """``issue``'s further described fields, checked: each one the issue takes, as text."""
+    if not fields:
+        return {}
+    allowed = set(live_schema.issue_args()) - _ISSUE_PARAMETERS
+    for k, v in fields.items():
+        if k not in allowed:
+            raise Invalid(k, "cannot be set")
+        _check_text(k, v)
+    return dict(fields)
 
 
 def _ticket_id(value: int | str) -> int:

@@ -23,22 +23,24 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from . import live_schema
 from . import redis_keys as keys
 from .access import mirror_access
 from .accounts import payments
-from .persister import FINAL, FINAL_TTL_MS, TICKET_FIELDS, Persister
+from .live_schema import Enc, Entity, Field
+from .persister import FINAL, FINAL_TTL_MS, Persister
 from .store import Row, Store
 
 log = logging.getLogger(__name__)
 
 ACTIVE = ("waiting", "called", "serving", "skipped")
-LABEL_TTL_MS = 3 * 86_400_000  # as the engine's EXPIRE on a label sequence
-RECENT = 20                    # as the engine's LTRIM of the recent calls
+LABEL_TTL_MS = live_schema.LABEL_TTL_S * 1000  # the engine's EXPIRE on a label sequence
+RECENT = live_schema.RECENT_CALLS              # the engine's LTRIM of the recent calls
 DELETE_CHUNK = 500
 # What a rebuild replaces: the live queue state and the access mirrors (restored by
 # access.mirror_access). Other layers' keys (sessions, rate limits, notice ledger, opt-outs,
 # channel overrides) are theirs to keep or restore; RQ's `rq:` keys are never touched.
-REPLACED = ("qt:clinics", "qt:c:*", "qt:q:*", "qt:t:*", "qt:tok:*", "qt:seq:*", "qt:idem:*",
+REPLACED = (keys.CLINICS, "qt:c:*", "qt:q:*", "qt:t:*", "qt:tok:*", "qt:seq:*", "qt:idem:*",
             "qt:user:*", "qt:apitok:*", "qt:dk:*", "qt:dkeys:*")
 
 
@@ -115,11 +117,10 @@ async def _recent_calls(store: Store, clinic: str) -> list[str]:
 
 
 def _write_definitions(pipe: Any, state: dict[str, Any]) -> None:
+    clinic, queue = live_schema.CLINIC, live_schema.QUEUE
     for c in state["clinics"]:
         cid = c["id"]
-        pipe.hset(keys.clinic(cid), mapping={
-            "id": cid, "name": c["name"], "timezone": c["timezone"], "mask_names": _flag(c["mask_names"]),
-            "lang": c["lang"], "region": c["region"], "created_at": c["created_at"] or 0})
+        pipe.hset(keys.clinic(cid), mapping=hash_of(clinic, c))
         pipe.sadd(keys.CLINICS, cid)
         if c["version"]:
             pipe.set(keys.version(cid), c["version"])
@@ -129,11 +130,7 @@ def _write_definitions(pipe: Any, state: dict[str, Any]) -> None:
             pipe.rpush(keys.recent(cid), *state["recent"][cid])
     order: dict[str, int] = defaultdict(int)
     for q in state["queues"]:
-        pipe.hset(keys.queue(q["id"]), mapping={
-            **json.loads(q["extra"] or "{}"), "id": q["id"], "clinic": q["clinic"], "name": q["name"], "prefix": q["prefix"],
-            "avg_service_s": q["avg_service_s"], "ema_s": q["ema_s"], "paused": _flag(q["paused"]),
-            "self_checkin": _flag(q["self_checkin"]), "notify_ahead": q["notify_ahead"],
-            "created_at": q["created_at"] or 0})
+        pipe.hset(keys.queue(q["id"]), mapping={**json.loads(q["extra"] or "{}"), **hash_of(queue, q)})
         pipe.zadd(keys.clinic_queues(q["clinic"]), {q["id"]: order[q["clinic"]]})
         order[q["clinic"]] += 1
 
@@ -150,11 +147,10 @@ def _write_counters(pipe: Any, state: dict[str, Any]) -> None:
 
 def _write_tickets(pipe: Any, tickets: list[Row]) -> dict[str, int]:
     counts = {"tickets": 0, "waiting": 0, "tokens": 0}
+    ticket = live_schema.TICKET
     for t in tickets:
         tid = t["id"]
-        fields = {k: _hash_value(k, t[k]) for k in TICKET_FIELDS}
-        fields["token"] = t["token"] or ""
-        pipe.hset(keys.ticket(tid), mapping=fields)
+        pipe.hset(keys.ticket(tid), mapping=hash_of(ticket, t))
         counts["tickets"] += 1
         if t["status"] == "waiting":
             pipe.zadd(keys.waiting(t["queue"]), {str(tid): t["score"]})
@@ -179,12 +175,16 @@ def _write_labels(pipe: Any, labels: list[Row]) -> None:
         pipe.pexpireat(key, int(row["last"]) + LABEL_TTL_MS)
 
 
-def _hash_value(field: str, value: Any) -> str:
-    """A ticket column as the engine keeps it in the hash ('' or '0' when unset)."""
+def hash_of(e: Entity, row: Row) -> dict[str, str]:
+    """A record row as the engine keeps it in the entity's hash: every described field with a
+    column (a live-only field restarts empty, or from ``queues.extra``)."""
+    return {f.name: _hash_value(f, row[f.name]) for f in e.columns if f.hashed}
+
+
+def _hash_value(f: Field, value: Any) -> str:
+    """A column's value as the hash holds it ('' or '0' when unset, '1'/'0' for a flag)."""
     if value is None:
-        return "0" if field.endswith("_at") else ""
+        return f.empty()
+    if f.enc is Enc.FLAG:
+        return "1" if value else "0"
     return str(value)
-
-
-def _flag(value: Any) -> str:
-    return "1" if value else "0"

@@ -1,6 +1,7 @@
 """Every Redis key qtraq-live uses, named in one place.
 
-Live queue state (written only by the engine's Lua script):
+Live queue state (written only by the engine's Lua script; read only by the engine and
+``live_reads``, the reads it owns; the engine's Lua gets these names from ``live_schema``):
 
     qt:clinics                 set     clinic ids
     qt:c:{c}                   hash    clinic definition (id, name, timezone, mask_names, lang)

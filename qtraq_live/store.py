@@ -30,6 +30,7 @@ from typing import Any
 
 import aiosqlite
 
+from . import live_schema
 from .config import private_dir
 from .errors import Conflict, Unavailable
 from .metrics import SQLITE_ERRORS
@@ -67,11 +68,9 @@ class Written:
 
 # Columns added to a table after databases with that table were in use: ``CREATE TABLE IF NOT
 # EXISTS`` leaves an existing table as it was, so ``migrate()`` adds each one it lacks (the
-# schema file declares it too, for a new database). ``(table, column, declaration)``.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("tickets", "source", "TEXT NOT NULL DEFAULT 'reception'"),  # 2026-12: queue_engine.TicketSource
-    ("clinics", "region", "TEXT NOT NULL DEFAULT 'IN'"),
-)
+# schema file declares it too, for a new database). ``(table, column, declaration)``. The fields
+# of clinics, queues and tickets say so themselves (``live_schema.Field.added``).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()  # columns of tables live_schema does not describe
 
 
 def _owner_only(path: Path) -> None:
@@ -141,9 +140,10 @@ class Store:
 
     @staticmethod
     async def _add_columns(conn: aiosqlite.Connection) -> None:
-        """Each of :data:`ADDED_COLUMNS` that an older database lacks, in one transaction."""
+        """Each added column (:data:`ADDED_COLUMNS`, ``live_schema.added_columns()``) that an older
+        database lacks, in one transaction."""
         missing = []
-        for table, column, declaration in ADDED_COLUMNS:
+        for table, column, declaration in (*live_schema.added_columns(), *ADDED_COLUMNS):
             async with conn.execute(f"PRAGMA table_info({table})") as cur:
                 if column not in {row[1] for row in await cur.fetchall()}:
                     missing.append(f"ALTER TABLE {table} ADD COLUMN {column} {declaration};")

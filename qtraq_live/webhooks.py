@@ -34,7 +34,7 @@ import redis
 import redis.asyncio as aioredis
 from rq import Queue, Retry
 
-from . import redis_conn
+from . import live_schema, redis_conn
 from . import redis_keys as keys
 from .config import Settings, load_settings
 from .errors import ConfigError
@@ -46,8 +46,7 @@ log = logging.getLogger(__name__)
 GROUP = "webhooks"
 QUEUE = "webhooks"
 TOLERANCE_S = 300
-TICKET_FIELDS = ("id", "queue", "label", "status", "prev_status", "priority", "counter", "recalls",
-                 "created_at", "called_at", "served_at", "done_at", "appointment_id", "source")
+TICKET_FIELDS = live_schema.TICKET.seen(live_schema.HOOK)  # what a hospital system sees of a ticket
 BLOCK_MS = 1000
 DEDUPE_TTL_S = 7 * 86400
 
@@ -84,12 +83,14 @@ def verify(secret: str, header: str, body: bytes, now: float | None = None) -> b
 
 
 def payload(ev: Mapping[str, Any]) -> dict[str, Any]:
-    """The event as a hospital system sees it: no personal fields."""
+    """The event as a hospital system sees it: the fields live_schema shows to ``hook``, no
+    personal ones."""
+    ticket, queue = live_schema.TICKET.seen(live_schema.HOOK), live_schema.QUEUE.seen(live_schema.HOOK)
     return {
         "id": f"{ev['clinic']}:{ev['v']}", "type": ev["type"], "clinic": ev["clinic"], "version": ev["v"],
         "at": ev["at"], "queue": ev.get("queue"),
-        "tickets": [{k: t.get(k) for k in TICKET_FIELDS} for t in ev["tickets"]],
-        "queues": [{k: q.get(k) for k in ("id", "paused")} for q in ev["queues"]],
+        "tickets": [{k: t.get(k) for k in ticket} for t in ev["tickets"]],
+        "queues": [{k: q.get(k) for k in queue} for q in ev["queues"]],
     }
 
 

@@ -17,6 +17,7 @@ import redis
 from rq import get_current_job
 from rq.job import Job
 
+from .. import live_reads
 from .. import redis_keys as keys
 from ..config import Settings, load_settings
 from ..errors import Unavailable
@@ -57,20 +58,20 @@ def stale_reason(conn: redis.Redis, notice: dict[str, str], context: dict[str, A
         return "no_consent"
     check = json.loads(notice.get("check") or "{}")
     if "ticket" in check:
-        status, queue, notify = (_text(v) for v in conn.hmget(keys.ticket(check["ticket"]),
-                                                               "status", "queue", "notify"))
-        if status is None:
+        live = live_reads.ticket_status(conn, check["ticket"])
+        if live is None:
             return "stale"
-        if notify != "1":
+        status, queue, notify = live
+        if not notify:
             return "no_consent"
         if status not in check.get("status", [status]) or queue != check.get("queue", queue):
             return "stale"
         if "max_ahead" in check:
-            rank = conn.zrank(keys.waiting(str(queue)), str(check["ticket"]))
+            rank = live_reads.waiting_rank(conn, queue, check["ticket"])
             if rank is None or rank > check["max_ahead"]:
                 return "stale"
             context["ahead"] = rank
-    if "paused_queue" in check and _text(conn.hget(keys.queue(check["paused_queue"]), "paused")) != "1":
+    if "paused_queue" in check and not live_reads.queue_paused(conn, check["paused_queue"]):
         return "stale"
     return ""
 
@@ -152,7 +153,7 @@ def send_notice(key: str, round_: int = 0) -> str:
 
 def _push(conn: redis.Redis, settings: Settings, notice: dict[str, str], subject: str, body: str) -> tuple[str, str]:
     """A Web Push notice to the ticket's browser; a tap opens the ticket page."""
-    token = _text(conn.hget(keys.ticket(notice["ticket"]), "token")) or ""
+    token = live_reads.ticket_token(conn, notice["ticket"]) or ""
     data = webpush.payload(subject, body, notice["kind"], f"/t/{token}" if token else "/")
     return push_send.send(conn, settings, notice["ticket"], data)
 

@@ -28,7 +28,7 @@ function ops.create_clinic()
   if redis.call('EXISTS', K.clinic(A.id)) == 1 then return fail('conflict', 'clinic ' .. A.id .. ' exists', 'id') end
   redis.call('HSET', K.clinic(A.id), 'id', A.id, 'name', A.name, 'timezone', A.timezone,
              'mask_names', A.mask_names and '1' or '0', 'lang', A.lang, 'region', A.region, 'created_at', NOW_S)
-  redis.call('SADD', 'qt:clinics', A.id)
+  redis.call('SADD', KEY_CLINICS, A.id)
   return clinic_changed(A.id, 'clinic_created')
 end
 

@@ -7,10 +7,10 @@ function ops.issue()
   if id then
     if redis.call('EXISTS', K.ticket(id)) == 1 then return fail('conflict', 'ticket ' .. id .. ' exists', 'id') end
   else
-    id = tostring(redis.call('INCR', 'qt:seq:ticket'))
+    id = tostring(redis.call('INCR', KEY_TICKET_SEQ))
   end
   local n = redis.call('INCR', K.labels(A.queue, A.day))
-  redis.call('EXPIRE', K.labels(A.queue, A.day), 3 * 86400)
+  redis.call('EXPIRE', K.labels(A.queue, A.day), LABEL_TTL_S)
   local label = q.prefix .. '-' .. string.format('%03d', n)
   -- arrival stamp in µs-like units, strictly increasing per clinic so order is total
   local arrival
@@ -25,11 +25,9 @@ function ops.issue()
   local score = arrival
   if A.priority == 0 then score = score + NORMAL_OFFSET end
   local t = {
-    id = id, clinic = q.clinic, queue = A.queue, label = label, status = 'waiting', prev_status = '',
-    priority = tostring(A.priority), score = string.format('%.0f', score), name = A.name or '',
-    notify = A.notify and '1' or '0', lang = A.lang or '', counter = '', recalls = '0',
-    created_at = NOW_S, called_at = '0', served_at = '0', done_at = '0', day = A.day,
-    appointment_id = A.appointment_id or '', source = A.source or 'reception', token = A.token,
+    id = id, clinic = q.clinic, queue = A.queue, label = label, status = 'waiting',
+    score = string.format('%.0f', score), created_at = NOW_S, day = A.day, token = A.token,
+    __ISSUE_FIELDS__  -- generated (live_schema.lua_issue_fields): from the arguments, or empty
   }
   redis.call('ZADD', K.waiting(A.queue), t.score, id)
   t.issue_ahead = tostring(redis.call('ZRANK', K.waiting(A.queue), id))  -- for ETA quality (predicted vs real)

@@ -11,13 +11,13 @@
 -- of the press: a refused call, an idempotent replay or pausing a paused queue writes none).
 -- Returns JSON: {"error": code, "message": text, "field": name} or {"ok": true, ...}.
 -- Everything is validated before the first write, so an error leaves no trace.
--- Key names mirror qtraq_live/redis_keys.py. Big numbers (scores) travel as strings:
--- cjson and tostring() keep only 14 significant digits.
+-- The key table K, the constants the Python shares, the hash readers and the state encoders are
+-- generated from qtraq_live/live_schema.py where the two placeholder lines stand (queue_engine's
+-- _load_scripts). Big numbers (scores) travel as strings: cjson and tostring() keep only 14
+-- significant digits.
 
 local EMA_ALPHA = 0.3
-local COUNTER_OPEN_MS = 5 * 60 * 1000
 local DEFAULT_PAUSE_S = 600
-local NORMAL_OFFSET = 4000000000000000  -- urgent (priority 1) tickets sort before all normal ones
 -- The wait estimator (docs/eta.md): a gap between two calls longer than this starts a new session,
 -- each gap moves the level by at least this step, and each hour's level moves its profile entry by this one.
 local ETA_SESSION_MS = 3 * 3600 * 1000
@@ -31,24 +31,7 @@ local NOW = tonumber(ARGV[3])
 local NOW_S = string.format('%d', NOW)  -- as text, for hashes and JSON (tostring would print it again each time)
 local MAXLEN = ARGV[4]
 
-local K = {  -- made at its full size: filled one by one, the table would regrow five times
-  clinic = function(c) return 'qt:c:' .. c end,
-  version = function(c) return 'qt:c:' .. c .. ':v' end,
-  events = function(c) return 'qt:c:' .. c .. ':events' end,
-  clinic_queues = function(c) return 'qt:c:' .. c .. ':queues' end,
-  recent = function(c) return 'qt:c:' .. c .. ':recent' end,
-  arrival = function(c) return 'qt:c:' .. c .. ':arrival' end,
-  queue = function(q) return 'qt:q:' .. q end,
-  waiting = function(q) return 'qt:q:' .. q .. ':waiting' end,
-  counters = function(q) return 'qt:q:' .. q .. ':counters' end,
-  seen = function(q) return 'qt:q:' .. q .. ':seen' end,
-  idle = function(q) return 'qt:q:' .. q .. ':idle' end,
-  eta_profile = function(q) return 'qt:q:' .. q .. ':eta_profile' end,
-  labels = function(q, day) return 'qt:q:' .. q .. ':labels:' .. day end,
-  ticket = function(id) return 'qt:t:' .. id end,
-  token = function(t) return 'qt:tok:' .. t end,
-  idem = function(q, key) return 'qt:idem:' .. q .. ':' .. key end,
-}
+__LIVE_PRELUDE__
 
 local emitted = false  -- this call changed something (run.lua appends the audit record then)
 
@@ -70,21 +53,6 @@ local function fill(t, flat)
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
   if not t.id then return nil end  -- nothing, or a stray field written after the key expired
   return t
-end
-
-local function ticket_hash(id)
-  local flat = redis.call('HGETALL', K.ticket(id))
-  return fill({id = false, clinic = false, queue = false, label = false, status = false, prev_status = false,
-               priority = false, score = false, name = false, notify = false, lang = false, counter = false,
-               recalls = false, created_at = false, called_at = false, served_at = false, done_at = false,
-               day = false, appointment_id = false, issue_ahead = false, source = false, token = false}, flat)
-end
-
-local function queue_hash(id)
-  local flat = redis.call('HGETALL', K.queue(id))
-  return fill({id = false, clinic = false, name = false, prefix = false, paused = false, avg_service_s = false,
-               ema_s = false, self_checkin = false, notify_ahead = false, paused_at = false, pause_ema_s = false,
-               created_at = false, eta = false, archived = false}, flat)
 end
 
 local function num(s) return tonumber(s) or 0 end
@@ -132,41 +100,7 @@ local function pause_left_s(h)
   return math.floor(left + 0.5)
 end
 
--- QueueState from the queue's hash (as this script left it); ``more`` adds fields.
-local function queue_json(h, more)
-  return '{"id":' .. jplain(h.id) .. ',"clinic":' .. jplain(h.clinic) .. ',"name":' .. jtext(h.name) ..
-    ',"prefix":' .. jtext(h.prefix) .. ',"paused":' .. jflag(h.paused) ..
-    ',"avg_service_s":' .. jnum(h.avg_service_s) .. ',"ema_s":' .. jnum(h.ema_s) ..
-    ',"pause_left_s":' .. pause_left_s(h) .. ',"counters_open":' .. counters_open(h.id, num(h.ema_s)) ..
-    ',"eta":' .. jplain(h.eta) ..
-    ',"self_checkin":' .. jflag(h.self_checkin) .. ',"notify_ahead":' .. jnum(h.notify_ahead) ..
-    ',"archived":' .. jflag(h.archived) .. (more or '') .. '}'
-end
-
-local function clinic_json(h)
-  return '{"id":' .. jplain(h.id) .. ',"name":' .. jtext(h.name) .. ',"timezone":' .. jtext(h.timezone) ..
-    ',"mask_names":' .. jflag(h.mask_names) .. ',"lang":' .. jtext(h.lang) .. ',"region":' .. jtext(h.region) .. '}'
-end
-
--- How a ticket came (queue_engine.TicketSource): one the engine checked at issue, so plain text.
--- A ticket issued before the field existed came from the desk.
-local function source_of(t)
-  if not t.source or t.source == '' then return 'reception' end
-  return t.source
-end
-
--- TicketState from the ticket's hash.
-local function ticket_json(t)
-  return '{"id":' .. t.id .. ',"clinic":' .. jplain(t.clinic) .. ',"queue":' .. jplain(t.queue) ..
-    ',"label":' .. jplain(t.label) .. ',"status":' .. jplain(t.status) .. ',"prev_status":' .. jopt(t.prev_status) ..
-    ',"priority":' .. jnum(t.priority) .. ',"score":' .. jplain(t.score) .. ',"name":' .. jopt(t.name) ..
-    ',"notify":' .. jflag(t.notify) .. ',"lang":' .. jopt(t.lang) .. ',"counter":' .. jopt(t.counter) ..
-    ',"recalls":' .. jnum(t.recalls) .. ',"created_at":' .. jnum(t.created_at) ..
-    ',"called_at":' .. jnum(t.called_at) .. ',"served_at":' .. jnum(t.served_at) ..
-    ',"done_at":' .. jnum(t.done_at) .. ',"day":' .. jplain(t.day) ..
-    ',"appointment_id":' .. jopt(t.appointment_id) .. ',"issue_ahead":' .. jnum(t.issue_ahead) ..
-    ',"source":' .. jplain(source_of(t)) .. '}'
-end
+__LIVE_ENCODERS__
 
 local function version_json(c) return jnum(redis.call('GET', K.version(c))) end
 
@@ -307,7 +241,7 @@ end
 local function push_recent(c, t)
   redis.call('LPUSH', K.recent(c), '{"label":' .. jplain(t.label) .. ',"counter":' .. jtext(t.counter) ..
              ',"queue":' .. jplain(t.queue) .. ',"at":' .. NOW_S .. '}')
-  redis.call('LTRIM', K.recent(c), 0, 19)
+  redis.call('LTRIM', K.recent(c), 0, RECENT_CALLS - 1)
 end
 
 -- A change to ticket ``t`` answers with its event (the JSON the stream holds, which carries the

@@ -30,7 +30,7 @@ function ops.clinic_snapshot()
   end
   return '{"ok":true,"v":' .. version_json(A.clinic) .. ',"clinic":' .. clinic_json(hgetall(K.clinic(A.clinic))) ..
     ',"queues":[' .. table.concat(queues, ',') .. '],"recent":[' ..
-    table.concat(redis.call('LRANGE', K.recent(A.clinic), 0, 19), ',') .. ']}'
+    table.concat(redis.call('LRANGE', K.recent(A.clinic), 0, RECENT_CALLS - 1), ',') .. ']}'
 end
 
 -- Definitions without tickets (issue #17): what pages and the API show of a clinic and its
