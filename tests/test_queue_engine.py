@@ -266,7 +266,7 @@ def test_each_operation_lives_in_exactly_one_script() -> None:
     assert set(defined) == {*ACTIONS, "create_clinic", "update_clinic", "create_queue", "update_queue", "pause",
                             "resume", "issue", "next", "queue_snapshot", "clinic_snapshot", "ticket",
                             "clinic_definition", "queue_definition",
-                            "move_back", "notify_on"}
+                            "move_back", "notify_on", "close_counter"}
 
 
 async def test_a_script_refuses_another_familys_operation(clock_engine: tuple[QueueEngine, Clock],
