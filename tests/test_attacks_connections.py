@@ -8,15 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosed
 
-from qtraq_live.web.socket_limits import SocketsPerAddress
+from qtraq_live import redis_keys as keys
+from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.web.socket_limits import AddressCap, address_field
 from support_serve import ServeProcess, serve_process  # noqa: F401
 from tests.support_http import StartServer, start_server  # noqa: F401
 from tests.support_hub import open_ws, recv, ws_url
@@ -26,15 +30,8 @@ CAP = 20
 DEPLOY = Path(__file__).resolve().parent.parent / "docs" / "deploy"
 
 
-def _cap_of(app: Any) -> SocketsPerAddress:
-    layer = app.middleware_stack
-    while not isinstance(layer, SocketsPerAddress):
-        layer = layer.app
-    return layer
-
-
 async def test_one_address_cannot_hold_thousands_of_sockets_and_the_slots_come_back(
-        start_server: StartServer) -> None:
+        start_server: StartServer, sync_redis: redis.Redis) -> None:
     live = start_server(security__sockets_per_address=CAP)
     await asyncio.to_thread(live.clinic, "c1", ("gp",), self_checkin=True)
     joined = await asyncio.to_thread(live.client().post, "/public/queues/gp/join", json={})
@@ -47,14 +44,70 @@ async def test_one_address_cannot_hold_thousands_of_sockets_and_the_slots_come_b
         with pytest.raises(ConnectionClosed) as closed:
             await recv(ws)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
-    cap = _cap_of(live.app)
+    cap: AddressCap = live.app.state.socket_cap
     assert sum(cap.open.values()) == CAP
+    assert sync_redis.hget(cap.key, address_field("127.0.0.1")) == str(CAP)  # what the other processes see
     for ws in held + refused:
         await ws.close()
     await await_until(lambda: not cap.open, "every slot to come back")  # nothing kept per closed socket
+    assert sync_redis.hkeys(cap.key) == ["~"]  # in Redis neither
     again = await open_ws(url)
     assert (await recv(again))["type"] == "snapshot"
     await again.close()
+
+
+LEASE_S = 10  # long enough to still hold right after a kill, short enough to wait out
+
+
+async def _refused(url: str) -> bool:
+    """Whether the server turns a new socket away with 1013 (else it is served a snapshot)."""
+    ws = await open_ws(url)
+    try:
+        await recv(ws)
+        return False
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 1013
+        return True
+    finally:
+        await ws.close()
+
+
+async def test_the_cap_holds_across_processes_and_a_killed_process_stops_counting(
+        tmp_path: Path, redis_url: str, engine: QueueEngine, sync_redis: redis.Redis) -> None:
+    env = {"QTRAQ_REDIS_URL": redis_url, "QTRAQ_SOCKETS_PER_ADDRESS": str(CAP), "QTRAQ_SOCKET_LEASE_S": str(LEASE_S)}
+    await engine.create_clinic("c1", "City Clinic")
+    await engine.create_queue("c1", "gp", "General", "A")
+    key = secrets.token_urlsafe(24)
+    sync_redis.set(keys.display_key(key), "c1")  # what the primary's access layer writes
+    sync_redis.sadd(keys.display_keys_of("c1"), keys.secret_hash(key))
+    path = f"/ws/display/c1?key={key}"
+    held: list[Any] = []
+    with ServeProcess(tmp_path / "primary", env=env) as primary, \
+            ServeProcess(tmp_path / "hub", env=env, args=["--role", "hub"]) as hub:
+        try:
+            for url, n in ((ws_url(primary.url, path), CAP - 8), (ws_url(hub.url, path), 8)):
+                for _ in range(n):
+                    held.append(await open_ws(url))
+                    assert (await recv(held[-1]))["type"] == "snapshot"
+            # the address holds the cap in total: neither process takes one more
+            assert await _refused(ws_url(hub.url, path)) and await _refused(ws_url(primary.url, path))
+            hub.kill()  # a crash: its 8 sockets die without giving their slots back
+            assert await _refused(ws_url(primary.url, path))  # they count until its lease runs out
+            assert sync_redis.scard(keys.SOCKET_PROCESSES) == 2
+            await _await_served(ws_url(primary.url, path))
+            assert sync_redis.scard(keys.SOCKET_PROCESSES) == 1  # the dead one left the set of processes
+        finally:
+            for ws in held:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+
+async def _await_served(url: str, timeout: float = LEASE_S * 4) -> None:
+    """Try a socket every half second until one is served (the killed process's lease ran out)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await _refused(url):
+        assert asyncio.get_running_loop().time() < deadline, "a killed process's sockets never stopped counting"
+        await asyncio.sleep(0.5)
 
 
 def _slow_header(port: int) -> socket.socket:
