@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
 from websockets.exceptions import ConnectionClosed
 
 from qtraq_live import redis_keys as keys
@@ -108,6 +109,25 @@ async def _await_served(url: str, timeout: float = LEASE_S * 4) -> None:
     while await _refused(url):
         assert asyncio.get_running_loop().time() < deadline, "a killed process's sockets never stopped counting"
         await asyncio.sleep(0.5)
+
+
+async def test_a_lapsed_lease_is_taken_again_with_every_count_and_a_stopped_process_counts_no_more(
+        aredis: aioredis.Redis) -> None:
+    address = "203.0.113.5"
+    here, there = AddressCap(3, 30), AddressCap(3, 30)  # two processes' caps on one Redis
+    await here.start(aredis)
+    await there.start(aredis)
+    try:
+        assert await here.take(address) and await here.take(address)
+        await aredis.delete(here.key)  # Redis restarted without it, or the process stalled past its lease
+        assert await here.take(address)
+        assert await aredis.hget(here.key, address_field(address)) == "3"  # all three, not only the last
+        assert not await there.take(address)  # the other process sees them
+        await here.stop()
+        assert await there.take(address)  # a process that stopped holds nothing
+    finally:
+        await here.stop()
+        await there.stop()
 
 
 def _slow_header(port: int) -> socket.socket:

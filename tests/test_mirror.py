@@ -135,9 +135,9 @@ async def test_display_masks_and_patient_sees_only_itself(engine: QueueEngine) -
     issued = m.display_update({"v": 1, "type": "issued", "queues": [], "tickets": [m.tickets[b["id"]]]}, {})
     assert [t["name"] for t in issued["tickets"]] == [None]  # an update of a waiting ticket: no name either
     at_counter = {**m.tickets[b["id"]], "status": "called", "counter": "2", "called_at": 5_000}
-    called = m.display_update({"v": 2, "type": "called", "queues": [], "tickets": [at_counter]}, {})
+    called = m.display_update({"v": 2, "type": "called", "at": 5_000, "queues": [], "tickets": [at_counter]}, {})
     assert [t["name"] for t in called["tickets"]] == ["S. D."]  # a called patient's name, masked as the clinic asks
-    cleared = m.display_update({"v": 2, "type": "called", "queues": [], "tickets": [at_counter]}, {},
+    cleared = m.display_update({"v": 2, "type": "called", "at": 5_000, "queues": [], "tickets": [at_counter]}, {},
                                cleared_before_ms=5_001)
     assert [t["name"] for t in cleared["tickets"]] == [None]  # a call the idle counter's screen has cleared
     done = m.display_update({"v": 3, "type": "done", "queues": [], "tickets": [{**at_counter, "status": "done"}]}, {})
