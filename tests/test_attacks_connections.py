@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import secrets
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from qtraq_live import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.web.socket_limits import AddressCap, address_field
-from support_serve import ServeProcess, serve_process  # noqa: F401
+from support_serve import ServeProcess, children_of, serve_process  # noqa: F401
 from tests.support_http import StartServer, start_server  # noqa: F401
 from tests.support_hub import open_ws, recv, ws_url
 from tests.support_notify import await_until, wait_until
@@ -92,7 +94,7 @@ async def test_the_cap_holds_across_processes_and_a_killed_process_stops_countin
                     assert (await recv(held[-1]))["type"] == "snapshot"
             # the address holds the cap in total: neither process takes one more
             assert await _refused(ws_url(hub.url, path)) and await _refused(ws_url(primary.url, path))
-            hub.kill()  # a crash: its 8 sockets die without giving their slots back
+            _crash(hub)  # its 8 sockets die without giving their slots back
             assert await _refused(ws_url(primary.url, path))  # they count until its lease runs out
             assert sync_redis.scard(keys.SOCKET_PROCESSES) == 2
             await _await_served(ws_url(primary.url, path))
@@ -101,6 +103,16 @@ async def test_the_cap_holds_across_processes_and_a_killed_process_stops_countin
             for ws in held:
                 with contextlib.suppress(Exception):
                     await ws.close()
+
+
+def _crash(srv: ServeProcess) -> None:
+    """SIGKILL a ``serve`` and its HTTP processes at once, as the OOM killer would (a killed
+    supervisor alone makes the kernel SIGTERM its children: a clean stop that gives slots back)."""
+    assert srv.proc is not None
+    os.kill(srv.proc.pid, signal.SIGSTOP)  # no restart of the HTTP process in between
+    for pid in children_of(srv.proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    srv.kill()
 
 
 async def _await_served(url: str, timeout: float = LEASE_S * 4) -> None:

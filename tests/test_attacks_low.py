@@ -155,7 +155,7 @@ def test_no_display_frame_carries_a_name_the_screen_does_not_show(start_server: 
     live.clinic("c1", ("gp",), mask_names=mask)
     key = live.run(access.create_display_key(live.app.state.store, live.app.state.redis, "c1"))
     desk = live.bearer("reception")
-    ids = [desk.post("/queues/gp/tickets", json={"name": name}).json()["id"] for name in TV_PEOPLE[:1]]
+    ids = [desk.post("/queues/gp/tickets", json={"name": name}).json()["ticket"]["id"] for name in TV_PEOPLE[:1]]
     path = f"/ws/display/c1?key={key}"
 
     async def until(ws: Any, version: int) -> list[str]:
@@ -168,7 +168,7 @@ def test_no_display_frame_carries_a_name_the_screen_does_not_show(start_server: 
         async with await open_ws(ws_url(live.url, path)) as tv:
             first = await tv.recv()
             since = json.loads(first)["version"]
-            ids.extend(desk.post("/queues/gp/tickets", json={"name": name}).json()["id"] for name in TV_PEOPLE[1:])
+            ids.extend(desk.post("/queues/gp/tickets", json={"name": name}).json()["ticket"]["id"] for name in TV_PEOPLE[1:])
             assert desk.post("/queues/gp/next", json={"counter": "3"}).status_code == 200  # Xavier at counter 3
             assert desk.post("/queues/gp/next", json={"counter": "3"}).status_code == 200  # Xavier done, Ingrid called
             assert desk.post(f"/tickets/{ids[3]}/cancel").status_code == 200  # Kiran leaves; Ulrich waits
