@@ -105,7 +105,8 @@ def test_the_security_log_is_pseudonymous_append_only_and_outlives_erasure(porta
     assert staff.status_code == 401
     leaver = portal.add_user("reception")
     admin = portal.staff("admin")  # a staff action: an admin withdraws a receptionist's access
-    assert admin.patch(f"/admin/users/{leaver}", json={"disabled": True}).status_code == 200
+    uid = next(u["id"] for u in admin.get("/admin/users").json()["users"] if u["username"] == leaver)
+    assert admin.patch(f"/admin/users/{uid}", json={"disabled": True}).status_code == 200
     assert p.client.delete("/me").status_code == 204
     with _db(portal) as db:
         rows = db.execute("SELECT event, subject, actor, detail FROM security_log ORDER BY id").fetchall()
