@@ -315,7 +315,9 @@ class Qtraq(Server):
     name = "qtraq"
 
     def start(self, redis_url: str, workdir: Path) -> None:
-        self.env = {"QTRAQ_DATA_DIR": str(workdir / "qtraq"), "QTRAQ_REDIS_URL": redis_url}
+        # the load generator's eight loopback sources stand for thousands of phones: no per-address cap
+        self.env = {"QTRAQ_DATA_DIR": str(workdir / "qtraq"), "QTRAQ_REDIS_URL": redis_url,
+                    "QTRAQ_SOCKETS_PER_ADDRESS": "1000000"}
         serve_json = workdir / "qtraq" / "serve.json"
         self.proc = Process(["qtraq-live", "serve", "--port", "0", "--workers", str(self.workers)],
                             workdir / "qtraq.log", self.env)
