@@ -45,6 +45,8 @@ ACCOUNT_CATEGORIES = ("identity", "contact", "password_hash", "consent", "sessio
 CATEGORIES = (*ACCOUNT_CATEGORIES, "health_profile", "appointments", "nominee", "name")
 NATURES = ("access", "disclosure", "loss")  # unauthorised access, unauthorised disclosure, loss
 MEASURES = ("access_revoked", "sessions_ended", "passwords_reset", "keys_rotated", "weakness_fixed", "cert_in")
+UNSET_FIDUCIARY = "<set privacy.fiduciary>"
+UNSET_GRIEVANCE = "<set privacy.grievance_contact>"
 WHEN = "%Y-%m-%d %H:%M"  # the window in the notice (UTC, said by the text)
 # The report to the Board is in English: the wording of each category, nature and measure there.
 BOARD_WORDS = {
@@ -100,10 +102,10 @@ async def build(store: Store, settings: Settings, from_ms: int, to_ms: int, *, n
         " FROM ticket_contacts c LEFT JOIN tickets t ON t.id = c.ticket_id LEFT JOIN clinics k ON k.id = t.clinic"
         " WHERE c.created_at <= ? AND c.created_at >= ? ORDER BY c.ticket_id", (to_ms, from_ms - walkin_ms))
     clinic_names = [r["name"] for r in await store.fetchall("SELECT name FROM clinics ORDER BY created_at, id")]
-    every_clinic = settings["privacy.fiduciary"] or ", ".join(clinic_names) or "<set privacy.fiduciary>"
+    every_clinic = settings["privacy.fiduciary"] or ", ".join(clinic_names) or UNSET_FIDUCIARY
     window = {"start": _when(from_ms), "end": _when(to_ms)}
     incident = {"nature": nature or "", "measures": list(measures),
-                "grievance": settings["privacy.grievance_contact"] or "<set privacy.grievance_contact>"}
+                "grievance": settings["privacy.grievance_contact"] or UNSET_GRIEVANCE}
     people: list[Json] = []
     for a in accounts:
         categories = list(ACCOUNT_CATEGORIES)
@@ -176,7 +178,7 @@ def _incident_id(from_ms: int, to_ms: int) -> str:
 def _board_report(settings: Settings, fiduciary: str, from_ms: int, to_ms: int, aware_ms: int, people: int,
                   categories: list[str], counts: dict[str, int], nature: str | None,
                   measures: tuple[str, ...] | list[str]) -> str:
-    contact = settings["privacy.grievance_contact"] or "<set privacy.grievance_contact>"
+    contact = settings["privacy.grievance_contact"] or UNSET_GRIEVANCE
     lines = [
         "# Personal data breach: report to the Data Protection Board of India (DPDP Rules, rule 7)",
         "",
@@ -202,6 +204,10 @@ async def send(redis: aioredis.Redis, settings: Settings, report: Json) -> Json:
     """Queue the notice to every contact of every affected person through the exactly-once
     ledger. Returns ``{"queued": n, "people": n, "unreachable": n}`` (unreachable: no
     contact, or no channel configured for it)."""
+    unset = {v for p in report["people"] for v in (p["_send"]["context"]["fiduciary"], p["_send"]["context"]["grievance"])
+             if v in (UNSET_FIDUCIARY, UNSET_GRIEVANCE)}
+    if unset:  # a notice must name the fiduciary and whom to ask: nothing goes out half filled in
+        raise Invalid("--send", f"the notices are not complete: {', '.join(sorted(unset))}")
     queued = reached = 0
     for person in report["people"]:
         sent = 0

@@ -189,6 +189,11 @@ async def test_breach_notices_are_filled_in_each_person_s_language_and_sent_once
     assert "--nature" in error_of_cli(await asyncio.to_thread(_breach_cli, env, "--nature", "x"))
     assert "--measures" in error_of_cli(await asyncio.to_thread(_breach_cli, env, "--measures", "prayed"))
 
+    no_officer = {k: v for k, v in env.items() if k != "QTRAQ_GRIEVANCE_CONTACT"}
+    refused = error_of_cli(await asyncio.to_thread(_breach_cli, no_officer, *incident, "--send"))
+    assert "privacy.grievance_contact" in refused  # nothing goes out half filled in
+    assert not await aredis.keys(keys.notice("a:*breach*"))
+
     sent = await asyncio.to_thread(_breach_cli, env, *incident, "--send")
     assert sent.returncode == 0, sent.stderr
     assert "Queued 2 notices to 2 people" in sent.stdout
