@@ -56,7 +56,7 @@ from .web import middleware as web_middleware
 from .web import request as web_request
 from .speech import languages as speech_languages
 from .workers import vapid
-from .web.socket_limits import SocketsPerAddress
+from .web.socket_limits import AddressCap, SocketsPerAddress
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
     web_request.trusted_networks(settings)  # a bad proxy entry fails at start, not per request
     abdm_commands.check_settings(settings)  # ABDM enabled without its credentials fails at start
     i18n.load_all()  # the page catalogues too (docs/languages.md)
+    socket_cap = AddressCap(settings["security.sockets_per_address"], settings["security.socket_lease_s"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,6 +114,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
             await vapid.publish_at_start(app.state.redis, settings)
             await speech_languages.mirror_at_start(app.state.store, app.state.redis)
         app.state.credentials = CredentialCache(app.state.redis, settings["security.credential_cache_s"])
+        await socket_cap.start(app.state.redis)  # its lease in Redis: the cap holds across processes
         app.state.hub = Hub(app.state.engine, settings)
         await app.state.hub.start()
         tasks = [asyncio.create_task(gc_policy.freeze_survivors(), name="gc-policy"),
@@ -124,6 +126,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # the subscription closes before the pool
             await app.state.hub.stop()
+            await socket_cap.stop()
             if app.state.store is not None:
                 await app.state.store.close()
             await app.state.redis.aclose()
@@ -143,9 +146,10 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=web_errors.exception_handlers(),
-        middleware=[Middleware(SocketsPerAddress, limit=settings["security.sockets_per_address"]),
+        middleware=[Middleware(SocketsPerAddress, cap=socket_cap),
                     Middleware(HubSockets), *web_middleware.stack(settings, role)],
     )
     app.state.settings = settings
     app.state.role = role
+    app.state.socket_cap = socket_cap
     return app

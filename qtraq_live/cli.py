@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import __version__, breach_report, logs, server, staff_access
 from .abdm import commands as abdm_cli
@@ -236,13 +237,36 @@ def cmd_display_key(args: argparse.Namespace, settings: Settings) -> int:
 def breach_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", required=True, metavar="WHEN", help="start of the window (ISO, UTC)")
     p.add_argument("--to", dest="end", required=True, metavar="WHEN", help="end of the window (ISO, UTC)")
+    p.add_argument("--nature", choices=breach_report.NATURES, help="what happened (said in every notice)")
+    p.add_argument("--measures", metavar="LIST",
+                   help=f"what the clinic has done, comma-separated: {','.join(breach_report.MEASURES)}")
+    p.add_argument("--aware", metavar="WHEN", help="when the clinic became aware (ISO, UTC; default now): "
+                                                   "the Board's 72 hours run from it")
+    p.add_argument("--send", action="store_true",
+                   help="queue the notices to the affected people (default: only print them)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def cmd_breach_report(args: argparse.Namespace, settings: Settings) -> int:
     start, end = breach_report.parse_when("--from", args.start), breach_report.parse_when("--to", args.end)
-    report = run_offline(settings, lambda ctx: breach_report.build(ctx.store, settings, start, end))
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else breach_report.markdown(report))
+    aware = breach_report.parse_when("--aware", args.aware) if args.aware else None
+    nature, measures = breach_report.parse_incident(args.nature, args.measures)
+    if args.send and (nature is None or not measures):
+        raise Invalid("--send", "needs --nature and --measures: the notices must say what happened and what was done")
+
+    async def report(ctx: Context) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        built = await breach_report.build(ctx.store, settings, start, end, nature=nature, measures=measures,
+                                          aware_ms=aware)
+        return built, await breach_report.send(ctx.redis, settings, built) if args.send else None
+
+    built, sent = run_offline(settings, report)
+    print(json.dumps({**breach_report.public(built), "sent": sent}, indent=2, ensure_ascii=False) if args.json
+          else breach_report.markdown(built))
+    if sent is not None and not args.json:
+        print(f"Queued {sent['queued']} notices to {sent['people']} people ({sent['unreachable']} without a "
+              "contact or a configured channel); each is sent once, however often this runs.")
+    elif not args.json:
+        print("Nothing was sent (a dry run): add --send to queue these notices.")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -48,6 +49,7 @@ class Hub:
         self.engine = engine
         self.settings = settings
         self.limit: int = settings["hub.send_queue"]
+        self._serving_clear_ms: int = settings["display.serving_clear_min"] * 60_000
         self.outbox = Outbox(self.limit, self._snapshot, self._sent)
         self.mirrors: dict[str, Mirror] = {}
         self.subs: dict[str, ClinicSubscribers] = {}  # clinic -> its sockets, by queue and ticket
@@ -241,12 +243,13 @@ class Hub:
         in a queue it shows."""
         rendered: dict[tuple[str, frozenset[str] | None], str | None] = {}
         push = self.outbox.push
+        cleared = self.display_cleared_before()
         for sub in subs:
             if not sub.active:
                 continue
             shown = (sub.kind, sub.allowed)
             if shown not in rendered:
-                upd = (m.display_update(ev, counts, sub.allowed) if sub.kind == "display"
+                upd = (m.display_update(ev, counts, sub.allowed, cleared) if sub.kind == "display"
                        else m.reception_update(ev, counts, sub.allowed))
                 rendered[shown] = None if upd is None else dumps(upd)
             text = rendered[shown]
@@ -274,6 +277,11 @@ class Hub:
             if call and sub.ticket_id == called_id:
                 push(sub, m.version, call)
 
+    def display_cleared_before(self) -> int:
+        """Epoch ms before which a counter's call has left the TVs (``display.serving_clear_min``;
+        0: never): a display frame carries no name of such a ticket, the screen no longer shows it."""
+        return int(time.time() * 1000) - self._serving_clear_ms if self._serving_clear_ms else 0
+
     # -- what the outbox asks ----------------------------------------------------------
 
     def _snapshot(self, sub: Subscriber) -> tuple[int, str] | None:
@@ -282,7 +290,7 @@ class Hub:
         if m is None:
             return None
         if sub.kind == "display":
-            return m.version, dumps(m.display_snapshot(sub.allowed))
+            return m.version, dumps(m.display_snapshot(sub.allowed, self.display_cleared_before()))
         if sub.kind == "reception":
             return m.version, dumps(m.reception_snapshot(sub.allowed))
         view = m.patient_view(sub.ticket_id) if sub.ticket_id is not None else None

@@ -168,13 +168,15 @@ async def _first_messages(hub: Hub, sub: Subscriber, m: Mirror, since: int | Non
         history = m.history(events) if events and len(events) <= REPLAY_MAX else ([] if events == [] else None)
         if history is not None:
             out = []
+            cleared = hub.display_cleared_before()
             for ev, counts in history:
-                upd = (m.display_update(ev, counts, sub.allowed) if sub.kind == "display"
+                upd = (m.display_update(ev, counts, sub.allowed, cleared) if sub.kind == "display"
                        else m.reception_update(ev, counts, sub.allowed))
                 if upd is not None:
                     out.append((upd["version"], dumps(upd)))
             return out
-    snap = m.display_snapshot(sub.allowed) if sub.kind == "display" else m.reception_snapshot(sub.allowed)
+    snap = (m.display_snapshot(sub.allowed, hub.display_cleared_before()) if sub.kind == "display"
+            else m.reception_snapshot(sub.allowed))
     return [(m.version, dumps(snap))]
 
 

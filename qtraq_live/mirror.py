@@ -52,11 +52,17 @@ def touched_queues(ev: Mapping[str, Any]) -> set[str]:
     return out
 
 
-def display_entry(t: Mapping[str, Any], mask: bool) -> Json:
+def display_entry(t: Mapping[str, Any], mask: bool, cleared_before_ms: int = 0) -> Json:
+    """A ticket as a TV gets it. A name goes only where the screen shows one: a ticket at a
+    counter called at or after ``cleared_before_ms`` (an idle counter's older call has left
+    the screen), masked when the clinic asks; a waiting ticket is shown by its label, a
+    finished one leaves the screen (issue #21 item 18)."""
     out = {k: t.get(k) for k in DISPLAY_FIELDS}
-    out["name"] = mask_name(t.get("name")) if mask else t.get("name")
+    called_at = int(t.get("called_at") or 0)
+    shown = t.get("status") in AT_COUNTER and called_at >= cleared_before_ms
+    out["name"] = None if not shown else mask_name(t.get("name")) if mask else t.get("name")
     out["order"] = int(t["score"])
-    out["called_at"] = int(t.get("called_at") or 0)
+    out["called_at"] = called_at
     return out
 
 
@@ -240,13 +246,13 @@ class Mirror:
                             f'"eta_low_s":null,"eta_high_s":null,{parts[3]}')
         return out
 
-    def display_snapshot(self, allowed: frozenset[str] | None = None) -> Json:
-        """A screen's snapshot: every queue, or those of its ``?queues=`` filter."""
+    def display_snapshot(self, allowed: frozenset[str] | None = None, cleared_before_ms: int = 0) -> Json:
+        """A screen's snapshot: every queue, or those of its ``?queues=`` filter; names only
+        as :func:`display_entry` lets them go."""
         mask = bool(self.clinic.get("mask_names"))
         queues = [{**queue_header(q, len(self.waiting[qid]), False),
-                   "now_serving": [display_entry(t, mask) for t in self._serving_states(qid)],
-                   # the TV shows waiting tickets by label only: their names never leave the server
-                   "waiting": [{**display_entry(t, mask), "name": None} for t in self._waiting_states(qid)]}
+                   "now_serving": [display_entry(t, mask, cleared_before_ms) for t in self._serving_states(qid)],
+                   "waiting": [display_entry(t, mask) for t in self._waiting_states(qid)]}
                   for qid, q in self.queues.items() if allowed is None or qid in allowed]
         clinic = {k: self.clinic.get(k) for k in ("id", "name", "mask_names")}
         recent = [r for r in self.recent if allowed is None or r["queue"] in allowed]
@@ -265,14 +271,15 @@ class Mirror:
     # -- updates ---------------------------------------------------------------------
 
     def display_update(self, ev: Mapping[str, Any], counts: Mapping[str, int],
-                       allowed: frozenset[str] | None = None) -> Json | None:
-        """What a screen shows of a change, limited to its ``?queues=`` filter (None: nothing)."""
+                       allowed: frozenset[str] | None = None, cleared_before_ms: int = 0) -> Json | None:
+        """What a screen shows of a change, limited to its ``?queues=`` filter (None: nothing);
+        names only as :func:`display_entry` lets them go."""
         queues, tickets = _shown(ev, allowed)
         if queues is None:
             return None
         mask = bool(self.clinic.get("mask_names"))
         return self._update(ev, [queue_header(q, counts.get(q["id"], 0), False) for q in queues],
-                            [display_entry(t, mask) for t in tickets], allowed)
+                            [display_entry(t, mask, cleared_before_ms) for t in tickets], allowed)
 
     def reception_update(self, ev: Mapping[str, Any], counts: Mapping[str, int],
                          allowed: frozenset[str] | None) -> Json | None:

@@ -51,6 +51,12 @@ Hub (each process's own, deleted when it stops):
 
     qt:hub:{id}:wake           stream  an XADD here wakes that hub's blocking XREAD (clinic set changed)
 
+WebSockets per client address, counted across processes (web/socket_limits.py):
+
+    qt:socks:procs             set     ids of the processes that hold counts
+    qt:socks:p:{id}            hash    that process's open sockets by sha256(address)[:32], "~" marks it;
+                                       its expiry is the process's lease (renewed by its heartbeat)
+
 Patient services (written by the primary from its SQLite record, read by every hub):
 
     qt:pay:{c}                 hash    upi_vpa, fee:{queue} (rupees) for the ticket page's UPI link
@@ -199,6 +205,15 @@ def notify_channels(c: str) -> str:
 
 def hub_wake(hub_id: str) -> str:
     return f"qt:hub:{hub_id}:wake"
+
+
+SOCKET_PROCESSES = "qt:socks:procs"
+SOCKET_COUNTS_PREFIX = "qt:socks:p:"
+
+
+def socket_counts(process_id: str) -> str:
+    """One process's open WebSockets by client address (its lease: the key's expiry)."""
+    return f"{SOCKET_COUNTS_PREFIX}{process_id}"
 
 
 WEBHOOKS_ENABLED = "qt:webhooks:enabled"

@@ -7,6 +7,7 @@ that slow the attacker, item 17: test_attacks_staff.py.)
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from qtraq_live import access
+from qtraq_live.queue_engine import mask_name
 from tests.support_accounts import PASSWORD as ACCOUNT_PASSWORD
 from tests.support_accounts import portal, register  # noqa: F401
 from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401
@@ -131,3 +133,62 @@ def test_a_tv_snapshot_carries_no_waiting_names(app_server: LiveServer) -> None:
     assert len(snapshot["queues"][0]["waiting"]) == 30  # the labels the screen lists
     text = str(snapshot)
     assert not any(part in text for name in names for part in name.split()[1:2])
+
+
+AT_COUNTER = ("called", "serving")
+TV_PEOPLE = ("Xavier Yusuf", "Ingrid Oberon", "Ulrich Vasquez", "Kiran Hemdatta")  # initials all differ
+
+
+def _check_tv_frame(frame: dict[str, Any], shown: dict[int, str]) -> None:
+    """A display frame names only the tickets at a counter, as the screen shows them."""
+    entries = [e for q in frame.get("queues", []) for e in q.get("now_serving", []) + q.get("waiting", [])]
+    for e in entries + frame.get("tickets", []):
+        if e["status"] in AT_COUNTER:
+            assert e["name"] == shown[e["id"]], frame
+        else:
+            assert e["name"] is None, frame
+
+
+@pytest.mark.parametrize("mask", [True, False], ids=["masked", "unmasked"])
+def test_no_display_frame_carries_a_name_the_screen_does_not_show(start_server: StartServer, mask: bool) -> None:
+    live = start_server()
+    live.clinic("c1", ("gp",), mask_names=mask)
+    key = live.run(access.create_display_key(live.app.state.store, live.app.state.redis, "c1"))
+    desk = live.bearer("reception")
+    ids = [desk.post("/queues/gp/tickets", json={"name": name}).json()["ticket"]["id"] for name in TV_PEOPLE[:1]]
+    path = f"/ws/display/c1?key={key}"
+
+    async def until(ws: Any, version: int) -> list[str]:
+        got: list[str] = []
+        while not got or json.loads(got[-1]).get("version", -1) < version or json.loads(got[-1])["type"] == "call":
+            got.append(await asyncio.wait_for(ws.recv(), 10))
+        return got
+
+    async def watch() -> tuple[list[str], list[str], str]:
+        async with await open_ws(ws_url(live.url, path)) as tv:
+            first = await tv.recv()
+            since = json.loads(first)["version"]
+            ids.extend(desk.post("/queues/gp/tickets", json={"name": name}).json()["ticket"]["id"] for name in TV_PEOPLE[1:])
+            assert desk.post("/queues/gp/next", json={"counter": "3"}).status_code == 200  # Xavier at counter 3
+            assert desk.post("/queues/gp/next", json={"counter": "3"}).status_code == 200  # Xavier done, Ingrid called
+            assert desk.post(f"/tickets/{ids[3]}/cancel").status_code == 200  # Kiran leaves; Ulrich waits
+            end = desk.get("/queues/gp").json()["version"]
+            frames = [first, *await until(tv, end)]
+        async with await open_ws(ws_url(live.url, f"{path}&since={since}")) as again:  # a reconnect's replay
+            replay = await until(again, end)
+        async with await open_ws(ws_url(live.url, path)) as fresh:
+            replay.append(await fresh.recv())
+        return frames, replay, httpx.get(f"{live.url}/display/c1?key={key}").text
+
+    frames, replay, page = asyncio.run(watch())
+    shown = {tid: (mask_name(name) if mask else name) for tid, name in zip(ids, TV_PEOPLE)}
+    assert any(shown[ids[1]] in f for f in frames)  # the screen does show the called patient's name
+    for raw in frames + replay:
+        frame = json.loads(raw)
+        assert frame["type"] in ("snapshot", "update", "call")
+        _check_tv_frame(frame, shown)
+    never = [part for name in TV_PEOPLE[2:] for part in (*name.split(), mask_name(name))]  # only ever waiting
+    if mask:
+        never += [part for name in TV_PEOPLE[:2] for part in name.split()]  # shown masked only
+    for text in [*frames, *replay, page]:
+        assert not [part for part in never if part in text], text

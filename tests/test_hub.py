@@ -282,10 +282,17 @@ async def test_setting_change_resyncs_and_finished_ticket_shows(live: LiveServer
         assert (mine["type"], mine["status"], mine["position"], mine["version"]) == \
             ("snapshot", "done", None, snap["version"])
         await engine.issue("gp", name="Sita Devi")
-        assert (await recv(ws))["tickets"][0]["name"] == "S. D."
+        assert (await recv(ws))["tickets"][0]["name"] is None  # waiting: by label only (issue #21 item 18)
+        await engine.next("gp")
+        called = await recv(ws)
+        assert [(e["status"], e["name"]) for e in called["tickets"]] == [("called", "S. D.")]  # shown, masked
+        assert (await recv(ws))["type"] == "call"
+        await engine.issue("gp", name="Mohan Lal")
+        assert (await recv(ws))["tickets"][0]["name"] is None
         await engine.update_clinic("c1", mask_names=False)
         again = await recv(ws)  # every name renders differently now: a fresh snapshot
         assert again["type"] == "snapshot" and again["clinic"]["mask_names"] is False
+        assert [e["name"] for e in again["queues"][0]["now_serving"]] == ["Sita Devi"]
         assert [e["name"] for e in again["queues"][0]["waiting"]] == [None]  # labels only (issue #21 item 18)
 
 

@@ -132,9 +132,16 @@ async def test_display_masks_and_patient_sees_only_itself(engine: QueueEngine) -
     m = Mirror(await engine.clinic_state("c1"))
     names = [t["name"] for q in m.display_snapshot()["queues"] for t in q["waiting"]]
     assert names == [None, None]  # the TV shows waiting tickets by label only (issue #21 item 18)
-    masked = [t["name"] for t in m.display_update({"v": 1, "type": "issued", "queues": [], "tickets": [
-        m.tickets[b["id"]]]}, {})["tickets"]]
-    assert masked == ["S. D."]  # a called patient's name, when shown, is masked as the clinic asks
+    issued = m.display_update({"v": 1, "type": "issued", "queues": [], "tickets": [m.tickets[b["id"]]]}, {})
+    assert [t["name"] for t in issued["tickets"]] == [None]  # an update of a waiting ticket: no name either
+    at_counter = {**m.tickets[b["id"]], "status": "called", "counter": "2", "called_at": 5_000}
+    called = m.display_update({"v": 2, "type": "called", "at": 5_000, "queues": [], "tickets": [at_counter]}, {})
+    assert [t["name"] for t in called["tickets"]] == ["S. D."]  # a called patient's name, masked as the clinic asks
+    cleared = m.display_update({"v": 2, "type": "called", "at": 5_000, "queues": [], "tickets": [at_counter]}, {},
+                               cleared_before_ms=5_001)
+    assert [t["name"] for t in cleared["tickets"]] == [None]  # a call the idle counter's screen has cleared
+    done = m.display_update({"v": 3, "type": "done", "queues": [], "tickets": [{**at_counter, "status": "done"}]}, {})
+    assert [t["name"] for t in done["tickets"]] == [None]  # a finished ticket leaves the screen
     view = m.patient_view(b["id"])
     assert view == {"label": b["label"], "status": "waiting", "position": 2, "ahead": 1,
                     **{k: view[k] for k in ("eta_s", "eta_low_s", "eta_high_s")},

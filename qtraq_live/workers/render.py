@@ -33,8 +33,12 @@ KINDS: dict[str, str] = {
     "feedback_request": "notify", "admin_notice": "notify", "security_login": "notify-high",
     "security_password": "notify-high", "security_erasure": "notify-high",
     "contact_in_use": "notify-high",
+    # a personal data breach (DPDP Rules, rule 7: `qtraq-live breach-report --send`)
+    "security_breach": "notify",
 }
 QUEUES = ("notify-high", "notify")
+# kinds whose content the law prescribes: they take as many SMS segments as they need
+MULTI_SEGMENT = ("security_breach",)
 
 
 @lru_cache(maxsize=1)
