@@ -34,6 +34,8 @@ from .eta import estimate
 from .languages import LANGS
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
+from .validation import NAME_MAX
+from .validation import SLUG as SLUG_PATTERN
 
 Json = dict[str, Any]
 
@@ -89,10 +91,9 @@ RESULT_STATUS: dict[str, TicketStatus | None] = {
 SOURCES = tuple(s.value for s in TicketSource)
 ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
 NORMAL_OFFSET = 4_000_000_000_000_000
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+SLUG = re.compile(SLUG_PATTERN)
 PREFIX = re.compile(r"^[A-Z]{1,3}$")
 COUNTER_MAX = 32
-NAME_MAX = 80
 
 
 def format_label(prefix: str, n: int) -> str:

@@ -15,14 +15,14 @@ from ..accounts import payments
 from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
-from ..validation import SLUG, Field, Schema
+from ..validation import NAME_MAX, SLUG, Field, Schema
 from ..web.request import read_json
 from ..speech import languages as speech_languages
 from ..speech.phrases import SUPPORTED as SPOKEN
 from ..web.responses import JSONResponse
 from .common import audit, engine_of
 
-NAME = Field("string", min_length=1, max_length=80)
+NAME = Field("string", min_length=1, max_length=NAME_MAX)
 TIMEZONE = Field("string", min_length=1, max_length=64, description="IANA timezone, e.g. Asia/Kolkata")
 LANG = Field("string", enum=LANGS)
 PREFIX = Field("string", pattern=r"^[A-Z]{1,3}$", description="label prefix, 1 to 3 capital letters")
