@@ -30,7 +30,7 @@ from redis.exceptions import NoScriptError
 from . import phones
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
-from .eta import estimate
+from .eta import DEFAULT_AVG_SERVICE_S, estimate
 from .languages import LANGS
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
@@ -94,6 +94,7 @@ NORMAL_OFFSET = 4_000_000_000_000_000
 SLUG = re.compile(SLUG_PATTERN)
 PREFIX = re.compile(r"^[A-Z]{1,3}$")
 COUNTER_MAX = 32
+DEFAULT_NOTIFY_AHEAD = 3  # a new queue notifies a patient this many places ahead
 
 
 def format_label(prefix: str, n: int) -> str:
@@ -305,8 +306,8 @@ class QueueEngine:
         return out["clinic"]
 
     async def create_queue(self, clinic_id: str, queue_id: str, name: str, prefix: str,
-                           avg_service_s: int = 300, self_checkin: bool = False,
-                           notify_ahead: int = 3, actor: str | None = None) -> Json:
+                           avg_service_s: int = DEFAULT_AVG_SERVICE_S, self_checkin: bool = False,
+                           notify_ahead: int = DEFAULT_NOTIFY_AHEAD, actor: str | None = None) -> Json:
         _check_slug("id", queue_id)
         _check_text("name", name)
         if not PREFIX.match(prefix):

@@ -15,6 +15,7 @@ from ..accounts import payments
 from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
+from ..queue_engine import DEFAULT_AVG_SERVICE_S, DEFAULT_NOTIFY_AHEAD
 from ..validation import NAME_MAX, SLUG, Field, Schema
 from ..web.request import read_json
 from ..speech import languages as speech_languages
@@ -53,9 +54,9 @@ CREATE_QUEUE = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
     "prefix": replace(PREFIX, required=True),
-    "avg_service_s": replace(AVG_SERVICE_S, default=300),
+    "avg_service_s": replace(AVG_SERVICE_S, default=DEFAULT_AVG_SERVICE_S),
     "self_checkin": replace(SELF_CHECKIN, default=False),
-    "notify_ahead": replace(NOTIFY_AHEAD, default=3),
+    "notify_ahead": replace(NOTIFY_AHEAD, default=DEFAULT_NOTIFY_AHEAD),
     "fee": payments.FEE_FIELD,
 })
 
