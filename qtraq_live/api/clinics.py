@@ -16,6 +16,7 @@ from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..queue_engine import DEFAULT_AVG_SERVICE_S, DEFAULT_NOTIFY_AHEAD
+from ..queue_engine import PREFIX as LABEL_PREFIX
 from ..validation import NAME_MAX, SLUG, Field, Schema
 from ..web.request import read_json
 from ..speech import languages as speech_languages
@@ -26,7 +27,7 @@ from .common import audit, engine_of
 NAME = Field("string", min_length=1, max_length=NAME_MAX)
 TIMEZONE = Field("string", min_length=1, max_length=64, description="IANA timezone, e.g. Asia/Kolkata")
 LANG = Field("string", enum=LANGS)
-PREFIX = Field("string", pattern=r"^[A-Z]{1,3}$", description="label prefix, 1 to 3 capital letters")
+PREFIX = Field("string", pattern=LABEL_PREFIX.pattern, description="label prefix, 1 to 3 capital letters")
 AVG_SERVICE_S = Field("integer", minimum=10, maximum=4 * 3600)
 NOTIFY_AHEAD = Field("integer", minimum=0, maximum=50, description="notify a patient this many places ahead")
 SELF_CHECKIN = Field("boolean", description="patients may join from the QR page")
