@@ -42,7 +42,7 @@ from .api import queues as api_queues
 from .api import tickets as api_tickets
 from .api import walkin_privacy as api_walkin_privacy
 from .auth import CredentialCache
-from .config import Settings
+from .config import PROCESS_MODES, Settings
 from .display import i18n
 from .display import landing as display_landing
 from .display import pages as display_pages
@@ -60,7 +60,6 @@ from .web.socket_limits import AddressCap, SocketsPerAddress
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "hub")
 
 # Everything under /api/v1, one line per resource module. Add yours here.
 API_ROUTES: list[BaseRoute] = [
@@ -90,8 +89,8 @@ API_ROUTES: list[BaseRoute] = [
 
 def create_app(settings: Settings, role: str = "all") -> Starlette:
     """Build the app for one process. ``role="hub"`` answers writes with 421 and opens no SQLite."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    if role not in PROCESS_MODES:
+        raise ValueError(f"role must be one of {PROCESS_MODES}, not {role!r}")
     web_request.trusted_networks(settings)  # a bad proxy entry fails at start, not per request
     abdm_commands.check_settings(settings)  # ABDM enabled without its credentials fails at start
     i18n.load_all()  # the page catalogues too (docs/languages.md)

@@ -24,12 +24,12 @@ from typing import Any
 from . import __version__, breach_report, logs, server, staff_access
 from .abdm import commands as abdm_cli
 from .accounts import commands as accounts_cli
-from .config import Settings, load_settings
+from .access import ROLES
+from .config import PROCESS_MODES, Settings, load_settings
 from .duties import Context
 from .errors import ConfigError, Invalid, QtraqError, Unavailable
 from .offline import run_offline
 
-ROLES = ("admin", "reception", "doctor")
 
 
 # -- serve, worker, demo, rebuild -------------------------------------------------------------
@@ -38,7 +38,7 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: server.port, 8000; 0 picks a free one)")
     p.add_argument("--workers", type=int, help="HTTP/WebSocket processes (default: server.workers, 1)")
-    p.add_argument("--role", choices=server.ROLES, default="all",
+    p.add_argument("--role", choices=PROCESS_MODES, default="all",
                    help="all: the primary (default); hub: sockets and reads only, needs QTRAQ_REDIS_URL")
 
 

@@ -173,6 +173,10 @@ SETTINGS: list[Setting] = [
 
 _BY_KEY = {s.key: s for s in SETTINGS}
 ENV_ONLY = ("abdm.client_secret",)  # secrets refused in the file: a copied config must not leak them
+# what one ``qtraq-live serve`` process runs (its ``--role``): "all" is the primary (HTTP, hub and
+# the duties, the only writer of the record), "hub" serves the public pages and sockets of a
+# scaled-out deployment and refuses writes (docs/deploy/README.md)
+PROCESS_MODES = ("all", "hub")
 
 
 class Settings:

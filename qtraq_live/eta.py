@@ -29,6 +29,7 @@ LEVEL_SPREAD = 0.45  # log-sd of a level learnt from no cycle of this session
 LEVEL_DRIFT = 0.2  # log-sd a level keeps however many cycles were seen (pace changes)
 DEVIATION_PRIOR = 0.45  # mean absolute deviation of log cycles before any is seen
 MIN_SIGMA = 0.1
+DEFAULT_AVG_SERVICE_S = 300  # a new queue's average service time: the estimate until calls are timed
 
 
 class Eta(NamedTuple):
@@ -55,7 +56,7 @@ class Estimator:
         counters = max(int(queue.get("counters_open") or 1), 1)
         m, d, n = _learnt(queue["eta"]) if queue.get("eta") else (0.0, DEVIATION_PRIOR, 0)
         if m <= 0:  # nothing learnt yet: the average service time the engine keeps, or the configured one
-            m = math.log(max(float(queue.get("ema_s") or queue.get("avg_service_s") or 300), 10.0))
+            m = math.log(max(float(queue.get("ema_s") or queue.get("avg_service_s") or DEFAULT_AVG_SERVICE_S), 10.0))
         sigma1 = max(1.25 * d, MIN_SIGMA)  # mean absolute deviation -> standard deviation
         v1 = sigma1 * sigma1
         self._base = math.exp(m + v1 / 2) / counters  # the mean cycle, shared among the counters

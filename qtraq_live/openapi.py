@@ -19,6 +19,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from . import __version__
+from .access import ROLES
 from .auth import SESSION_COOKIE
 from .accounts import api as accounts_api
 from .accounts import api_appointments, appointments, broadcast, feedback, nominee, records
@@ -32,7 +33,7 @@ Json = dict[str, Any]
 PREFIX = "/api/v1"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-STAFF_ROLES = ("staff", "doctor", "reception", "admin")
+STAFF_ROLES = ("staff", *ROLES)
 # who -> what the caller must hold; staff roles also accept a bearer token
 WHO = ("public", "token", "account", "account or reception", *STAFF_ROLES)
 

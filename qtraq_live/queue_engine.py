@@ -30,11 +30,13 @@ from redis.exceptions import NoScriptError
 from . import live_schema, phones
 from . import redis_keys as keys
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
-from .eta import estimate
+from .eta import DEFAULT_AVG_SERVICE_S, estimate
 from .languages import LANGS
 from .live_schema import NORMAL_OFFSET, TicketSource
 from .metrics import REDIS_ERRORS
 from .redis_conn import UNREACHABLE, send_once
+from .validation import NAME_MAX
+from .validation import SLUG as SLUG_PATTERN
 
 Json = dict[str, Any]
 
@@ -77,10 +79,10 @@ RESULT_STATUS: dict[str, TicketStatus | None] = {
 }
 SOURCES = tuple(s.value for s in TicketSource)
 ACTIVE = frozenset({S.WAITING, S.CALLED, S.SERVING, S.SKIPPED})
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+SLUG = re.compile(SLUG_PATTERN)
 PREFIX = re.compile(r"^[A-Z]{1,3}$")
 COUNTER_MAX = 32
-NAME_MAX = 80
+DEFAULT_NOTIFY_AHEAD = 3  # a new queue notifies a patient this many places ahead
 
 
 def format_label(prefix: str, n: int) -> str:
@@ -305,8 +307,8 @@ class QueueEngine:
         return out["clinic"]
 
     async def create_queue(self, clinic_id: str, queue_id: str, name: str, prefix: str,
-                           avg_service_s: int = 300, self_checkin: bool = False,
-                           notify_ahead: int = 3, actor: str | None = None) -> Json:
+                           avg_service_s: int = DEFAULT_AVG_SERVICE_S, self_checkin: bool = False,
+                           notify_ahead: int = DEFAULT_NOTIFY_AHEAD, actor: str | None = None) -> Json:
         _check_slug("id", queue_id)
         _check_text("name", name)
         if not PREFIX.match(prefix):

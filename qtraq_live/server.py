@@ -33,7 +33,7 @@ from uvicorn.supervisors import Multiprocess
 
 from . import ws_adapter
 from .children import Child, die_with_parent
-from .config import Settings, private_dir
+from .config import PROCESS_MODES, Settings, private_dir
 from .embedded_redis import EmbeddedRedis
 from .errors import ConfigError, Unavailable
 from .logs import logging_config
@@ -43,7 +43,6 @@ from .workers import channels, dlt
 
 log = logging.getLogger(__name__)
 
-ROLES = ("all", "hub")
 # uvicorn's websockets Sans-I/O protocol, keeping less per idle socket where it fits (ws_adapter.py)
 WS_IMPL = ws_adapter.WS_IMPL
 STARTUP_TIMEOUT_S = 60.0
@@ -171,8 +170,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def check_role(settings: Settings, role: str) -> None:
-    if role not in ROLES:
-        raise ConfigError("role", f"expected one of {', '.join(ROLES)}")
+    if role not in PROCESS_MODES:
+        raise ConfigError("role", f"expected one of {', '.join(PROCESS_MODES)}")
     if role == "hub" and settings.embedded_redis:
         raise ConfigError("redis_url", "--role hub needs QTRAQ_REDIS_URL: the Redis shared with the primary")
 

@@ -31,6 +31,8 @@ E164 = r"^\+[1-9]\d{7,14}$"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
 EMAIL = rf"^[^@\s<>\"]{{1,64}}@{_LABEL}(?:\.{_LABEL})+$"
 SLUG = r"^[a-z0-9][a-z0-9-]{0,39}$"
+NAME_MAX = 80  # a name people type: a patient's, a nominee's, a clinic's or a queue's
+EMAIL_MAX = 254  # the longest address a mail server takes (RFC 5321's path limit)
 
 
 def _is_kind(value: Any, kind: str) -> bool:

@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from ..errors import Invalid
+from ..validation import NAME_MAX
 
 # Paths on the gateway (appended to ``abdm.gateway_url``) and on our bridge.
 SESSIONS_PATH = "/api/hiecm/gateway/v3/sessions"
@@ -28,7 +29,6 @@ DEDUPE_S = 30 * 60  # a repeat share of one (hipId, counter, ABHA address) gets 
 INTENT = "PROFILE_SHARE"
 GENDERS = ("M", "F", "O", "D", "T", "U")  # the NHA docs' list; the app sends M, F or O
 TEXT_MAX = 250  # the docs' longest field (metaData.context)
-NAME_MAX = 80  # a ticket's name (queue_engine.NAME_MAX)
 
 
 class ShareError(Exception):

@@ -19,7 +19,7 @@ from ..errors import Conflict, Invalid
 from ..queue_engine import QueueEngine
 from ..store import Store
 from .. import phones
-from ..validation import EMAIL, SLUG, Field, Schema
+from ..validation import EMAIL, EMAIL_MAX, NAME_MAX, SLUG, Field, Schema
 from . import appointments, records
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 HEADER = ("name", "mobile", "email", "queue", "date", "slot")
 MAX_ROWS = 10_000
 ROW = Schema({
-    "name": Field("string", required=True, min_length=1, max_length=80, pattern=records.TEXT),
+    "name": Field("string", required=True, min_length=1, max_length=NAME_MAX, pattern=records.TEXT),
     "mobile": phones.FIELD,
-    "email": Field("string", nullable=True, max_length=254, pattern=EMAIL),
+    "email": Field("string", nullable=True, max_length=EMAIL_MAX, pattern=EMAIL),
     "queue": Field("string", required=True, pattern=SLUG),
     "date": Field("string", required=True, pattern=records.DATE),
     "slot": Field("string", nullable=True, pattern=appointments.HHMM),

@@ -9,14 +9,14 @@ from typing import Any
 from ..errors import NotFound
 from ..queue_engine import iso
 from ..store import Store
-from ..validation import E164, EMAIL, Field, Schema
+from ..validation import E164, EMAIL, EMAIL_MAX, NAME_MAX, Field, Schema
 
 Json = dict[str, Any]
 TEXT = r".*\S.*"
 NOMINEE = Schema({
-    "name": Field("string", required=True, min_length=1, max_length=80, pattern=TEXT),
+    "name": Field("string", required=True, min_length=1, max_length=NAME_MAX, pattern=TEXT),
     "relation": Field("string", required=True, min_length=1, max_length=40, pattern=TEXT),
-    "contact": Field("string", required=True, max_length=254, pattern=f"(?:{EMAIL.strip('^$')})|(?:{E164.strip('^$')})",
+    "contact": Field("string", required=True, max_length=EMAIL_MAX, pattern=f"(?:{EMAIL.strip('^$')})|(?:{E164.strip('^$')})",
                      description="an email address or an E.164 mobile number"),
 })
 

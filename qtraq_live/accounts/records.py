@@ -20,7 +20,7 @@ from ..languages import LANGS
 from ..queue_engine import iso
 from ..store import Store
 from .. import phones
-from ..validation import EMAIL, Field, Schema
+from ..validation import EMAIL, EMAIL_MAX, NAME_MAX, Field, Schema
 from . import passwords
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,12 @@ MAX_AGE = 130
 DATE = r"\d{4}-\d{2}-\d{2}"
 TEXT = r".*\S.*"  # not blank
 
-_name = Field("string", required=True, min_length=1, max_length=80, pattern=TEXT)
-EMAIL_FIELD = Field("string", nullable=True, max_length=254, pattern=EMAIL)
+_name = Field("string", required=True, min_length=1, max_length=NAME_MAX, pattern=TEXT)
+EMAIL_FIELD = Field("string", nullable=True, max_length=EMAIL_MAX, pattern=EMAIL)
 MOBILE_FIELD = phones.FIELD
 _gender = Field("string", nullable=True, enum=GENDERS)
 _dob = Field("string", nullable=True, pattern=DATE, description="YYYY-MM-DD")
-_place = Field("string", nullable=True, min_length=1, max_length=80, pattern=TEXT)
+_place = Field("string", nullable=True, min_length=1, max_length=NAME_MAX, pattern=TEXT)
 _lang = Field("string", nullable=True, enum=LANGS)
 _address = Field("string", nullable=True, min_length=1, max_length=300, pattern=TEXT,
                  description="postal address (optional; kept in account_addresses)")
@@ -54,7 +54,7 @@ REGISTER = Schema({
     "consent": Field("object", schema=CONSENT, nullable=True), "address": _address,
 })
 ACCOUNT_PATCH = Schema({
-    "name": Field("string", min_length=1, max_length=80, pattern=TEXT), "email": EMAIL_FIELD,
+    "name": Field("string", min_length=1, max_length=NAME_MAX, pattern=TEXT), "email": EMAIL_FIELD,
     "mobile": MOBILE_FIELD, "gender": _gender, "date_of_birth": _dob, "state": _place, "city": _place,
     "lang": _lang, "address": _address,
     "password": Field("string", max_length=passwords.MAX_LENGTH),

@@ -15,17 +15,19 @@ from ..accounts import payments
 from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
-from ..validation import SLUG, Field, Schema
+from ..queue_engine import DEFAULT_AVG_SERVICE_S, DEFAULT_NOTIFY_AHEAD
+from ..queue_engine import PREFIX as LABEL_PREFIX
+from ..validation import NAME_MAX, SLUG, Field, Schema
 from ..web.request import read_json
 from ..speech import languages as speech_languages
 from ..speech.phrases import SUPPORTED as SPOKEN
 from ..web.responses import JSONResponse
 from .common import audit, engine_of
 
-NAME = Field("string", min_length=1, max_length=80)
+NAME = Field("string", min_length=1, max_length=NAME_MAX)
 TIMEZONE = Field("string", min_length=1, max_length=64, description="IANA timezone, e.g. Asia/Kolkata")
 LANG = Field("string", enum=LANGS)
-PREFIX = Field("string", pattern=r"^[A-Z]{1,3}$", description="label prefix, 1 to 3 capital letters")
+PREFIX = Field("string", pattern=LABEL_PREFIX.pattern, description="label prefix, 1 to 3 capital letters")
 AVG_SERVICE_S = Field("integer", minimum=10, maximum=4 * 3600)
 NOTIFY_AHEAD = Field("integer", minimum=0, maximum=50, description="notify a patient this many places ahead")
 SELF_CHECKIN = Field("boolean", description="patients may join from the QR page")
@@ -53,9 +55,9 @@ CREATE_QUEUE = Schema({
     "id": Field("string", required=True, pattern=SLUG),
     "name": replace(NAME, required=True),
     "prefix": replace(PREFIX, required=True),
-    "avg_service_s": replace(AVG_SERVICE_S, default=300),
+    "avg_service_s": replace(AVG_SERVICE_S, default=DEFAULT_AVG_SERVICE_S),
     "self_checkin": replace(SELF_CHECKIN, default=False),
-    "notify_ahead": replace(NOTIFY_AHEAD, default=3),
+    "notify_ahead": replace(NOTIFY_AHEAD, default=DEFAULT_NOTIFY_AHEAD),
     "fee": payments.FEE_FIELD,
 })
 

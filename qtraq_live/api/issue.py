@@ -19,15 +19,15 @@ from ..languages import LANGS
 from ..metrics import TICKETS_ISSUED
 from ..queue_engine import QueueEngine, TicketSource
 from ..store import Store
-from ..validation import EMAIL, Field, Schema
+from ..validation import EMAIL, EMAIL_MAX, NAME_MAX, Field, Schema
 from ..web.request import public_base
 from .common import engine_of
 
 CONTACT_FIELDS = {
-    "name": Field("string", nullable=True, min_length=1, max_length=80,
+    "name": Field("string", nullable=True, min_length=1, max_length=NAME_MAX,
                   description="shown masked if the clinic says so"),
     "mobile": phones.FIELD,
-    "email": Field("string", nullable=True, max_length=254, pattern=EMAIL),
+    "email": Field("string", nullable=True, max_length=EMAIL_MAX, pattern=EMAIL),
     "notify": Field("boolean", default=False, description="send notices as the turn nears"),
     "lang": Field("string", nullable=True, enum=LANGS, description="language of notices"),
 }

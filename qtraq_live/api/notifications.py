@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound, Unavailable
 from ..store import Store
-from ..validation import E164, EMAIL, Field, Schema
+from ..validation import E164, EMAIL, EMAIL_MAX, Field, Schema
 from ..web.request import read_json
 from ..web.responses import JSONResponse
 from ..workers import delivery_log, overrides
@@ -99,7 +99,7 @@ async def put_channels(request: Request) -> Response:
 
 TEST_SEND = Schema({
     "channel": Field("string", required=True, enum=CHANNELS),
-    "to": Field("string", required=True, min_length=3, max_length=254,
+    "to": Field("string", required=True, min_length=3, max_length=EMAIL_MAX,
                 description="an email address for email, an E.164 number for sms and whatsapp"),
     "clinic": Field("string", nullable=True, max_length=40, description="use this clinic's own channel URLs"),
 })
