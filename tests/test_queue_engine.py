@@ -273,6 +273,7 @@ async def test_a_script_refuses_another_familys_operation(clock_engine: tuple[Qu
                                                           aredis: aioredis.Redis) -> None:
     eng, _ = clock_engine
     before = await eng.version("c1")
+    await aredis.script_load(eng._scripts["next"].script)  # this test may be the first to use it
     raw = await aredis.evalsha(eng._scripts["next"].sha, 0, "issue", '{"queue": "gp"}', 1, 100)
     assert '"error":"invalid_field"' in raw and "unknown operation issue" in raw
     assert await eng.version("c1") == before
