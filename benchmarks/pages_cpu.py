@@ -13,7 +13,9 @@ no network: the figure is the server's own work) and timed with the process's CP
 Redis commands each GET sends are counted from the server's ``INFO stats``. The pages are
 those of the anonymous load of ``benchmarks/fanout.py --anon-rate``: ``/join/{q}``,
 ``/display/{clinic}?key=…`` and ``/t/{token}``, each in the clinic's language and with
-``?lang=hi`` (a patient who picked Hindi).
+``?lang=hi`` (a patient who picked Hindi); meanwhile a real ``next`` press on a random queue
+every ``--press-every`` GETs (untimed: the benchmark's mix of 20 presses/s and 200 GETs/s), so
+pages that change with their queue are counted as they change.
 """
 
 from __future__ import annotations
@@ -92,27 +94,33 @@ async def run(args: argparse.Namespace, redis_url: str) -> None:
             "/display/{clinic}?key=": lambda: f"/display/{CLINIC}?key={key}",
             "/t/{token}": lambda: f"/t/{random.choice(tokens)}",
         }
-        print(f"{args.queues} queues x {args.waiting} waiting, {args.gets} GETs a page (after {args.warm} to warm up)")
+        print(f"{args.queues} queues x {args.waiting} waiting, {args.gets} GETs a page (after {args.warm} to warm up), "
+              f"a press before every {args.press_every or 'no'}-th GET")
         for name, pick in pages.items():
             for lang in ("", "lang=hi"):
                 def path() -> str:
                     p = pick()
                     return p + ("&" if "?" in p else "?") + lang if lang else p
+                label = name + ("&" if "?" in name else "?") + lang if lang else name
                 for _ in range(args.warm):
                     await asgi_get(app, path())()
-                calls = [asgi_get(app, path()) for _ in range(args.gets)]
-                before = int((await redis.info("stats"))["total_commands_processed"])
-                cpu = []
+                cpu: list[float] = []
                 statuses = set()
-                for call in calls:
+                commands = 0
+                for i in range(args.gets):
+                    if args.press_every and i % args.press_every == 0:  # as the desk presses meanwhile
+                        await engine.next(random.choice(queues), "1")
+                        await hub.caught_up(CLINIC, await engine.version(CLINIC))
+                    call = asgi_get(app, path())
+                    before = int((await redis.info("stats"))["total_commands_processed"])
                     began = time.process_time()
                     statuses.add(await call())
                     cpu.append((time.process_time() - began) * 1e6)
-                after = int((await redis.info("stats"))["total_commands_processed"])
+                    commands += int((await redis.info("stats"))["total_commands_processed"]) - before - 1
                 cpu.sort()
-                print(f"  {name + ('?' + lang if lang else ''):32} CPU per GET: p50 {statistics.median(cpu):6.0f} µs, "
+                print(f"  {label:32} CPU per GET: p50 {statistics.median(cpu):6.0f} µs, "
                       f"mean {statistics.fmean(cpu):6.0f} µs; Redis commands per GET "
-                      f"{(after - before - 1) / args.gets:.1f}; status {sorted(statuses)}")
+                      f"{commands / args.gets:.1f}; status {sorted(statuses)}")
         hub.leave(held)
 
 
@@ -122,6 +130,9 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=20, help="waiting tickets per queue")
     parser.add_argument("--gets", type=int, default=400, help="GETs timed per page and language")
     parser.add_argument("--warm", type=int, default=50)
+    parser.add_argument("--press-every", type=int, default=10,
+                        help="a 'next' press on a random queue before every N-th GET (0: none); "
+                             "10 is the benchmark's 20 presses/s beside 200 GETs/s")
     args = parser.parse_args()
     random.seed(17)
     redis = Redis(Path(tempfile.mkdtemp(prefix="qtraq-pages-")))

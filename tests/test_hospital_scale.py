@@ -14,6 +14,7 @@ import pytest
 import redis as redis_sync
 
 from qtraq_live import access
+from qtraq_live.display import i18n, render
 from qtraq_live.hub_index import ClinicSubscribers
 from qtraq_live.hub_send import Subscriber
 from qtraq_live.queue_engine import QueueEngine
@@ -212,6 +213,47 @@ async def test_public_pages_use_the_mirror_and_check_the_key_first(hospital: Liv
             refused = delta(sync_redis, lambda p=path: page.append(fetch(p)), reads)  # type: ignore[misc]
             assert page[-1].status_code == 401 and refused == {**dict.fromkeys(reads, 0), "get": 1}
         assert fetch("/join/no-such-queue").status_code == 404
+
+
+async def test_anonymous_pages_are_rendered_once_per_content(hospital: LiveServer, engine: QueueEngine,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A /join or /display page is rendered once for the same inputs, and again as soon as what
+    it shows changes (the memo's key is its inputs: never stale); per-request parts stay per
+    request: each display key's own page, the language cookie on a memo's answer too."""
+    renders: list[str] = []
+    html = render._html
+
+    def counted(request: Any, template: str, *args: Any) -> str:
+        renders.append(template)
+        return html(request, template, *args)
+
+    monkeypatch.setattr(render, "_html", counted)
+    for _ in range(2):
+        await engine.issue("cardio")
+    keys = [hospital.run(access.create_display_key(hospital.app.state.store, hospital.app.state.redis, "aiims"))
+            for _ in range(2)]
+    async with await open_ws(display(hospital, "cardio", keys[0])) as ws:
+        await recv(ws)
+        async with httpx.AsyncClient(base_url=hospital.url) as client:
+            first, again = [await client.get("/join/cardio") for _ in range(2)]
+            assert first.text == again.text and renders == ["join.html"]
+            await engine.issue("cardio")  # the page shows the waiting count: the next GET renders anew
+            hospital.run(hospital.app.state.hub.caught_up("aiims", await engine.version("aiims")))
+            third = await client.get("/join/cardio")
+            assert third.text != first.text and renders == ["join.html"] * 2
+            waiting = i18n.translator("en")("join.waiting_now", n=3)
+            assert waiting in third.text and waiting not in first.text
+
+            tvs = [(await client.get(f"/display/aiims?key={k}")).text for k in (*keys, keys[0])]
+            assert renders.count("display.html") == 2 and tvs[0] == tvs[2]
+            assert keys[0] in tvs[0] and keys[1] not in tvs[0] and keys[1] in tvs[1]
+
+            hindi = [await client.get("/join/derma?lang=hi") for _ in range(2)]
+            assert renders.count("join.html") == 3
+            for answer in hindi:  # the memo's answer still sets the cookie and speaks Hindi
+                assert answer.headers["set-cookie"].startswith("qt_lang=hi")
+                assert 'lang="hi"' in answer.text
+                assert answer.headers["content-security-policy"].startswith("default-src 'self'")
 
 
 def test_the_index_files_and_forgets_every_socket() -> None:
