@@ -154,6 +154,36 @@ async def test_a_screen_shows_only_its_queues(hospital: LiveServer, engine: Queu
         assert await close_code(display(hospital, bad)) == 1008
 
 
+async def test_a_console_shows_only_the_queue_its_desk_works_on(hospital: LiveServer, engine: QueueEngine,
+                                                                visits: list[Subscriber]) -> None:
+    """``/ws/reception/{clinic}?queues=``: the snapshot is that department, not the hospital; a
+    press elsewhere visits it not; a doctor gets of those queues only theirs."""
+    await engine.issue("cardio", name="Ramesh Kumar")
+    await engine.issue("derma", name="Sita Devi")
+    url = ws_url(hospital.url, "/ws/reception/aiims")
+    desk = cookie(hospital.staff("reception"))
+    doctor = cookie(hospital.staff("doctor", ("derma",)))
+    async with await open_ws(url + "?queues=derma", additional_headers=desk) as ws, \
+            await open_ws(url + "?queues=cardio,derma", additional_headers=doctor) as doc, \
+            await open_ws(url + "?queues=cardio", additional_headers=doctor) as nothing:
+        for conn in (ws, doc):
+            snap = await recv(conn)
+            assert [q["id"] for q in snap["queues"]] == ["derma"]
+            assert "Ramesh" not in json.dumps(snap) and "Sita Devi" in json.dumps(snap)
+        assert (await recv(nothing))["queues"] == []
+        visits.clear()
+        await engine.next("cardio", "1")
+        hospital.run(hospital.app.state.hub.caught_up("aiims", await engine.version("aiims")))
+        assert not [s for s in visits if s.kind == "reception"]
+        await engine.next("derma", "2")
+        v = await engine.version("aiims")
+        for conn in (ws, doc):
+            upd = await recv(conn)  # the cardio press sent nothing: the next message is derma's
+            assert (upd["version"], [q["id"] for q in upd["queues"]]) == (v, ["derma"])
+        assert sorted(sorted(s.allowed or ["*"]) for s in visits if s.kind == "reception") == [["derma"], ["derma"]]
+    assert await close_code(url + "?queues=../x", additional_headers=desk) == 1008
+
+
 def command_calls(r: redis_sync.Redis) -> dict[str, int]:
     stats = r.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
