@@ -12,12 +12,15 @@ from typing import Any
 import httpx
 import pytest
 import redis as redis_sync
+from playwright.sync_api import BrowserContext
 
 from qtraq_live import access
 from qtraq_live.display import i18n, render
 from qtraq_live.hub_index import ClinicSubscribers
 from qtraq_live.hub_send import Subscriber
 from qtraq_live.queue_engine import QueueEngine
+from tests.support_browser import browser, open_page  # noqa: F401  (fixture)
+from tests.support_frontdesk import FrontdeskSite, frontdesk_site, sign_in  # noqa: F401  (fixture)
 from tests.support_http import LiveServer, app_server  # noqa: F401  (fixture)
 from tests.support_hub import close_code, open_ws, recv, recv_until, ws_url
 
@@ -321,3 +324,30 @@ def test_the_index_files_and_forgets_every_socket() -> None:
     assert len(index) == 0
     left = (index.everything, index.screens, index.tickets, index.ticket_queue, index.watched)
     assert left == (set(), {}, {}, {}, {})
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_console_page_follows_the_queue_its_desk_works_on(browser: BrowserContext,  # noqa: F811
+                                                              frontdesk_site: FrontdeskSite) -> None:  # noqa: F811
+    """In Chromium: the console's socket names its chosen queue; picking another opens it again
+    for that queue, whose list then stays live."""
+    site = frontdesk_site
+    site.reset()
+    site.issue("gp", "Asha Rao")
+    sign_in(browser, site, "desk")
+    w = open_page(browser, f"{site.url}/reception?queue=gp&counter=3", 1366, 768)
+    page = w.page
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.wait_for_function("() => document.querySelectorAll('#r-waiting tr').length === 1")
+    page.select_option("#r-queue", "eye")
+    page.wait_for_function("() => document.querySelectorAll('#r-waiting tr').length === 0")
+    eye = site.issue("eye", "Bala K")
+    page.wait_for_function("() => document.querySelectorAll('#r-waiting tr').length === 1")
+    assert eye["label"] in (page.text_content("#r-waiting tr") or "")
+    assert [url.split("?", 1)[1] for url in sockets][-1] == "queues=eye"  # (the first, for gp, may be seen too)
+    assert set(url.split("?", 1)[1] for url in sockets) <= {"queues=gp", "queues=eye"}
+    assert page.evaluate("() => document.body.dataset.socket") == "open"
+    w.assert_clean()
+    page.close()
