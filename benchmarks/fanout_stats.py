@@ -56,6 +56,29 @@ def cpu_seconds(pid: int) -> float:
     return sum(process_cpu_seconds(member) for member in tree(pid))
 
 
+def role_of(pid: int) -> str:
+    """Which part of ``qtraq-live serve`` a process is, from its command line."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "gone"
+    for needle, role in (("redis-server", "redis-server"), ("duties", "duties"), ("cli worker", "rq worker"),
+                         ("multiprocessing", "http worker"), ("serve", "serve")):
+        if needle in cmd:
+            return role
+    return cmd[:30]
+
+
+def group_cpu(leader: int) -> dict[str, float]:
+    """CPU seconds used so far by each process of the server's tree (the embedded Redis and
+    the duties process start their own sessions, so a process group would miss them), by role."""
+    out: dict[str, float] = {}
+    for pid in tree(leader):
+        name = role_of(pid)
+        out[name] = out.get(name, 0.0) + process_cpu_seconds(pid)
+    return out
+
+
 def box_busy_seconds() -> float:
     """CPU time every core of the machine spent busy since boot (from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
