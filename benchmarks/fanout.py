@@ -244,7 +244,7 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Resul
             presses = await drive(server, groups, sc, duration, http)
             parts_after = group_cpu(server.pid)
             after = cpu_figures(server.pid, redis.pid if redis else None)
-            result.notes.append(cpu_per_press(parts_before, parts_after, before[2], after[2], presses))
+            result.cpu_ms_per_press = cpu_per_press(parts_before, parts_after, before[2], after[2], presses)
             if anonymous is not None:
                 result.notes.append(anonymous.stop())
                 anonymous = None
@@ -286,16 +286,15 @@ def socket_plan(groups: list[Group], shared: list[Shared]) -> tuple[list[list[in
 
 
 def cpu_per_press(before: dict[str, float], after: dict[str, float], redis_before: float, redis_after: float,
-                  presses: list[Press]) -> str:
-    """CPU time per press of each part of the server (and Redis) during the presses: a figure
+                  presses: list[Press]) -> dict[str, float]:
+    """CPU ms per press of each part of the server (and Redis) during the presses: a figure
     that a busy box disturbs far less than a latency (what the scheduler did not give the
     server shows as latency, not as its CPU), though at 10 ms clock ticks it needs many presses."""
     n = max(1, sum(1 for p in presses if p.ok))
     parts = {role: after[role] - before.get(role, 0.0) for role in after}
     if redis_after or redis_before:
         parts["redis"] = redis_after - redis_before
-    return f"CPU per press ({n} presses): " + ", ".join(
-        f"{role} {1000 * cpu / n:.1f} ms" for role, cpu in sorted(parts.items()) if cpu > 0)
+    return {role: round(1000 * cpu / n, 2) for role, cpu in parts.items() if cpu > 0}
 
 
 def cpu_figures(server_pid: int, redis_pid: int | None) -> tuple[float, float, float, float]:

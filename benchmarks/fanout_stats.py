@@ -110,6 +110,7 @@ class Result:
     redis_cpu_pct: float = 0.0
     others_cpu_pct: float = 0.0  # what processes outside the benchmark used meanwhile
     notes: list[str] = field(default_factory=list)
+    cpu_ms_per_press: dict[str, float] = field(default_factory=dict)  # by part of the server, and Redis
 
 
 def latencies(result: Result, presses: list[Press], group_sockets: list[list[int]],
@@ -187,4 +188,6 @@ def table(results: list[Result]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     notes = [f"{r.server} {r.scenario} {r.sockets}: {note}" for r in results for note in r.notes]
+    notes += [f"{r.server} {r.scenario} {r.sockets}: CPU per press " + ", ".join(
+        f"{part} {ms:.1f} ms" for part, ms in sorted(r.cpu_ms_per_press.items())) for r in results if r.cpu_ms_per_press]
     return "\n".join(lines + ([""] + notes if notes else []))
