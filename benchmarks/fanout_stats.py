@@ -188,6 +188,8 @@ def table(results: list[Result]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     notes = [f"{r.server} {r.scenario} {r.sockets}: {note}" for r in results for note in r.notes]
-    notes += [f"{r.server} {r.scenario} {r.sockets}: CPU per press " + ", ".join(
-        f"{part} {ms:.1f} ms" for part, ms in sorted(r.cpu_ms_per_press.items())) for r in results if r.cpu_ms_per_press]
+    for r in results:
+        if r.cpu_ms_per_press:
+            parts = ", ".join(f"{part} {ms:.1f} ms" for part, ms in sorted(r.cpu_ms_per_press.items()))
+            notes.append(f"{r.server} {r.scenario} {r.sockets}: CPU per press {parts}")
     return "\n".join(lines + ([""] + notes if notes else []))
