@@ -27,13 +27,11 @@ _key_of = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=
 class PageMemo:
     """A bounded map from a page's inputs to its text, least recently used out first."""
 
-    __slots__ = ("_pages", "size", "hits", "misses")
+    __slots__ = ("_pages", "size")
 
     def __init__(self, size: int = MAX_PAGES) -> None:
         self._pages: OrderedDict[str, str] = OrderedDict()
         self.size = size
-        self.hits = 0
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._pages)
@@ -45,9 +43,7 @@ class PageMemo:
         text = self._pages.get(key)
         if text is not None:
             self._pages.move_to_end(key)
-            self.hits += 1
             return text
-        self.misses += 1
         text = self._pages[key] = render()
         if len(self._pages) > self.size:
             self._pages.popitem(last=False)
