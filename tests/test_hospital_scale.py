@@ -16,6 +16,7 @@ from playwright.sync_api import BrowserContext
 
 from qtraq_live import access
 from qtraq_live.display import i18n, render
+from qtraq_live.display.page_memo import PageMemo
 from qtraq_live.hub_index import ClinicSubscribers
 from qtraq_live.hub_send import Subscriber
 from qtraq_live.queue_engine import QueueEngine
@@ -351,3 +352,21 @@ def test_the_console_page_follows_the_queue_its_desk_works_on(browser: BrowserCo
     assert page.evaluate("() => document.body.dataset.socket") == "open"
     w.assert_clean()
     page.close()
+
+
+def test_the_page_memo_is_bounded_and_takes_only_plain_values() -> None:
+    """Least recently used out first, never more than its size (random query strings cannot
+    grow it); inputs that are not JSON values are refused, never shared by their repr."""
+    memo = PageMemo(size=2)
+    made: list[str] = []
+
+    def render(text: str) -> Callable[[], str]:
+        return lambda: made.append(text) or text
+
+    assert memo.html(["a"], render("A")) == "A" and memo.html(["b"], render("B")) == "B"
+    assert memo.html(["a"], render("A2")) == "A"  # kept, and now the most recent
+    memo.html(["c"], render("C"))  # pushes out b, the least recently used
+    assert len(memo) == 2 and made == ["A", "B", "C"]
+    assert memo.html(["b"], render("B2")) == "B2" and memo.html(["a"], render("A3")) == "A3"
+    with pytest.raises(TypeError):
+        memo.html([object()], render("X"))
