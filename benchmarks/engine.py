@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The engine part runs in a child process; for a --baseline it imports that commit's qtraq_live.
 sys.path[:0] = [p for p in (os.environ.get("QTRAQ_BENCH_TREE"), str(ROOT / "benchmarks"), str(ROOT)) if p]
 
-from fanout_stats import box_busy_seconds, process_cpu_seconds, tree  # noqa: E402
+from fanout_stats import box_busy_seconds, group_cpu, role_of, tree  # noqa: E402
 from qtraq_live.config import load_settings  # noqa: E402
 from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
@@ -210,29 +210,6 @@ async def settle_aof(r: aioredis.Redis) -> None:
         info = await r.info("persistence")
         if not (info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]):
             return
-
-
-def role_of(pid: int) -> str:
-    """Which part of ``qtraq-live serve`` a process is, from its command line."""
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return "gone"
-    for needle, role in (("redis-server", "redis-server"), ("duties", "duties"), ("cli worker", "rq worker"),
-                         ("multiprocessing", "http worker"), ("serve", "serve")):
-        if needle in cmd:
-            return role
-    return cmd[:30]
-
-
-def group_cpu(leader: int) -> dict[str, float]:
-    """CPU seconds used so far by each process of the server's tree (the embedded Redis and
-    the duties process start their own sessions, so a process group would miss them), by role."""
-    out: dict[str, float] = {}
-    for pid in tree(leader):
-        name = role_of(pid)
-        out[name] = out.get(name, 0.0) + process_cpu_seconds(pid)
-    return out
 
 
 def tree_env(source: Path | None) -> dict[str, str]:

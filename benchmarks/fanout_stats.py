@@ -56,6 +56,29 @@ def cpu_seconds(pid: int) -> float:
     return sum(process_cpu_seconds(member) for member in tree(pid))
 
 
+def role_of(pid: int) -> str:
+    """Which part of ``qtraq-live serve`` a process is, from its command line."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "gone"
+    for needle, role in (("redis-server", "redis-server"), ("duties", "duties"), ("cli worker", "rq worker"),
+                         ("multiprocessing", "http worker"), ("serve", "serve")):
+        if needle in cmd:
+            return role
+    return cmd[:30]
+
+
+def group_cpu(leader: int) -> dict[str, float]:
+    """CPU seconds used so far by each process of the server's tree (the embedded Redis and
+    the duties process start their own sessions, so a process group would miss them), by role."""
+    out: dict[str, float] = {}
+    for pid in tree(leader):
+        name = role_of(pid)
+        out[name] = out.get(name, 0.0) + process_cpu_seconds(pid)
+    return out
+
+
 def box_busy_seconds() -> float:
     """CPU time every core of the machine spent busy since boot (from /proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -87,6 +110,7 @@ class Result:
     redis_cpu_pct: float = 0.0
     others_cpu_pct: float = 0.0  # what processes outside the benchmark used meanwhile
     notes: list[str] = field(default_factory=list)
+    cpu_ms_per_press: dict[str, float] = field(default_factory=dict)  # by part of the server, and Redis
 
 
 def latencies(result: Result, presses: list[Press], group_sockets: list[list[int]],
@@ -164,4 +188,8 @@ def table(results: list[Result]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     notes = [f"{r.server} {r.scenario} {r.sockets}: {note}" for r in results for note in r.notes]
+    for r in results:
+        if r.cpu_ms_per_press:
+            parts = ", ".join(f"{part} {ms:.1f} ms" for part, ms in sorted(r.cpu_ms_per_press.items()))
+            notes.append(f"{r.server} {r.scenario} {r.sockets}: CPU per press {parts}")
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -147,9 +147,18 @@ async def open_reception(hub: Hub, ws: WebSocket, send: Send) -> Opened:
     user = await _redis(auth.session_from_cookie(hub.engine.redis, ws.cookies.get(auth.SESSION_COOKIE)))
     if user is None:
         raise Unauthorized("staff session required")
-    allowed = frozenset(user["queues"]) if user["role"] == "doctor" else None
-    sub = Subscriber(ws, send, ws.path_params["clinic"], "reception", allowed=allowed)
+    sub = Subscriber(ws, send, ws.path_params["clinic"], "reception",
+                     allowed=console_queues(user, queue_filter(ws.query_params.get("queues"))))
     return sub, lambda m, since: _first_messages(hub, sub, m, since)
+
+
+def console_queues(user: Json, asked: frozenset[str] | None) -> frozenset[str] | None:
+    """What a console shows: the queues of its ``?queues=`` (the one queue a desk works on),
+    else every queue; a doctor's console only those of them named for the doctor."""
+    if user["role"] != "doctor":
+        return asked
+    mine = frozenset(user["queues"])
+    return mine if asked is None else asked & mine
 
 
 async def open_patient(hub: Hub, ws: WebSocket, send: Send) -> Opened:

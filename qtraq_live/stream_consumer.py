@@ -15,6 +15,10 @@ runner does the rest the same way for all of them:
   raises leaves the batch pending, and it is read again, first, after a backoff;
 - **backoff**: 0.5 s doubling to 10 s; an outage (Redis or the disk) is logged once when it
   starts and once when it ends; a vanished group (Redis wiped) is made again;
+- **gathering** (``linger_s``): a short batch that a blocking read brought is handled after
+  ``linger_s``, with what came meanwhile, and the next read waits as long after a short batch:
+  fewer commits under load, and a duty's work on a press's event does not share the core with
+  the hub's fan-out of it (docs/benchmarks.md, "CPU per press in the big OPD");
 - **metrics**: ``qtraq_stream_entries_total`` and ``qtraq_stream_failures_total`` by group.
 
 A handler gets one batch, ``{stream: [(entry id, fields), …]}`` in stream order, and returns
@@ -74,7 +78,7 @@ class StreamConsumer:
         self.self_ack = self_ack
         self.batch = batch
         self.block_ms = block_ms
-        self.linger_s = linger_s  # after a short batch, let the next one gather (fewer commits)
+        self.linger_s = linger_s  # a short batch gathers this long before and after it is handled
         self.refresh_s = refresh_s
         self.claim_idle_ms = claim_idle_ms
         self.name = name or group
@@ -200,11 +204,23 @@ class StreamConsumer:
                 await asyncio.sleep(block_ms / 1000)  # nothing to read yet; look for streams again
             return 0, 0
         batch = await self._read({s: ">" for s in self.known}, block_ms)
+        if batch and block_ms and self.linger_s and _size(batch) < self.batch:
+            batch = await self._gather(batch)
         return _size(batch), await self._handle(batch) if batch else 0
 
-    async def _read(self, cursors: dict[str, str], block_ms: int | None) -> Batch:
+    async def _gather(self, batch: Batch) -> Batch:
+        """A short batch that a wait brought is handled after ``linger_s``, with what came
+        meanwhile: the entries a press just wrote are the hub's to fan out first (a duty shares
+        its core, and its work on them can wait), and the batch grows (fewer commits)."""
+        await asyncio.sleep(self.linger_s)
+        more = await self._read({s: ">" for s in self.known}, None, self.batch - _size(batch))
+        for stream, entries in more.items():
+            batch.setdefault(stream, []).extend(entries)
+        return batch
+
+    async def _read(self, cursors: dict[str, str], block_ms: int | None, count: int | None = None) -> Batch:
         reply = await self.redis.xreadgroup(self.group, self.consumer, cursors,  # type: ignore[arg-type]
-                                            count=self.batch, block=block_ms)
+                                            count=count or self.batch, block=block_ms)
         return {stream: list(entries) for stream, entries in reply or [] if entries}
 
     async def _handle(self, batch: Batch) -> int:

@@ -59,6 +59,8 @@ def test_small_city_run_loses_no_update_and_prints_every_figure(tmp_path: Path) 
         assert (r["lost"], r["closed"], r["notes"]) == (0, 0, []), server
         assert len(r["deliveries"]) == 60 * 100  # each press reaches its queue's 99 patients + display
         assert r["kib_per_socket"] > 0
+    assert "http worker" in results["qtraq"]["cpu_ms_per_press"]  # the server's parts, from /proc
+    assert re.search(r"^qtraq city 200: CPU per press .*http worker \d+\.\d ms", done.stdout, re.M)
 
 
 def test_an_exact_version_wins_over_a_later_one_seen_first() -> None:

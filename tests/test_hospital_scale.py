@@ -12,11 +12,16 @@ from typing import Any
 import httpx
 import pytest
 import redis as redis_sync
+from playwright.sync_api import BrowserContext
 
 from qtraq_live import access
+from qtraq_live.display import i18n, render
+from qtraq_live.display.page_memo import PageMemo
 from qtraq_live.hub_index import ClinicSubscribers
 from qtraq_live.hub_send import Subscriber
 from qtraq_live.queue_engine import QueueEngine
+from tests.support_browser import browser, open_page  # noqa: F401  (fixture)
+from tests.support_frontdesk import FrontdeskSite, frontdesk_site, sign_in  # noqa: F401  (fixture)
 from tests.support_http import LiveServer, app_server  # noqa: F401  (fixture)
 from tests.support_hub import close_code, open_ws, recv, recv_until, ws_url
 
@@ -153,6 +158,36 @@ async def test_a_screen_shows_only_its_queues(hospital: LiveServer, engine: Queu
         assert await close_code(display(hospital, bad)) == 1008
 
 
+async def test_a_console_shows_only_the_queue_its_desk_works_on(hospital: LiveServer, engine: QueueEngine,
+                                                                visits: list[Subscriber]) -> None:
+    """``/ws/reception/{clinic}?queues=``: the snapshot is that department, not the hospital; a
+    press elsewhere visits it not; a doctor gets of those queues only theirs."""
+    await engine.issue("cardio", name="Ramesh Kumar")
+    await engine.issue("derma", name="Sita Devi")
+    url = ws_url(hospital.url, "/ws/reception/aiims")
+    desk = cookie(hospital.staff("reception"))
+    doctor = cookie(hospital.staff("doctor", ("derma",)))
+    async with await open_ws(url + "?queues=derma", additional_headers=desk) as ws, \
+            await open_ws(url + "?queues=cardio,derma", additional_headers=doctor) as doc, \
+            await open_ws(url + "?queues=cardio", additional_headers=doctor) as nothing:
+        for conn in (ws, doc):
+            snap = await recv(conn)
+            assert [q["id"] for q in snap["queues"]] == ["derma"]
+            assert "Ramesh" not in json.dumps(snap) and "Sita Devi" in json.dumps(snap)
+        assert (await recv(nothing))["queues"] == []
+        visits.clear()
+        await engine.next("cardio", "1")
+        hospital.run(hospital.app.state.hub.caught_up("aiims", await engine.version("aiims")))
+        assert not [s for s in visits if s.kind == "reception"]
+        await engine.next("derma", "2")
+        v = await engine.version("aiims")
+        for conn in (ws, doc):
+            upd = await recv(conn)  # the cardio press sent nothing: the next message is derma's
+            assert (upd["version"], [q["id"] for q in upd["queues"]]) == (v, ["derma"])
+        assert sorted(sorted(s.allowed or ["*"]) for s in visits if s.kind == "reception") == [["derma"], ["derma"]]
+    assert await close_code(url + "?queues=../x", additional_headers=desk) == 1008
+
+
 def command_calls(r: redis_sync.Redis) -> dict[str, int]:
     stats = r.info("commandstats")
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
@@ -214,6 +249,47 @@ async def test_public_pages_use_the_mirror_and_check_the_key_first(hospital: Liv
         assert fetch("/join/no-such-queue").status_code == 404
 
 
+async def test_anonymous_pages_are_rendered_once_per_content(hospital: LiveServer, engine: QueueEngine,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A /join or /display page is rendered once for the same inputs, and again as soon as what
+    it shows changes (the memo's key is its inputs: never stale); per-request parts stay per
+    request: each display key's own page, the language cookie on a memo's answer too."""
+    renders: list[str] = []
+    html = render._html
+
+    def counted(request: Any, template: str, *args: Any) -> str:
+        renders.append(template)
+        return html(request, template, *args)
+
+    monkeypatch.setattr(render, "_html", counted)
+    for _ in range(2):
+        await engine.issue("cardio")
+    keys = [hospital.run(access.create_display_key(hospital.app.state.store, hospital.app.state.redis, "aiims"))
+            for _ in range(2)]
+    async with await open_ws(display(hospital, "cardio", keys[0])) as ws:
+        await recv(ws)
+        async with httpx.AsyncClient(base_url=hospital.url) as client:
+            first, again = [await client.get("/join/cardio") for _ in range(2)]
+            assert first.text == again.text and renders == ["join.html"]
+            await engine.issue("cardio")  # the page shows the waiting count: the next GET renders anew
+            hospital.run(hospital.app.state.hub.caught_up("aiims", await engine.version("aiims")))
+            third = await client.get("/join/cardio")
+            assert third.text != first.text and renders == ["join.html"] * 2
+            waiting = i18n.translator("en")("join.waiting_now", n=3)
+            assert waiting in third.text and waiting not in first.text
+
+            tvs = [(await client.get(f"/display/aiims?key={k}")).text for k in (*keys, keys[0])]
+            assert renders.count("display.html") == 2 and tvs[0] == tvs[2]
+            assert keys[0] in tvs[0] and keys[1] not in tvs[0] and keys[1] in tvs[1]
+
+            hindi = [await client.get("/join/derma?lang=hi") for _ in range(2)]
+            assert renders.count("join.html") == 3
+            for answer in hindi:  # the memo's answer still sets the cookie and speaks Hindi
+                assert answer.headers["set-cookie"].startswith("qt_lang=hi")
+                assert 'lang="hi"' in answer.text
+                assert answer.headers["content-security-policy"].startswith("default-src 'self'")
+
+
 def test_the_index_files_and_forgets_every_socket() -> None:
     """The bookkeeping alone: what a change reaches, a transfer, a rebuilt mirror, and nothing
     left behind once every socket is gone (an index that only grows would be a leak)."""
@@ -249,3 +325,48 @@ def test_the_index_files_and_forgets_every_socket() -> None:
     assert len(index) == 0
     left = (index.everything, index.screens, index.tickets, index.ticket_queue, index.watched)
     assert left == (set(), {}, {}, {}, {})
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_console_page_follows_the_queue_its_desk_works_on(browser: BrowserContext,  # noqa: F811
+                                                              frontdesk_site: FrontdeskSite) -> None:  # noqa: F811
+    """In Chromium: the console's socket names its chosen queue; picking another opens it again
+    for that queue, whose list then stays live."""
+    site = frontdesk_site
+    site.reset()
+    site.issue("gp", "Asha Rao")
+    sign_in(browser, site, "desk")
+    w = open_page(browser, f"{site.url}/reception?queue=gp&counter=3", 1366, 768)
+    page = w.page
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.wait_for_function("() => document.querySelectorAll('#r-waiting tr').length === 1")
+    page.select_option("#r-queue", "eye")
+    page.wait_for_function("() => document.querySelectorAll('#r-waiting tr').length === 0")
+    eye = site.issue("eye", "Bala K")
+    page.wait_for_function("() => document.querySelectorAll('#r-waiting tr').length === 1")
+    assert eye["label"] in (page.text_content("#r-waiting tr") or "")
+    assert [url.split("?", 1)[1] for url in sockets][-1] == "queues=eye"  # (the first, for gp, may be seen too)
+    assert set(url.split("?", 1)[1] for url in sockets) <= {"queues=gp", "queues=eye"}
+    assert page.evaluate("() => document.body.dataset.socket") == "open"
+    w.assert_clean()
+    page.close()
+
+
+def test_the_page_memo_is_bounded_and_takes_only_plain_values() -> None:
+    """Least recently used out first, never more than its size (random query strings cannot
+    grow it); inputs that are not JSON values are refused, never shared by their repr."""
+    memo = PageMemo(size=2)
+    made: list[str] = []
+
+    def render(text: str) -> Callable[[], str]:
+        return lambda: made.append(text) or text
+
+    assert memo.html(["a"], render("A")) == "A" and memo.html(["b"], render("B")) == "B"
+    assert memo.html(["a"], render("A2")) == "A"  # kept, and now the most recent
+    memo.html(["c"], render("C"))  # pushes out b, the least recently used
+    assert len(memo) == 2 and made == ["A", "B", "C"]
+    assert memo.html(["b"], render("B2")) == "B2" and memo.html(["a"], render("A3")) == "A3"
+    with pytest.raises(TypeError):
+        memo.html([object()], render("X"))

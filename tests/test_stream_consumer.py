@@ -158,3 +158,36 @@ def test_the_clinic_is_read_from_its_stream_name() -> None:
     assert keys.clinic_of_events(keys.events("c-1")) == "c-1"
     assert keys.clinic_of_events(keys.AUDIT) is None
     assert keys.clinic_of_events("qt:c::events") is None
+
+
+async def test_a_short_batch_waits_and_is_handled_with_what_came_meanwhile(aredis: aioredis.Redis) -> None:
+    """With ``linger_s`` an entry a wait brought is handled after that delay, together with
+    the entries written meanwhile (a press's event is the hub's to fan out first), in order."""
+    await aredis.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+    batches: list[list[str]] = []
+
+    async def handler(batch: Batch) -> None:
+        batches.append([f["n"] for entries in batch.values() for _, f in entries])
+
+    stop = asyncio.Event()
+    runner = asyncio.create_task(consumer(aredis, handler, linger_s=2.0).run(stop))
+    try:
+        await asyncio.sleep(0.2)  # blocking in its read
+        await add(aredis, "a")
+        await until(lambda: _one_pending(aredis), "the first entry read")  # read, not yet handled
+        assert batches == []
+        await add(aredis, "b", "c")
+        await until(lambda: bool(batches), "the gathered batch")
+        assert batches == [["a", "b", "c"]]
+        await until(lambda: _none_pending(aredis), "the acknowledgement")
+    finally:
+        stop.set()
+        await runner
+
+
+async def _none_pending(client: aioredis.Redis) -> bool:
+    return await pending(client) == 0
+
+
+async def _one_pending(client: aioredis.Redis) -> bool:
+    return await pending(client) == 1

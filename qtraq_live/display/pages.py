@@ -107,7 +107,7 @@ async def display_page(request: Request) -> Response:
         "serving_clear_ms": settings["display.serving_clear_min"] * 60_000, "page_ms": settings["display.page_s"] * 1000,
         "frozen_after_ms": settings["display.frozen_after_s"] * 1000,
     }
-    return page(request, "display.html", lang=lang, data=data, clinic=clinic)
+    return page(request, "display.html", lang=lang, data=data, clinic={"name": clinic["name"]}, memo=True)
 
 
 def _shown_queues(request: Request, known: set[str]) -> list[str]:
@@ -165,8 +165,10 @@ async def join_page(request: Request) -> Response:
         return error_page(request, 404, "error.no_join")
     queue, clinic_name = found
     data = {"api_path": f"/api/v1/public/queues/{queue['id']}/join"}
-    return page(request, "join.html", lang=request_lang(request), data=data, queue=queue,
-                clinic_name=clinic_name, waiting=queue["n_waiting"])
+    # what the page shows, and only that: the text is shared until one of these changes
+    shown = {"name": queue["name"], "paused": bool(queue["paused"])}
+    return page(request, "join.html", lang=request_lang(request), data=data, queue=shown,
+                clinic_name=clinic_name, waiting=queue["n_waiting"], memo=True)
 
 
 async def join_qr_page(request: Request) -> Response:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..languages import LANG_COOKIE, LANG_COOKIE_MAX_AGE_S, LANGS, LOCALE_TAGS
-from . import i18n
+from . import i18n, page_memo
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -41,6 +42,7 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates are package files: no stat() of each one per render
 )
 
 
@@ -70,22 +72,43 @@ def _remember_lang(request: Request, response: HTMLResponse) -> None:
 
 
 def page(request: Request, template: str, *, lang: str, status: int = 200, data: dict[str, Any] | None = None,
-         frameable: bool = False, langs: Sequence[str] = LANGS, **context: Any) -> HTMLResponse:
+         frameable: bool = False, langs: Sequence[str] = LANGS, memo: bool = False, **context: Any) -> HTMLResponse:
     """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block;
-    ``langs`` are the languages the page's language switch offers."""
-    t = i18n.translator(lang)
-    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": i18n.js_strings(lang), **(data or {})}
-    # relative links: never the request's Host header in a page (issue #21 item 16)
-    lang_links = {code: "?" + request.url.include_query_params(lang=code).query for code in langs}
+    ``langs`` are the languages the page's language switch offers. ``memo``: ``data`` and the
+    context are plain JSON values, and the text is shared by every request that gives the same
+    ones (``page_memo``: an anonymous page is rendered once, not per request)."""
     context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
-    html = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, all_langs=LANGS,
-                                              data=payload, **context)
+    if memo:  # the text depends on these and on nothing else of the request
+        inputs = (template, lang, list(langs), request.scope["query_string"].decode("latin-1"), data, context)
+        html = page_memo.PAGES.html(inputs, lambda: _html(request, template, lang, data, langs, context))
+    else:
+        html = _html(request, template, lang, data, langs, context)
     response = HTMLResponse(html, status_code=status, headers=_headers(frameable))
     _remember_lang(request, response)
     return response
 
 
+def _lang_links(query: str, langs: Sequence[str]) -> dict[str, str]:
+    """Each language's link: this page's query with ``lang`` set (moved last, as Starlette's
+    ``include_query_params`` does), parsed once for all languages."""
+    kept = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "lang"])
+    head = "?" + kept + "&lang=" if kept else "?lang="
+    return {code: head + quote_plus(code) for code in langs}
+
+
+def _html(request: Request, template: str, lang: str, data: dict[str, Any] | None, langs: Sequence[str],
+          context: dict[str, Any]) -> str:
+    t = i18n.translator(lang)
+    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": i18n.js_strings(lang), **(data or {})}
+    # relative links: never the request's Host header in a page (issue #21 item 16)
+    lang_links = _lang_links(request.scope["query_string"].decode("utf-8", "replace"), langs)
+    html: str = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, all_langs=LANGS,
+                                                   data=payload, **context)
+    return html
+
+
 def error_page(request: Request, status: int, message_key: str, *, lang: str | None = None) -> HTMLResponse:
     """The friendly page for 404 and friends, in the visitor's language."""
     lang = lang or request_lang(request)
-    return page(request, "error.html", lang=lang, status=status, status_code=status, message_key=message_key)
+    return page(request, "error.html", lang=lang, status=status, status_code=status, message_key=message_key,
+                memo=True)

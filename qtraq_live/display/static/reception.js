@@ -1,8 +1,8 @@
 /* The reception console: pick clinic/queue/counter, call the next patient, recall, skip,
    finish, mark a no-show, transfer, pause, close the counter; call any waiting patient out of order or cancel
    their ticket from their row; bring back today's skipped and no-show tickets; issue walk-in
-   tickets. The lists stay live through /ws/reception/{clinic}, whoever acts. A doctor's
-   console (data.desk false) has only what a doctor may do. */
+   tickets. The lists stay live through /ws/reception/{clinic}?queues={the chosen queue}, whoever
+   acts. A doctor's console (data.desk false) has only what a doctor may do. */
 "use strict";
 (function () {
   var QT = window.QT, d = QT.data;
@@ -226,7 +226,9 @@
     aside = {};
     render();
     loadAside();
-    sock = QT.socket("/ws/reception/" + encodeURIComponent(sel.clinic.value), {
+    /* only the queue this desk works on: a press in another department sends it nothing */
+    sock = QT.socket("/ws/reception/" + encodeURIComponent(sel.clinic.value) +
+      "?queues=" + encodeURIComponent(sel.queue.value), {
       message: function (msg) {
         if (msg.type === "update") { noteAside(msg.tickets); }
         if (msg.type === "snapshot" || msg.type === "update") { state[msg.type](msg); render(); }
@@ -347,7 +349,7 @@
   });
 
   sel.clinic.addEventListener("change", function () { fillQueues(null); remember(); connect(); });
-  sel.queue.addEventListener("change", function () { pickTransferTarget(); remember(); render(); });
+  sel.queue.addEventListener("change", function () { pickTransferTarget(); remember(); connect(); });
   QT.reception = { clinic: function () { return sel.clinic.value; }, queue: function () { return sel.queue.value; } };
   sel.counter.addEventListener("change", function () { remember(); render(); });
   setInterval(render, 30000);  // the "waited" column
