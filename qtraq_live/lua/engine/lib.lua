@@ -289,9 +289,8 @@ end
 -- from its prior: what this hour of the week (else of the day) was like, plus what sessions of
 -- this load (patients waiting at its first call) were like beside their hour; how far sessions
 -- land from their prior is learnt too, and is how unsure a new session's level is. The profile
--- takes an hour's level once, at the first call of another hour or session, and a session going on into
--- another hour moves as the profile did between the two; a load's entry moves once a session.
--- Constant work per call, whatever the history.
+-- takes an hour's level once, at the first call of another hour or session, and a load's entry
+-- moves once a session. Constant work per call, whatever the history.
 local function learn_gap(q, offset, left)
   local e = eta_unpack(q.eta)
   local pkey = K.eta_profile(q.id)
@@ -299,15 +298,12 @@ local function learn_gap(q, offset, left)
   local fresh = not e or NOW - e.last > ETA_SESSION_MS or (e.waiting == '0' and NOW - e.last > ETA_IDLE_SESSION_MS)
   if e and e.n > 0 and e.hour >= 0 and how and (e.hour ~= how or fresh) then
     local wk, hk = 'w' .. e.hour, 'h' .. (e.hour % 24)
-    local p = redis.call('HMGET', pkey, wk, hk, 'w' .. how, 'h' .. (how % 24))
+    local p = redis.call('HMGET', pkey, wk, hk)
     local x = e.m - e.g  -- the hour's level without this session's load
     local pw, ph = tonumber(p[1]), tonumber(p[2])
     pw = pw and pw + ETA_PROFILE_STEP * (x - pw) or x
     ph = ph and ph + ETA_PROFILE_STEP * (x - ph) or x
     redis.call('HSET', pkey, wk, string.format('%.4f', pw), hk, string.format('%.4f', ph))
-    -- A session going on into another hour: its level moves as this hour's did from the last one.
-    local nw, nh = tonumber(p[3]), tonumber(p[4])
-    if not fresh and (nw or nh) then e.m = e.m + (nw and nw - pw or nh - ph) end
   end
   if fresh then
     -- A new session. What the last one showed: how far it landed from its prior, and what its load added.
