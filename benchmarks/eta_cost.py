@@ -81,7 +81,10 @@ def main(n: int, counters: int) -> None:
         finally:
             proc.terminate()
             proc.wait(120)
-        total = sum(int(m.group(1)) for m in re.finditer(r"^summary: (\d+)", out.read_text(), re.M))
+        text = out.read_text()
+        total = sum(int(m.group(1)) for m in re.finditer(r"^totals: (\d+)", text, re.M))
+        if not total:
+            raise SystemExit("callgrind counted nothing:\n" + text[-2000:])
     print(f"{n} next presses, {counters} counters: {total / n / 1000:.0f} k instructions a press")
 
 
