@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 Z80 = 1.2816  # standard normal 90th percentile: 10th..90th percentile = an 80 % range
 LEVEL_SPREAD = 0.45  # log-sd of the level when nothing is learnt (the configured service time)
-RANGE_SPREAD = 0.15  # log-sd the range adds to the model's: what it leaves out (drift, the rare very long visit)
+RANGE_SPREAD = 0.1  # log-sd the range adds to the model's: what it leaves out (drift, the rare very long visit)
 DEVIATION_PRIOR = 0.45  # mean absolute deviation of log cycles before any is seen
 MIN_SIGMA = 0.1
 
