@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import eta as bench  # noqa: E402  (benchmarks/eta.py)
+import hangu_log  # noqa: E402  (benchmarks/hangu_log.py)
 
 LEARNT = st.builds(lambda m, d, n, v, w: f"{m:.4f} {d:.4f} {n} {v:.5f} 0.1 {m:.4f} 0 8 0 1764000000000 {w} 9",
                    st.one_of(st.just(0.0), st.floats(1.6, 9.0)), st.floats(0.0, 2.0), st.integers(0, 500),
@@ -260,3 +261,23 @@ def test_a_bad_log_is_refused_with_its_line(tmp_path: Path) -> None:
     log.write_text("when,who\n")
     with pytest.raises(SystemExit, match="header"):
         bench.read_log(log)
+
+
+def test_a_real_log_converts_with_its_weekdays_and_who_is_new(tmp_path: Path) -> None:
+    """benchmarks/hangu_log.py on rows of the Hangu log's layout: the replay reads the weekday and
+    who is new, and puts a morning and an afternoon of the same weekday on one day."""
+    source, log = tmp_path / "Raw_1.csv", tmp_path / "log.csv"
+    source.write_text(
+        "ID,Session,Month,DayOfWeek,WorkingDay,AM_PM,Visit.No,Gender,M.Cancer,S.Cancer,StartTime,PayTime\n"
+        "HA,1,January,Wednesday,TRUE,morning,1,F,TRUE,FALSE,8:31:40,8:44:28\n"
+        "HB,1,January,Wednesday,TRUE,morning,6,F,FALSE,FALSE,8:43:11,9:07:31\n"
+        "HC,2,January,Wednesday,TRUE,afternoon,NA,M,FALSE,FALSE,14:33:05,14:50:00\n"
+        "HD,3,January,Saturday,FALSE,morning,2,M,FALSE,FALSE,8:32:36,8:40:00\n"
+        "HE,4,January,Wednesday,TRUE,morning,1,F,FALSE,FALSE,8:29:07,8:41:00\n")
+    assert hangu_log.convert(source, log) == 5
+    sessions = bench.read_log(log)
+    assert [(v.weekday, v.new) for v in sessions["1"]] == [(2, True), (2, False)]
+    assert sessions["2"][0].new is None
+    days = [datetime.fromtimestamp(t, ZoneInfo("Asia/Kolkata")) for t in bench.session_days(sessions)]
+    assert [d.strftime("%a") for d in days] == ["Wed", "Wed", "Sat", "Wed"]
+    assert days[0] == days[1] and (days[2] - days[1]).days == 3 and (days[3] - days[2]).days == 4
