@@ -4,9 +4,12 @@
     python benchmarks/eta.py --write-log FILE.csv [--sessions 380] [--seed 1]
     python benchmarks/eta.py [--days 5] [--seed 1]          # synthetic mornings
 
-**Replaying a consultation log** (``--log``): FILE has the header ``session,start[,end][,arrival]``
-(times ``H:MM:SS``, one row per consultation; without ``arrival`` every patient of a session is
-in the queue from its first start). Each session is replayed through the real engine (embedded
+**Replaying a consultation log** (``--log``): FILE has the header
+``session,start[,end][,arrival][,weekday][,new]`` (times ``H:MM:SS``, one row per consultation;
+without ``arrival`` every patient of a session is in the queue from its first start; ``weekday``
+0-6 puts each session on its own day of the week, else sessions are a day apart; ``new`` 1 for a
+first visit, 0 for a returning patient). ``benchmarks/hangu_log.py`` writes a real clinic's log
+in this format. Each session is replayed through the real engine (embedded
 Redis, a simulated clock injected here only): every consultation start is a ``next`` press at
 that time, an ``end`` a ``done``. After every press, every waiting ticket's ETA as the engine
 shows it (``queue_snapshot``: the same view the API and the sockets give) is compared with when
@@ -15,6 +18,8 @@ by position (1-10) for ours, for the naive constant (position x the queue's ``av
 for the best constant in hindsight (position x the log's mean gap between starts) and, overall,
 for the previous estimator ((ahead + 0.5) x the moving average of service times), and how
 often the real start fell inside the shown range (``coverage``; the range is meant to hold 80 %).
+Where the log says who is new, it also prints what knowing it would be worth (``KindPace``:
+computed here, outside the engine, whose tickets do not carry it).
 
 ``--write-log`` writes a log of simulated outpatient sessions in that format (doctors of
 different pace, late starts, the long consultation every morning has, tea breaks nobody pauses
@@ -40,7 +45,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -164,6 +169,7 @@ def summary(name: str, rows: list[tuple[float, float, float]]) -> tuple[float, f
 # -- replaying a consultation log ------------------------------------------------------------
 
 POSITIONS = 10  # the next ten patients: what a waiting room cares about
+MONDAY = datetime(2026, 1, 5, tzinfo=ZoneInfo("Asia/Kolkata"))  # the replay's first day
 
 
 @dataclass
@@ -171,6 +177,8 @@ class Visit:
     start: float  # seconds after the session's midnight
     end: float | None
     arrival: float | None
+    weekday: int | None = None  # 0 (Monday) to 6: the session's day, when the log says it
+    new: bool | None = None  # a first visit (True) or a returning patient (False), when known
 
 
 def parse_time(text: str, line: int, name: str) -> float:
@@ -183,6 +191,15 @@ def parse_time(text: str, line: int, name: str) -> float:
     return h * 3600 + m * 60 + sec
 
 
+def parse_choice(text: str, line: int, name: str, allowed: range) -> int | None:
+    """An optional small number (empty: not known)."""
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) not in allowed:
+        raise SystemExit(f"line {line}: {name} {text!r} is not one of {allowed.start}-{allowed.stop - 1}")
+    return int(text)
+
+
 def read_log(path: Path) -> dict[str, list[Visit]]:
     """Sessions in the order the file first names them, each one's visits by start time."""
     sessions: dict[str, list[Visit]] = {}
@@ -190,14 +207,17 @@ def read_log(path: Path) -> dict[str, list[Visit]]:
         reader = csv.DictReader(f)
         fields = set(reader.fieldnames or ())
         if not {"session", "start"} <= fields:
-            raise SystemExit(f"{path}: the header must be session,start[,end][,arrival]")
+            raise SystemExit(f"{path}: the header must be session,start[,end][,arrival][,weekday][,new]")
         for line, row in enumerate(reader, start=2):
             end = row.get("end") or ""
             arrival = row.get("arrival") or ""
+            new = parse_choice(row.get("new") or "", line, "new", range(2))
             sessions.setdefault(row["session"], []).append(Visit(
                 parse_time(row["start"], line, "start"),
                 parse_time(end, line, "end") if end.strip() else None,
-                parse_time(arrival, line, "arrival") if arrival.strip() else None))
+                parse_time(arrival, line, "arrival") if arrival.strip() else None,
+                parse_choice(row.get("weekday") or "", line, "weekday", range(7)),
+                None if new is None else bool(new)))
     for visits in sessions.values():
         visits.sort(key=lambda v: v.start)
     return sessions
@@ -216,11 +236,37 @@ class Record:
     low: float
     high: float
     previous: float  # the estimator before this one: (ahead + 0.5) x the moving average of service times
+    kinds: float = 1.0  # what knowing new/returning would change: ours x this (KindPace.factor)
+
+
+class KindPace:
+    """What a log's new/returning column is worth, measured outside the engine (tickets do not
+    carry a patient's kind): the typical gap after a first visit and after a returning patient's,
+    learnt from the sessions replayed before (so causal), as a factor on the engine's ETA for the
+    mix of kinds among the patients a wait is made of."""
+
+    def __init__(self) -> None:
+        self.logs: dict[bool, list[float]] = {True: [], False: []}
+
+    def learn(self, visits: list[Visit]) -> None:
+        for a, b in zip(visits, visits[1:]):
+            if a.new is not None and b.start > a.start:
+                self.logs[a.new].append(math.log(b.start - a.start))
+
+    def factor(self, kinds: list[bool | None]) -> float:
+        """ours x factor: the patients' typical gaps over the typical gap of the mix seen so far."""
+        if min(len(v) for v in self.logs.values()) < 30:
+            return 1.0
+        pace = {k: math.exp(statistics.mean(v)) for k, v in self.logs.items()}
+        seen = sum(len(v) for v in self.logs.values())
+        typical = sum(pace[k] * len(v) / seen for k, v in self.logs.items())
+        return sum(typical if k is None else pace[k] for k in kinds) / (len(kinds) * typical)
 
 
 async def replay_session(eng: QueueEngine, clock: Clock, queue: str, midnight: float,
-                         visits: list[Visit]) -> list[Record]:
+                         visits: list[Visit], kinds: KindPace | None = None) -> list[Record]:
     """One session through the engine; a record per waiting ticket (positions 1-10) per press."""
+    kinds = kinds or KindPace()
     first = visits[0].start
     steps: list[tuple[float, int, str, int]] = []  # (time, order at equal times, kind, visit)
     for i, v in enumerate(visits):
@@ -248,10 +294,13 @@ async def replay_session(eng: QueueEngine, clock: Clock, queue: str, midnight: f
             assert called is not None and called["id"] == ticket_of[i], "the replay calls in start order"
             snap = await eng.queue_snapshot(queue)
             ema_s = (await eng.get_queue(queue) or {"ema_s": 0})["ema_s"]
+            # A wait is made of the cycle just called and those of the patients ahead.
+            made_of = [visits[i].new]
             for t in snap["waiting"][:POSITIONS]:
                 v = visits[visit_of[t["id"]]]
                 records.append(Record(t["position"], v.start - at, t["eta_s"], t["eta_low_s"], t["eta_high_s"],
-                                      (t["ahead"] + 0.5) * ema_s))
+                                      (t["ahead"] + 0.5) * ema_s, kinds.factor(made_of)))
+                made_of.append(v.new)
     # Whoever is still waiting or called ends the session (the next one starts afresh).
     snap = await eng.queue_snapshot(queue)
     for t in snap["waiting"] + snap["now_serving"]:
@@ -290,6 +339,7 @@ def report(records: list[Record], naive_s: float, gap_s: float) -> dict[str, Any
         "naive_mae_s": statistics.mean(errors(records, estimators["naive"])),
         "constant_mae_s": statistics.mean(errors(records, estimators["constant"])),
         "previous_mae_s": statistics.mean(errors(records, estimators["previous"])),
+        "kinds_mae_s": statistics.mean(errors(records, lambda r: r.ours * r.kinds)),
         "coverage": sum(r.low <= r.actual <= r.high for r in records) / len(records),
         "naive_service_s": naive_s, "mean_gap_s": gap_s,
         "by_position": by_position,
@@ -310,6 +360,8 @@ def print_report(out: dict[str, Any], sessions: int) -> None:
           f"({out['ours_mae_s'] / out['naive_mae_s']:.2f}x), best constant {out['constant_mae_s'] / 60:.1f} "
           f"({out['ours_mae_s'] / out['constant_mae_s']:.2f}x), previous estimator {out['previous_mae_s'] / 60:.1f}; "
           f"range coverage {out['coverage']:.1%}", flush=True)
+    if out["kinds_mae_s"] != out["ours_mae_s"]:
+        print(f"knowing new/returning (outside the engine): {out['kinds_mae_s'] / 60:.1f} min", flush=True)
 
 
 async def replay(r: aioredis.Redis, sessions: dict[str, list[Visit]], avg_service_s: int) -> list[Record]:
@@ -319,11 +371,30 @@ async def replay(r: aioredis.Redis, sessions: dict[str, list[Visit]], avg_servic
     await eng.load_scripts()
     await eng.create_clinic("replay", "Clinic", timezone="Asia/Kolkata")
     await eng.create_queue("replay", "replay-q", "OPD", "A", avg_service_s=avg_service_s)
-    day0 = datetime(2026, 1, 5, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()
     records: list[Record] = []
-    for n, visits in enumerate(sessions.values()):
-        records += await replay_session(eng, clock, "replay-q", day0 + n * 86400, visits)
+    kinds = KindPace()
+    for midnight, visits in zip(session_days(sessions), sessions.values()):
+        records += await replay_session(eng, clock, "replay-q", midnight, visits, kinds)
+        kinds.learn(visits)
     return records
+
+
+def session_days(sessions: dict[str, list[Visit]]) -> list[float]:
+    """Each session's midnight (epoch seconds, Asia/Kolkata), from Monday 2026-01-05: a day
+    apart, or, when the log gives weekdays, on the session's weekday, sharing the previous
+    session's day when it starts after that one's last start (a morning and an afternoon)."""
+    day, last, out = 0, -1.0, []  # day: days after MONDAY
+    for n, visits in enumerate(sessions.values()):
+        weekday = visits[0].weekday
+        if weekday is None:
+            day = n
+        else:
+            if visits[0].start <= last:
+                day += 1
+            day += (weekday - day) % 7
+        last = visits[-1].start
+        out.append((MONDAY + timedelta(days=day)).timestamp())
+    return out
 
 
 async def replay_log(path: Path, avg_service_s: int, json_out: Path | None) -> dict[str, Any]:

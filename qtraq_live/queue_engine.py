@@ -391,10 +391,10 @@ class QueueEngine:
     async def _day(self, queue_id: str) -> str:
         return clinic_day(await self._timezone(queue_id), self.clock())
 
-    async def _hour_of_week(self, queue_id: str) -> int:
-        """0 (Monday 00:00-01:00) to 167 in the clinic's timezone: the ETA's hour profile."""
-        local = datetime.fromtimestamp(self.clock(), tz=ZoneInfo(await self._timezone(queue_id)))
-        return local.weekday() * 24 + local.hour
+    async def _utc_offset_s(self, queue_id: str) -> int:
+        """The clinic's UTC offset now, in seconds: the ETA's hour profile is by local hour."""
+        offset = datetime.fromtimestamp(self.clock(), tz=ZoneInfo(await self._timezone(queue_id))).utcoffset()
+        return int(offset.total_seconds()) if offset is not None else 0
 
     async def _timezone(self, queue_id: str) -> str:
         tz = self._tz.get(queue_id)
@@ -448,8 +448,8 @@ class QueueEngine:
         """Finish what this counter was serving and call the next patient, atomically."""
         _check_counter(counter)
         _check_idempotency_key(idempotency_key)
-        how = await self._hour_of_week(queue_id)
-        out = await self._run("next", {"queue": queue_id, "counter": counter, "how": how,
+        offset = await self._utc_offset_s(queue_id)
+        out = await self._run("next", {"queue": queue_id, "counter": counter, "utc_offset_s": offset,
                                        "idempotency_key": idempotency_key, "actor": actor}, record)
         return _ticket(out) if out.get("ticket") else None
 
@@ -459,7 +459,12 @@ class QueueEngine:
         counter's previous patient is finished as by :meth:`next`, in the same atomic step."""
         _check_counter(counter)
         _check_idempotency_key(idempotency_key)
-        return _ticket(await self._run("call", {"ticket": str(_ticket_id(ticket_id)), "counter": counter,
+        tid = str(_ticket_id(ticket_id))
+        # The ticket's queue, for its clinic's UTC offset (the ETA learns by local hour); an
+        # unknown ticket is refused by the script.
+        queue_id = await self._call_redis(self.redis.hget(keys.ticket(tid), "queue"))
+        offset = await self._utc_offset_s(queue_id) if queue_id else None
+        return _ticket(await self._run("call", {"ticket": tid, "counter": counter, "utc_offset_s": offset,
                                                 "idempotency_key": idempotency_key, "actor": actor}, record))
 
     async def close_counter(self, queue_id: str, counter: str, *, actor: str | None = None,

@@ -15,7 +15,8 @@ Live queue state (written only by the engine's Lua script; read only by the engi
     qt:q:{q}:counters          hash    counter -> ticket id now called/serving there
     qt:q:{q}:seen              hash    counter -> last time (ms) it pressed "next" (open counters)
     qt:q:{q}:idle              zset    counters that pressed "next" and hold nobody, scored by that time
-    qt:q:{q}:eta_profile       hash    learnt log gap between calls by hour: "w{hour of week}", "h{hour of day}"
+    qt:q:{q}:eta_profile       hash    learnt log gap between calls by hour: "w{hour of week}", "h{hour of day}";
+                                       by a session's load (half-octaves of patients waiting): "l{0-19}"
     qt:q:{q}:labels:{day}      string  label sequence of that day (clinic timezone), expires
     qt:t:{id}                  hash    ticket state (no contact details: those live in SQLite)
     qt:tok:{token}             string  ticket token -> ticket id

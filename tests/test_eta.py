@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import eta as bench  # noqa: E402  (benchmarks/eta.py)
+import hangu_log  # noqa: E402  (benchmarks/hangu_log.py)
 
-LEARNT = st.builds(lambda m, d, n, w: f"{m:.4f} {d:.4f} {n} 1764000000000 {w} 9",
+LEARNT = st.builds(lambda m, d, n, v, w: f"{m:.4f} {d:.4f} {n} {v:.5f} 0.1 {m:.4f} 0 8 0 1764000000000 {w} 9",
                    st.one_of(st.just(0.0), st.floats(1.6, 9.0)), st.floats(0.0, 2.0), st.integers(0, 500),
-                   st.sampled_from("01"))
+                   st.floats(0.0, 1.5), st.sampled_from("01"))
 QUEUE_STATS = st.fixed_dictionaries({
     "counters_open": st.integers(1, 8),
     "ema_s": st.integers(10, 7200),
@@ -53,10 +54,22 @@ def test_more_counters_shorten_the_wait_and_a_pause_adds_what_is_left_of_it(q: d
     assert paused == Eta(one.eta_s + 600, one.low_s + 600, one.high_s + 600)
 
 
-def test_a_session_learnt_well_narrows_the_range() -> None:
-    young = estimate(5, {"eta": f"{math.log(300):.4f} 0.4 0 1764000000000 1 9", "counters_open": 1})
-    learnt = estimate(5, {"eta": f"{math.log(300):.4f} 0.4 40 1764000000000 1 9", "counters_open": 1})
+def packed(level_s: float, cycles: int, level_var: float) -> str:
+    """A queue's ``eta`` field (lib.lua's eta_pack) with this level, count and level variance."""
+    m = math.log(level_s)
+    return f"{m:.4f} 0.4000 {cycles} {level_var:.5f} 0.1 {m:.4f} 0 8 0 1764000000000 1 9"
+
+
+def test_a_level_known_better_narrows_the_range_not_the_estimate() -> None:
+    young = estimate(5, {"eta": packed(300, 0, 0.12), "counters_open": 1})
+    learnt = estimate(5, {"eta": packed(300, 40, 0.01), "counters_open": 1})
     assert learnt.high_s - learnt.low_s < young.high_s - young.low_s
+    assert learnt.eta_s == young.eta_s
+
+
+def test_a_state_of_an_older_layout_is_shown_as_nothing_learnt() -> None:
+    old = estimate(3, {"eta": f"{math.log(120):.4f} 0.4 12 1764000000000 1 9", "counters_open": 1, "ema_s": 600})
+    assert old == estimate(3, {"counters_open": 1, "ema_s": 600})
 
 
 class Clock:
@@ -79,12 +92,12 @@ async def opd(aredis: aioredis.Redis) -> tuple[QueueEngine, Clock]:
     return eng, clock
 
 
-async def learnt(aredis: aioredis.Redis) -> dict[str, float]:
-    """The queue's packed ``eta`` field: "level deviation cycles last_call waiting hour"."""
-    packed = await aredis.hget(redis_keys.queue("gp"), "eta")
+async def learnt(aredis: aioredis.Redis, queue: str = "gp") -> dict[str, float]:
+    """The queue's packed ``eta`` field: "level deviation cycles level_var between ..."."""
+    packed = await aredis.hget(redis_keys.queue(queue), "eta")
     assert packed is not None
-    m, d, n = packed.split()[:3]
-    return {"eta_m": float(m), "eta_d": float(d), "eta_n": float(n)}
+    m, d, n, v, b = packed.split()[:5]
+    return {"eta_m": float(m), "eta_d": float(d), "eta_n": float(n), "eta_v": float(v), "eta_b": float(b)}
 
 
 async def run_cycles(eng: QueueEngine, clock: Clock, cycles: list[float]) -> None:
@@ -162,8 +175,49 @@ async def test_a_new_session_starts_from_what_that_hour_was_like(opd: tuple[Queu
     state = await learnt(aredis)
     assert state["eta_n"] == 0 and 120 < math.exp(state["eta_m"]) < 190  # as Monday's 9 o'clock
     profile = await aredis.hgetall(redis_keys.eta_profile("gp"))
-    # One entry per hour of the week and of the day that had calls: bounded, whatever the history.
-    assert set(profile) == {f"{kind}{h}" for kind in "wh" for h in (9, 14, 15, 16)}
+    # One entry per hour of the week and of the day that had calls, and one per load a session
+    # started with (half-octaves of patients waiting): bounded, whatever the history.
+    assert {k for k in profile if k[0] in "wh"} == {f"{kind}{h}" for kind in "wh" for h in (9, 14, 15, 16)}
+    assert {k for k in profile if k[0] == "l"} <= {f"l{b}" for b in range(20)}
+
+
+async def test_a_call_out_of_order_learns_by_the_clinics_hour_too(opd: tuple[QueueEngine, Clock],
+                                                                 aredis: aioredis.Redis) -> None:
+    eng, clock = opd
+    tickets = [await eng.issue("gp") for _ in range(12)]
+    for t in reversed(tickets[2:]):  # the desk calls them last first: 09:00, 09:15 ... 11:15
+        await eng.call(t["id"], "1")
+        clock.now += 900
+    assert (await learnt(aredis))["eta_n"] == 9
+    profile = await aredis.hgetall(redis_keys.eta_profile("gp"))
+    # Monday 09:00 in Kolkata is hour 9 of the clinic's week (03:30 UTC would be hour 3).
+    assert {k for k in profile if k[0] in "wh"} == {"w9", "h9", "w10", "h10"}
+    assert math.exp(float(profile["w10"])) == pytest.approx(900, rel=0.35)
+
+
+async def test_a_busy_session_starts_from_what_busy_sessions_were_like(opd: tuple[QueueEngine, Clock]) -> None:
+    """Sessions of the same hour, some with 25 patients waiting and a doctor who keeps pace (4
+    minutes each), some with 6 and 10 minutes each: a new one starts from what its load was like."""
+    eng, clock = opd
+
+    async def session(week: int, patients: int, cycle_s: float) -> int:
+        clock.now = MONDAY_9 + week * 7 * 86400
+        tickets = [await eng.issue("gp") for _ in range(patients)]
+        await eng.next("gp", "1")
+        first = await eng.ticket(tickets[1]["id"])  # next in line, as the session starts
+        assert first is not None
+        for _ in range(patients - 1):
+            clock.now += cycle_s
+            await eng.next("gp", "1")
+        clock.now += cycle_s
+        await eng.next("gp", "1")  # the last patient's done: the queue is empty
+        return int(first["eta_s"])
+
+    for week in range(8):
+        await session(week, *((25, 240) if week % 2 else (6, 600)))
+    busy, quiet = await session(8, 25, 240), await session(9, 6, 600)
+    assert busy < 0.7 * quiet
+    assert busy == pytest.approx(240, rel=0.35) and quiet == pytest.approx(600, rel=0.35)
 
 
 async def test_the_replay_reports_the_engines_own_etas(aredis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,3 +261,23 @@ def test_a_bad_log_is_refused_with_its_line(tmp_path: Path) -> None:
     log.write_text("when,who\n")
     with pytest.raises(SystemExit, match="header"):
         bench.read_log(log)
+
+
+def test_a_real_log_converts_with_its_weekdays_and_who_is_new(tmp_path: Path) -> None:
+    """benchmarks/hangu_log.py on rows of the Hangu log's layout: the replay reads the weekday and
+    who is new, and puts a morning and an afternoon of the same weekday on one day."""
+    source, log = tmp_path / "Raw_1.csv", tmp_path / "log.csv"
+    source.write_text(
+        "ID,Session,Month,DayOfWeek,WorkingDay,AM_PM,Visit.No,Gender,M.Cancer,S.Cancer,StartTime,PayTime\n"
+        "HA,1,January,Wednesday,TRUE,morning,1,F,TRUE,FALSE,8:31:40,8:44:28\n"
+        "HB,1,January,Wednesday,TRUE,morning,6,F,FALSE,FALSE,8:43:11,9:07:31\n"
+        "HC,2,January,Wednesday,TRUE,afternoon,NA,M,FALSE,FALSE,14:33:05,14:50:00\n"
+        "HD,3,January,Saturday,FALSE,morning,2,M,FALSE,FALSE,8:32:36,8:40:00\n"
+        "HE,4,January,Wednesday,TRUE,morning,1,F,FALSE,FALSE,8:29:07,8:41:00\n")
+    assert hangu_log.convert(source, log) == 5
+    sessions = bench.read_log(log)
+    assert [(v.weekday, v.new) for v in sessions["1"]] == [(2, True), (2, False)]
+    assert sessions["2"][0].new is None
+    days = [datetime.fromtimestamp(t, ZoneInfo("Asia/Kolkata")) for t in bench.session_days(sessions)]
+    assert [d.strftime("%a") for d in days] == ["Wed", "Wed", "Sat", "Wed"]
+    assert days[0] == days[1] and (days[2] - days[1]).days == 3 and (days[3] - days[2]).days == 4

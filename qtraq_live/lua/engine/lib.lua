@@ -18,12 +18,23 @@
 
 local EMA_ALPHA = 0.3
 local DEFAULT_PAUSE_S = 600
--- The wait estimator (docs/eta.md): a gap between two calls longer than this starts a new session,
--- each gap moves the level by at least this step, and each hour's level moves its profile entry by this one.
+-- The wait estimator (docs/eta.md): a gap between two calls longer than the first starts a new
+-- session, and so does one longer than the second after a call that left nobody waiting;
+-- each hour's level moves its profile entry by this step, and each session its load's entry by this one;
+-- the deviation of log cycles before any is seen, and the step each cycle moves it by; how far a
+-- session's level strays from its prior before any session is seen (a variance), and the step each
+-- session moves that by, and that of a level guessed from the configured service time; the
+-- variance a level gains each cycle (a doctor tires, or hurries).
 local ETA_SESSION_MS = 3 * 3600 * 1000
-local ETA_STEP_MIN = 0.12
+local ETA_IDLE_SESSION_MS = 3600 * 1000
 local ETA_PROFILE_STEP = 0.3
+local ETA_LOAD_STEP = 0.1
 local ETA_DEV_PRIOR = 0.45
+local ETA_DEV_STEP = 0.05
+local ETA_BETWEEN_PRIOR = 0.12
+local ETA_BETWEEN_STEP = 0.1
+local ETA_GUESS_VAR = 1.0
+local ETA_DRIFT = 0.001
 
 local op = ARGV[1]
 local A = cjson.decode(ARGV[2])
@@ -174,66 +185,110 @@ local function learn_service_time(t, q)
   redis.call('HSET', K.queue(t.queue), 'ema_s', q.ema_s)
 end
 
--- A patient was just called in queue ``q`` (its hash, kept in step); ``left``: somebody is still
--- waiting. The time since the queue's previous call, times the counters open, is one "cycle" of
--- a counter: service plus changeover. It is learnt only when somebody was waiting all along (not
--- a doctor waiting for patients) and no pause fell in between (pause_left_s covers pauses). The
--- level is a clipped moving average of log cycles (one 90-minute visit moves it a
--- little), fast while a session is young, with the mean absolute deviation of log cycles (the
--- spread of the range). A session starts from what this hour of the week (else of the day)
--- was like: the profile takes an hour's level once, at the first call of another hour. ``how`` is
--- the hour of the week in the clinic's timezone. Constant work per call, whatever the history.
-local function learn_gap(q, how, left)
-  -- ``eta`` packs what is learnt into one field: "level deviation cycles last_call waiting hour"
-  -- (one field to read and write, and the views get it as it is).
-  local m, d, n, last, waiting, hour
-  if q.eta then
-    m, d, n, last, waiting, hour = string.match(q.eta, '^(%S+) (%S+) (%d+) (%d+) ([01]) (%d*)$')
-  end
-  m, d, n, last = tonumber(m), tonumber(d) or ETA_DEV_PRIOR, tonumber(n) or 0, tonumber(last) or 0
-  if m == 0 then m = nil end
-  hour = tonumber(hour)
+-- The hour of the week (0: Monday 00:00-01:00) at a UTC offset in seconds, or nil.
+local function hour_of_week(offset)
+  if not offset then return nil end
+  local h = math.floor((NOW / 1000 + offset) / 3600)
+  return ((math.floor(h / 24) + 3) % 7) * 24 + h % 24  -- 1970-01-01 was a Thursday
+end
+
+-- ``eta`` packs what is learnt into one queue field (one field to read and write; the views
+-- get it as it is): "level deviation cycles level_var between hour_prior load_offset load
+-- log_sum last_call waiting hour" (load -1: a session not to learn sessions from; hour -1:
+-- not known). A table of it, or nil (nothing learnt yet).
+local ETA_PACKED = '^(%S+) (%S+) (%d+) (%S+) (%S+) (%S+) (%S+) (%-?%d+) (%S+) (%d+) ([01]) (%-?%d+)$'
+local function eta_unpack(packed)
+  if not packed then return nil end
+  local m, d, n, v, b, hp, g, lb, s, last, waiting, hour = string.match(packed, ETA_PACKED)
+  if not m then return nil end  -- nothing, or an older layout: learnt afresh
+  return {m = tonumber(m), d = tonumber(d), n = tonumber(n), v = tonumber(v), b = tonumber(b), hp = tonumber(hp),
+          g = tonumber(g), lb = tonumber(lb), s = tonumber(s), last = tonumber(last), waiting = waiting,
+          hour = tonumber(hour)}
+end
+
+local function eta_pack(q, e)
+  q.eta = string.format('%.4f %.4f %d %.5f %.5f %.4f %.4f %d %.4f %s %s %d', e.m, e.d, e.n, e.v, e.b, e.hp, e.g,
+                        e.lb, e.s, NOW_S, e.waiting, e.hour)
+  redis.call('HSET', K.queue(q.id), 'eta', q.eta)
+end
+
+-- A patient was just called in queue ``q`` (its hash, kept in step); ``left``: how many are
+-- still waiting; ``offset``: the clinic's UTC offset in seconds now (nil: not known).
+-- The time since the queue's previous call, times the counters open, is one "cycle" of a
+-- counter: service plus changeover. It is learnt only when somebody was waiting all along (not
+-- a doctor waiting for patients) and no pause fell in between (pause_left_s covers pauses).
+-- The level (the log cycle) is a Kalman filter's: each cycle moves it by how unsure it is
+-- against how much cycles scatter, so a session's first cycles move it as much as sessions
+-- really differ here and one 90-minute visit (clipped) moves it a little. A session starts
+-- from its prior: what this hour of the week (else of the day) was like, plus what sessions of
+-- this load (patients waiting at its first call) were like beside their hour; how far sessions
+-- land from their prior is learnt too, and is how unsure a new session's level is. The profile
+-- takes an hour's level once, at the first call of another hour or session, and a load's entry
+-- moves once a session. Constant work per call, whatever the history.
+local function learn_gap(q, offset, left)
+  local e = eta_unpack(q.eta)
   local pkey = K.eta_profile(q.id)
-  if how and m and n > 0 and hour and hour ~= how then
-    local wk, hk = 'w' .. hour, 'h' .. (hour % 24)
+  local how = hour_of_week(offset)
+  local fresh = not e or NOW - e.last > ETA_SESSION_MS or (e.waiting == '0' and NOW - e.last > ETA_IDLE_SESSION_MS)
+  if e and e.n > 0 and e.hour >= 0 and how and (e.hour ~= how or fresh) then
+    local wk, hk = 'w' .. e.hour, 'h' .. (e.hour % 24)
     local p = redis.call('HMGET', pkey, wk, hk)
+    local x = e.m - e.g  -- the hour's level without this session's load
     local pw, ph = tonumber(p[1]), tonumber(p[2])
-    pw = pw and pw + ETA_PROFILE_STEP * (m - pw) or m
-    ph = ph and ph + ETA_PROFILE_STEP * (m - ph) or m
+    pw = pw and pw + ETA_PROFILE_STEP * (x - pw) or x
+    ph = ph and ph + ETA_PROFILE_STEP * (x - ph) or x
     redis.call('HSET', pkey, wk, string.format('%.4f', pw), hk, string.format('%.4f', ph))
   end
-  if last == 0 or NOW - last > ETA_SESSION_MS then
-    if how then
-      local p = redis.call('HMGET', pkey, 'w' .. how, 'h' .. (how % 24))
-      m = tonumber(p[1]) or tonumber(p[2]) or m
+  if fresh then
+    -- A new session. What the last one showed: how far it landed from its prior, and what its load added.
+    -- (One that started from the configured time, load -1, says nothing of either.)
+    local b = e and e.b or ETA_BETWEEN_PRIOR
+    if e and e.n >= 3 and e.lb >= 0 then
+      local mean = e.s / e.n
+      local r = 1.5625 * e.d * e.d  -- variance of log cycles: (1.25 x mean absolute deviation)^2
+      b = b + ETA_BETWEEN_STEP * ((mean - e.hp - e.g) ^ 2 - r / e.n - b)
+      if b < 0.003 then b = 0.003 elseif b > 1 then b = 1 end
+      local lk = 'l' .. e.lb
+      local g = tonumber(redis.call('HGET', pkey, lk))
+      g = g and g + ETA_LOAD_STEP * (mean - e.hp - g) or (mean - e.hp)
+      redis.call('HSET', pkey, lk, string.format('%.4f', g))
     end
-    n = 0
-  elseif waiting == '1' and num(q.paused_at) < last then
-    local x = (NOW - last) / 1000 * counters_open(q.id, num(q.ema_s))
-    if x < 5 then x = 5 elseif x > 7200 then x = 7200 end
-    local lx = math.log(x)
-    if not m then  -- nothing learnt yet: start from the average service time
+    -- The load: patients waiting at the session's first call, in half-octaves (at most 20 entries).
+    local lb = math.floor(2 * math.log(left + 1) / math.log(2))
+    if lb > 19 then lb = 19 end
+    local p = redis.call('HMGET', pkey, 'w' .. (how or -1), 'h' .. (how and how % 24 or -1), 'l' .. lb)
+    local hp, v = tonumber(p[1]) or tonumber(p[2]) or (e and e.m - e.g), b
+    if not hp then  -- nothing learnt yet: the average service time, a guess (the level may be far off)
       local prior = num(q.ema_s)
       if prior < 10 then prior = math.max(num(q.avg_service_s), 10) end
-      m = math.log(prior)
+      hp, v, lb = math.log(prior), ETA_GUESS_VAR, -1
     end
-    local band = 2.5 * math.max(d, 0.15)
-    if lx > m + band then lx = m + band elseif lx < m - band then lx = m - band end
-    local step = 1 / (n + 2)
-    if step < ETA_STEP_MIN then step = ETA_STEP_MIN end
-    d = d + step * (math.abs(lx - m) - d)
-    m = m + step * (lx - m)
-    n = n + 1
+    local g = tonumber(p[3]) or 0
+    e = {m = hp + g, d = e and e.d or ETA_DEV_PRIOR, n = 0, v = v, b = b, hp = hp, g = g, lb = lb, s = 0}
+  elseif e.waiting == '1' and num(q.paused_at) < e.last then
+    local x = (NOW - e.last) / 1000 * counters_open(q.id, num(q.ema_s))
+    if x < 5 then x = 5 elseif x > 7200 then x = 7200 end
+    local lx = math.log(x)
+    local band = 2.5 * math.max(e.d, 0.15)
+    if lx > e.m + band then lx = e.m + band elseif lx < e.m - band then lx = e.m - band end
+    local r = 1.5625 * e.d * e.d
+    local gain = e.v / (e.v + r)
+    -- the deviation of a cycle from the level, less the part that is the level's own error
+    e.d = e.d + ETA_DEV_STEP * (math.abs(lx - e.m) * math.sqrt(r / (r + e.v)) - e.d)
+    e.m = e.m + gain * (lx - e.m)
+    e.v = (1 - gain) * e.v + ETA_DRIFT
+    e.s = e.s + lx
+    e.n = e.n + 1
   end
-  if not m then m = 0 end  -- 0: nothing learnt (a log of seconds is never 0 here)
-  q.eta = string.format('%.4f %.4f %d %s %s %s', m, d, n, NOW_S, left and '1' or '0', how or '')
-  redis.call('HSET', K.queue(q.id), 'eta', q.eta)
+  e.waiting = left > 0 and '1' or '0'
+  e.hour = how or -1
+  eta_pack(q, e)
 end
 
 -- A press that called nobody: the next gap starts from an empty queue, so it is not learnt.
 local function learn_empty(q)
-  if q.eta and string.find(q.eta, ' 1 %d*$') then
-    q.eta = string.gsub(q.eta, ' 1 (%d*)$', ' 0 %1')
+  if q.eta and string.find(q.eta, ' 1 %-?%d+$') then
+    q.eta = string.gsub(q.eta, ' 1 (%-?%d+)$', ' 0 %1')
     redis.call('HSET', K.queue(q.id), 'eta', q.eta)
   end
 end

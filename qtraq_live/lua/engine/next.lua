@@ -20,11 +20,12 @@ local function finish_counter(q, counter, changed)
 end
 
 -- Ticket ``t`` (taken off the waiting set if it was there) is called to ``counter`` now; the
--- wait estimator learns from the call (``A.how``: the hour of the week, lib.lua's learn_gap).
+-- wait estimator learns from the call (lib.lua's learn_gap; ``A.utc_offset_s``: the clinic's UTC
+-- offset now, which queue_engine.py sends with "next" and "call").
 local function call_to(t, q, counter, changed)
   set_ticket(t, {prev_status = t.status, status = 'called', counter = counter, called_at = NOW_S})
   hold(q.id, counter, t.id)
-  learn_gap(q, A.how, redis.call('ZCARD', K.waiting(q.id)) > 0)
+  learn_gap(q, A.utc_offset_s, redis.call('ZCARD', K.waiting(q.id)))
   push_recent(q.clinic, t)
   changed[#changed + 1] = ticket_json(t)
   local _, ev = emit(q.clinic, 'called', q.id, changed, {queue_json(q)})
