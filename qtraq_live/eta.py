@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from .live_schema import ETA_DEV_PRIOR
+
 Z80 = 1.2816  # standard normal 90th percentile: 10th..90th percentile = an 80 % range
 LEVEL_SPREAD = 0.45  # log-sd of the level when nothing is learnt (the configured service time)
 RANGE_SPREAD = 0.1  # log-sd the range adds to the model's: what it leaves out (drift, the rare very long visit)
-DEVIATION_PRIOR = 0.45  # mean absolute deviation of log cycles before any is seen
 MIN_SIGMA = 0.1
 DEFAULT_AVG_SERVICE_S = 300  # a new queue's average service time: the estimate until calls are timed
 
@@ -39,7 +40,7 @@ class Eta(NamedTuple):
     high_s: int
 
 
-NOTHING_LEARNT = (0.0, DEVIATION_PRIOR, 0, LEVEL_SPREAD**2)
+NOTHING_LEARNT = (0.0, ETA_DEV_PRIOR, 0, LEVEL_SPREAD**2)
 PACKED_FIELDS = 12  # fields of the ``eta`` layout eta_pack writes (an older one had 6)
 
 

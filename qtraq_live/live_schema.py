@@ -39,9 +39,10 @@ COUNTER_OPEN_MS = 5 * 60 * 1000        # a counter that pressed "next" this rece
 LABEL_TTL_S = 3 * 86_400               # a day's label sequence outlives its day by this much
 RECENT_CALLS = 20                      # the last calls a clinic keeps (qt:c:{c}:recent)
 
-LUA_CONSTANTS: dict[str, int] = {
+ETA_DEV_PRIOR = 0.45  # the wait estimator's mean absolute deviation of log cycles before any is seen (docs/eta.md)
+LUA_CONSTANTS: dict[str, float] = {
     "NORMAL_OFFSET": NORMAL_OFFSET, "COUNTER_OPEN_MS": COUNTER_OPEN_MS,
-    "LABEL_TTL_S": LABEL_TTL_S, "RECENT_CALLS": RECENT_CALLS,
+    "LABEL_TTL_S": LABEL_TTL_S, "RECENT_CALLS": RECENT_CALLS, "ETA_DEV_PRIOR": ETA_DEV_PRIOR,
 }
 
 
