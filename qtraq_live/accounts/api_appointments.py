@@ -21,7 +21,7 @@ from ..api.issue import track_url
 from ..errors import Forbidden, Invalid, NotFound
 from ..validation import Field, Schema
 from ..web.request import public_base, read_json
-from ..web.responses import JSONResponse, csv_download, wants_csv
+from ..web.responses import JSONResponse, range_report, wants_csv
 from . import appointments, notices, payments, records, stats
 from .api import now_ms, require_account, store_of
 
@@ -164,9 +164,7 @@ async def clinic_stats(request: Request) -> Response:
                                     now_ms())
     data["payment_methods"] = await payments.method_counts(store_of(request), data["clinic"], data["from"], data["to"],
                                                            stats.MIN_PEOPLE)  # counts of methods, never people (#22)
-    if as_csv:
-        return csv_download(f'stats-{data["clinic"]}-{data["from"]}-{data["to"]}', stats.to_csv(data))
-    return JSONResponse(data)
+    return range_report(as_csv, "stats", data, stats.to_csv)
 
 
 routes: list[BaseRoute] = [

@@ -14,7 +14,7 @@ from ..api.common import engine_of
 from ..errors import NotFound
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
-from ..web.responses import JSONResponse, csv_download, wants_csv
+from ..web.responses import JSONResponse, range_report, wants_csv
 from . import feedback
 from .api import now_ms, store_of
 
@@ -45,9 +45,7 @@ async def clinic_feedback(request: Request) -> Response:
         raise NotFound("unknown clinic")
     today = datetime.now(ZoneInfo(clinic["timezone"])).date()
     data = await feedback.aggregates(store_of(request), clinic["id"], q.get("from"), q.get("to"), today)
-    if as_csv:
-        return csv_download(f'feedback-{data["clinic"]}-{data["from"]}-{data["to"]}', feedback.to_csv(data))
-    return JSONResponse(data)
+    return range_report(as_csv, "feedback", data, feedback.to_csv)
 
 
 routes: list[BaseRoute] = [

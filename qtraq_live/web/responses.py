@@ -11,6 +11,7 @@ for ``1e+16``: the same number).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -42,3 +43,11 @@ def csv_download(name: str, text: str) -> responses.Response:
     """``text`` as a CSV file the browser saves as ``name.csv``."""
     return responses.PlainTextResponse(text, media_type="text/csv",
                                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def range_report(as_csv: bool, kind: str, data: dict[str, Any], to_csv: Callable[[dict[str, Any]], str]) -> responses.Response:
+    """A clinic's figures over a range of days (``clinic``, ``from``, ``to`` in ``data``): JSON,
+    or with ``as_csv`` the file ``KIND-CLINIC-FROM-TO.csv``."""
+    if as_csv:
+        return csv_download(f"{kind}-{data['clinic']}-{data['from']}-{data['to']}", to_csv(data))
+    return JSONResponse(data)
