@@ -24,6 +24,7 @@ from .accounts import api as accounts_api
 from .accounts import api_appointments as accounts_appointments
 from .accounts import api_broadcast, api_documents, api_feedback, api_oidc, api_payments
 from .accounts import day_list as accounts_day_list
+from .accounts import passwords as account_passwords
 from .accounts import page as accounts_page
 from .api import admin as api_admin
 from .api import audit_log as api_audit_log
@@ -112,6 +113,7 @@ def create_app(settings: Settings, role: str = "all") -> Starlette:
         if role == "all":  # issue #20: the Web Push key and the clinics' languages, into Redis
             await vapid.publish_at_start(app.state.redis, settings)
             await speech_languages.mirror_at_start(app.state.store, app.state.redis)
+            await asyncio.to_thread(account_passwords.warm)  # account logins are the primary's
         app.state.credentials = CredentialCache(app.state.redis, settings["security.credential_cache_s"])
         await socket_cap.start(app.state.redis)  # its lease in Redis: the cap holds across processes
         app.state.hub = Hub(app.state.engine, settings)

@@ -17,11 +17,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from . import __version__, breach_report, logs, server, staff_access
+from . import __version__, access, breach_report, logs, server, staff_access
 from .abdm import commands as abdm_cli
 from .accounts import commands as accounts_cli
 from .access import ROLES
@@ -30,6 +30,7 @@ from .duties import Context
 from .errors import ConfigError, Invalid, QtraqError, Unavailable
 from .offline import run_offline
 
+T = TypeVar("T")
 
 
 # -- serve, worker, demo, rebuild -------------------------------------------------------------
@@ -93,13 +94,46 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- access: users, API tokens, display keys --------------------------------------------------
+# Each of these runs one call on the record and Redis (the server may be stopped: run_offline)
+# and prints one line about it: :func:`offline_command` writes that once.
 
-def user_add_arguments(p: argparse.ArgumentParser) -> None:
+def offline_command(action: Callable[[argparse.Namespace, Context], Awaitable[T]],
+                    say: Callable[[argparse.Namespace, T], str]) -> Callable[[argparse.Namespace, Settings], int]:
+    """A command's ``run``: ``await action(args, ctx)`` offline, then print ``say(args, result)``."""
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        result = run_offline(settings, lambda ctx: action(args, ctx))
+        print(say(args, result))
+        return 0
+
+    return run
+
+
+def username_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("username")
+
+
+def role_arguments(p: argparse.ArgumentParser) -> None:
+    """``USERNAME --role R [--queue Q ...]``."""
+    username_argument(p)
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--queue", action="append", default=[], metavar="Q",
                    help="a queue this doctor acts on (repeat for several)")
+
+
+def password_stdin_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def password_arguments(p: argparse.ArgumentParser) -> None:
+    """``USERNAME [--password-stdin]``."""
+    username_argument(p)
+    password_stdin_argument(p)
+
+
+def user_add_arguments(p: argparse.ArgumentParser) -> None:
+    """``USERNAME --role R [--queue Q ...] [--password-stdin]``."""
+    role_arguments(p)
+    password_stdin_argument(p)
 
 
 def read_password(from_stdin: bool) -> str:
@@ -117,104 +151,79 @@ def read_password(from_stdin: bool) -> str:
 
 
 def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
-    from . import access
-
     if args.queue and args.role != "doctor":
         raise Invalid("queue", "only a doctor is bound to queues")
     password = read_password(args.password_stdin)
-    user_id = run_offline(settings, lambda ctx: access.create_user(
-        ctx.store, ctx.redis, args.username, password, args.role, tuple(args.queue)))
-    print(f"created {args.role} user {args.username} (id {user_id})")
-    return 0
-
-
-def username_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("username")
+    return offline_command(
+        lambda a, ctx: access.create_user(ctx.store, ctx.redis, a.username, password, a.role, tuple(a.queue)),
+        lambda a, user_id: f"created {a.role} user {a.username} (id {user_id})")(args, settings)
 
 
 def token_create_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("username")
+    username_argument(p)
     p.add_argument("--scope", choices=("press",), default="",
                    help="limit the token: press = call the next patient only (a desk button)")
     p.add_argument("--expires-days", type=int, metavar="N", help="the token stops working after N days")
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from . import access
-
     if args.expires_days is not None and args.expires_days < 1:
         raise Invalid("--expires-days", "must be at least 1")
     expires_at = int(time.time()) + args.expires_days * 86_400 if args.expires_days else None
-    token = run_offline(settings, lambda ctx: access.create_api_token(ctx.store, ctx.redis, args.username,
-                                                                      args.scope, expires_at))
-    print(f"API token for {args.username} (shown once; send it as 'Authorization: Bearer <token>'):")
-    print(token)
-    return 0
+    return offline_command(
+        lambda a, ctx: access.create_api_token(ctx.store, ctx.redis, a.username, a.scope, expires_at),
+        lambda a, token: f"API token for {a.username} (shown once; send it as 'Authorization: Bearer <token>'):"
+                         f"\n{token}")(args, settings)
 
 
-# -- withdrawing staff access (effective at once in every process: see staff_access.py) ----------
-
-def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
-    run_offline(settings, lambda ctx: staff_access.set_disabled(ctx.store, ctx.redis, args.username, True))
-    print(f"user {args.username} disabled; their sessions ended")
-    return 0
-
-
-def cmd_user_enable(args: argparse.Namespace, settings: Settings) -> int:
-    run_offline(settings, lambda ctx: staff_access.set_disabled(ctx.store, ctx.redis, args.username, False))
-    print(f"user {args.username} enabled")
-    return 0
-
-
-def user_passwd_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("username")
-    p.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+# Withdrawing staff access is effective at once in every process (see staff_access.py).
+cmd_user_disable = offline_command(
+    lambda a, ctx: staff_access.set_disabled(ctx.store, ctx.redis, a.username, True),
+    lambda a, _: f"user {a.username} disabled; their sessions ended")
+cmd_user_enable = offline_command(
+    lambda a, ctx: staff_access.set_disabled(ctx.store, ctx.redis, a.username, False),
+    lambda a, _: f"user {a.username} enabled")
 
 
 def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> int:
     password = read_password(args.password_stdin)
-    run_offline(settings, lambda ctx: staff_access.set_password(ctx.store, ctx.redis, args.username, password))
-    print(f"password of {args.username} changed; their sessions ended")
-    return 0
+    return offline_command(
+        lambda a, ctx: staff_access.set_password(ctx.store, ctx.redis, a.username, password),
+        lambda a, _: f"password of {a.username} changed; their sessions ended")(args, settings)
 
 
-def user_role_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("username")
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--queue", action="append", default=[], metavar="Q",
-                   help="a queue this doctor acts on (repeat for several)")
-
-
-def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
-    user = run_offline(settings, lambda ctx: staff_access.set_role(ctx.store, ctx.redis, args.username, args.role,
-                                                                   args.queue))
+def _role_line(args: argparse.Namespace, user: dict[str, Any]) -> str:
     scope = f" on {', '.join(user['queues'])}" if user["queues"] else ""
-    print(f"user {user['username']} is now {user['role']}{scope}")
-    return 0
+    return f"user {user['username']} is now {user['role']}{scope}"
+
+
+cmd_user_role = offline_command(
+    lambda a, ctx: staff_access.set_role(ctx.store, ctx.redis, a.username, a.role, a.queue), _role_line)
 
 
 def token_list_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("username", nargs="?", help="only this user's tokens")
 
 
-def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    tokens = run_offline(settings, lambda ctx: staff_access.list_tokens(ctx.store, args.username))
-    print(f"{'id':>5}  {'user':<20} {'scope':<6} {'state':<8} {'created':<21} expires")
+def _token_table(args: argparse.Namespace, tokens: list[dict[str, Any]]) -> str:
+    lines = [f"{'id':>5}  {'user':<20} {'scope':<6} {'state':<8} {'created':<21} expires"]
     for t in tokens:
         state = "active" if t["active"] else "revoked" if t["revoked_at"] else "expired"
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t["expires_at"])) if t["expires_at"] else "never"
-        print(f"{t['id']:>5}  {t['username']:<20} {t['scope'] or 'all':<6} {state:<8} {t['created_at']:<21} {expires}")
-    return 0
+        lines.append(f"{t['id']:>5}  {t['username']:<20} {t['scope'] or 'all':<6} {state:<8} {t['created_at']:<21} {expires}")
+    return "\n".join(lines)
+
+
+cmd_token_list = offline_command(lambda a, ctx: staff_access.list_tokens(ctx.store, a.username), _token_table)
 
 
 def token_revoke_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("token_or_id", metavar="TOKEN_OR_ID", help="the token itself, or its id from `token list`")
 
 
-def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    result = run_offline(settings, lambda ctx: staff_access.revoke_token(ctx.store, ctx.redis, args.token_or_id))
-    print(f"API token {result['id']} revoked")
-    return 0
+cmd_token_revoke = offline_command(
+    lambda a, ctx: staff_access.revoke_token(ctx.store, ctx.redis, a.token_or_id),
+    lambda a, result: f"API token {result['id']} revoked")
 
 
 def display_key_arguments(p: argparse.ArgumentParser) -> None:
@@ -222,14 +231,9 @@ def display_key_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", default="", help="where the screen hangs, e.g. 'lobby TV'")
 
 
-def cmd_display_key(args: argparse.Namespace, settings: Settings) -> int:
-    from . import access
-
-    key = run_offline(settings, lambda ctx: access.create_display_key(
-        ctx.store, ctx.redis, args.clinic, args.label))
-    print(f"display key for clinic {args.clinic} (shown once; open /display/{args.clinic}?key=<key>):")
-    print(key)
-    return 0
+cmd_display_key = offline_command(
+    lambda a, ctx: access.create_display_key(ctx.store, ctx.redis, a.clinic, a.label),
+    lambda a, key: f"display key for clinic {a.clinic} (shown once; open /display/{a.clinic}?key=<key>):\n{key}")
 
 
 # -- DPDP: breach report --------------------------------------------------------------------------
@@ -293,9 +297,8 @@ COMMANDS: list[Command] = [
     Command("token create", "create an API token for a staff user", cmd_token_create, token_create_arguments),
     Command("user disable", "disable a staff user and end their sessions", cmd_user_disable, username_argument),
     Command("user enable", "enable a disabled staff user", cmd_user_enable, username_argument),
-    Command("user passwd", "set a staff user's password (ends their sessions)", cmd_user_passwd,
-            user_passwd_arguments),
-    Command("user role", "change a staff user's role and queues", cmd_user_role, user_role_arguments),
+    Command("user passwd", "set a staff user's password (ends their sessions)", cmd_user_passwd, password_arguments),
+    Command("user role", "change a staff user's role and queues", cmd_user_role, role_arguments),
     Command("token list", "list API tokens (never the secrets)", cmd_token_list, token_list_arguments),
     Command("token revoke", "revoke an API token by the token or its id", cmd_token_revoke, token_revoke_arguments),
     Command("display-key", "create a display key for a clinic's screens", cmd_display_key, display_key_arguments),

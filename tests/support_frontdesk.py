@@ -11,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext, Page
 
 from qtraq_live import access
 from qtraq_live.embedded_redis import EmbeddedRedis
-from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
-from tests.support_serve import ServeProcess, seeded_serve
+from tests.support_serve import ServeProcess, seeded_serve, seeding
 
 PASSWORD = "correct-horse-battery"
 HOSPITAL_NAME = "Sri Venkateshwara Multispeciality Hospital and Research Centre, OPD Block B"
@@ -117,27 +114,26 @@ class FrontdeskSite:
                 assert r.status_code == 200, r.text
 
 
-async def _seed(data_dir: Path, redis_url: str) -> tuple[str, dict[str, str]]:
-    store = Store(data_dir / "qtraq.db")
-    await store.open()
-    r = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        engine = QueueEngine(r)
-        await engine.load_scripts()
+async def seed_site(data_dir: Path, redis_url: str, *, hospital: bool = True, doctor: bool = True,
+                    token_user: str = "boss") -> tuple[str, dict[str, str]]:
+    """Clinic ``city`` (queues gp, self check-in, and eye), with ``hospital`` clinic ``hosp`` too;
+    staff desk (reception) and boss (admin), with ``doctor`` doc (gp) too; an API token of
+    ``token_user`` and a display key per clinic, written before the server starts."""
+    async with seeding(data_dir, redis_url) as (store, r, engine):
         await engine.create_clinic("city", "City Clinic", timezone="Asia/Kolkata")
         await engine.create_queue("city", "gp", "General Physician", "A", avg_service_s=240, self_checkin=True)
         await engine.create_queue("city", "eye", "Eye Clinic", "B", avg_service_s=420)
-        await engine.create_clinic("hosp", HOSPITAL_NAME, timezone="Asia/Kolkata", mask_names=False)
-        for qid, name, prefix in HOSPITAL_QUEUES:
-            await engine.create_queue("hosp", qid, name, prefix)
+        if hospital:
+            await engine.create_clinic("hosp", HOSPITAL_NAME, timezone="Asia/Kolkata", mask_names=False)
+            for qid, name, prefix in HOSPITAL_QUEUES:
+                await engine.create_queue("hosp", qid, name, prefix)
         await access.create_user(store, r, "desk", PASSWORD, "reception")
         await access.create_user(store, r, "boss", PASSWORD, "admin")
-        await access.create_user(store, r, "doc", PASSWORD, "doctor", ("gp",))
-        token = await access.create_api_token(store, r, "boss")
-        keys = {c: await access.create_display_key(store, r, c, "hall") for c in ("city", "hosp")}
-    finally:
-        await r.aclose()
-        await store.close()
+        if doctor:
+            await access.create_user(store, r, "doc", PASSWORD, "doctor", ("gp",))
+        token = await access.create_api_token(store, r, token_user)
+        clinics = ("city", "hosp") if hospital else ("city",)
+        keys = {c: await access.create_display_key(store, r, c, "hall") for c in clinics}
     return token, keys
 
 
@@ -145,12 +141,18 @@ async def _seed(data_dir: Path, redis_url: str) -> tuple[str, dict[str, str]]:
 def frontdesk_site(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontdeskSite]:
     data = tmp_path_factory.mktemp("frontdesk") / "data"
     data.mkdir()
-    with seeded_serve(redis_server.url, data, _seed) as (srv, (token, keys)):
+    with seeded_serve(redis_server.url, data, seed_site) as (srv, (token, keys)):
         with httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
                           timeout=10) as api:
             yield FrontdeskSite(srv, api, keys, data)
 
 
-def sign_in(context: BrowserContext, site: FrontdeskSite, username: str) -> None:
+class HasUrl(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+def sign_in(context: BrowserContext, site: HasUrl, username: str) -> None:
+    """A staff session cookie in the browser (the login form itself is tested on its own)."""
     r = context.request.post(f"{site.url}/api/v1/auth/login", data={"username": username, "password": PASSWORD})
     assert r.ok, r.text()

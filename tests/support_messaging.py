@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from tests.support_notify import Sink, running_sink, wait_until
-from tests.support_serve import ServeProcess
+from tests.support_serve import ADMIN_PASSWORD_ENV, ServeProcess, one_clinic_config
 
 ADMIN_PASSWORD = "messaging-admin-passphrase"
 SMS_SECRET = "sms-gateway-shared-secret-for-tests"
@@ -28,22 +28,7 @@ CONFIG = """
 rate_limit = {rate_limit}
 late_places = 3
 {extra}
-
-[[clinics]]
-id = "c1"
-name = "Sunrise Clinic"
-timezone = "UTC"
-
-  [[clinics.queues]]
-  id = "gp"
-  name = "General"
-  prefix = "A"
-
-[[staff]]
-username = "admin"
-role = "admin"
-password_env = "QTRAQ_TEST_ADMIN_PASSWORD"
-"""
+""" + one_clinic_config("Sunrise Clinic")
 
 
 @pytest.fixture
@@ -59,7 +44,7 @@ def messaging_server(tmp_path: Path, sink: Sink | None = None, wa_sink: Sink | N
     (tmp_path / "qtraq.toml").write_text(CONFIG.format(rate_limit=rate_limit, extra=extra))
     full = {
         "QTRAQ_CONFIG": str(tmp_path / "qtraq.toml"),
-        "QTRAQ_TEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        ADMIN_PASSWORD_ENV: ADMIN_PASSWORD,
         "QTRAQ_INBOUND_SMS_SECRET": SMS_SECRET,
         "QTRAQ_INBOUND_WHATSAPP_VERIFY_TOKEN": WA_VERIFY,
         "QTRAQ_INBOUND_WHATSAPP_APP_SECRET": WA_APP_SECRET,

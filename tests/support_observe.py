@@ -22,25 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support_notify import Sink, free_port
-from tests.support_serve import ServeProcess, wait_until
+from tests.support_serve import ADMIN_PASSWORD_ENV, ServeProcess, one_clinic_config, wait_until
 
 ADMIN_PASSWORD = "observability-admin-passphrase"
-CONFIG = """
-[[clinics]]
-id = "c1"
-name = "Observed Clinic"
-timezone = "UTC"
-
-  [[clinics.queues]]
-  id = "gp"
-  name = "General"
-  prefix = "A"
-
-[[staff]]
-username = "admin"
-role = "admin"
-password_env = "QTRAQ_TEST_ADMIN_PASSWORD"
-"""
+CONFIG = one_clinic_config("Observed Clinic")
 WALK_INS = [
     {"name": "Zenobia Quartermaine", "mobile": "+919812340001", "email": "zenobia.q@example.org"},
     {"name": "Bartholomew Oyelaran", "mobile": "+447911123456", "email": "b.oyelaran@example.net"},
@@ -54,7 +39,7 @@ def observed_server(tmp_path: Path, sink: Sink, args: Sequence[str] = ()) -> Ite
     (tmp_path / "qtraq.toml").write_text(CONFIG)
     env = {
         "QTRAQ_CONFIG": str(tmp_path / "qtraq.toml"),
-        "QTRAQ_TEST_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        ADMIN_PASSWORD_ENV: ADMIN_PASSWORD,
         "QTRAQ_NOTIFY_SMS": sink.url(),
         "QTRAQ_NOTIFY_EMAIL": f"mailto://127.0.0.1:{free_port()}?from=clinic%40example.com&to={{to}}",
         "QTRAQ_NOTIFY_RETRY_BASE_MS": "200",

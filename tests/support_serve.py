@@ -23,7 +23,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,13 +31,39 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from conftest import TIMEOUT_FACTOR
+from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.store import Store
 from tests.support_notify import free_port
 
 START_TIMEOUT_S = 45.0
 STOP_TIMEOUT_S = 30.0
+ADMIN_PASSWORD_ENV = "QTRAQ_TEST_ADMIN_PASSWORD"
 _runs = itertools.count(1)
+
+
+def one_clinic_config(name: str) -> str:
+    """The ``[[clinics]]``/``[[staff]]`` TOML of a server seeded at start: clinic ``c1`` called
+    ``name`` (UTC) with queue ``gp`` (prefix A), and user ``admin`` whose password is read from
+    :data:`ADMIN_PASSWORD_ENV`."""
+    return f"""
+[[clinics]]
+id = "c1"
+name = "{name}"
+timezone = "UTC"
+
+  [[clinics.queues]]
+  id = "gp"
+  name = "General"
+  prefix = "A"
+
+[[staff]]
+username = "admin"
+role = "admin"
+password_env = "{ADMIN_PASSWORD_ENV}"
+"""
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -186,6 +212,22 @@ def serve_process() -> Iterator[Any]:
 
 
 T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def seeding(data_dir: Path, redis_url: str) -> AsyncIterator[tuple[Store, aioredis.Redis, QueueEngine]]:
+    """The record under ``data_dir``, a Redis client and the engine, to write a server's state
+    before it starts (a ``seed`` of :func:`seeded_serve`); all closed afterwards."""
+    store = Store(data_dir / "qtraq.db")
+    await store.open()
+    r = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        engine = QueueEngine(r)
+        await engine.load_scripts()
+        yield store, r, engine
+    finally:
+        await r.aclose()
+        await store.close()
 
 
 @contextlib.contextmanager

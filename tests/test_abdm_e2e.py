@@ -22,6 +22,8 @@ from websockets.sync.client import ClientConnection, connect
 from tests.fake_abdm import CLIENT_ID, CLIENT_SECRET, HIP_ID, NHA_SAMPLE, FakeGateway
 from tests.support_notify import Sink, sink  # noqa: F401
 
+pytestmark = pytest.mark.slow  # each test starts `qtraq-live demo` and a gateway stand-in
+
 
 @pytest.fixture
 def gateway() -> Iterator[FakeGateway]:

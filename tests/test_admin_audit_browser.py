@@ -9,15 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext
 
 from qtraq_live import access
 from qtraq_live.embedded_redis import EmbeddedRedis
-from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
 from tests.support_browser import browser, open_page, screenshot  # noqa: F401
-from tests.support_serve import ServeProcess, seeded_serve, wait_until
+from tests.support_serve import ServeProcess, seeded_serve, seeding, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "correct-horse-battery"
@@ -34,21 +31,13 @@ class Site:
 
 
 async def _seed(data_dir: Path, redis_url: str) -> tuple[str, str, int]:
-    store = Store(data_dir / "qtraq.db")
-    await store.open()
-    r = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        engine = QueueEngine(r)
-        await engine.load_scripts()
+    async with seeding(data_dir, redis_url) as (store, r, engine):
         await engine.create_clinic("city", "City Clinic", timezone="Asia/Kolkata")
         await engine.create_queue("city", "gp", "General Physician", "A")
         desk_id = await access.create_user(store, r, DESK, PASSWORD, "reception")
         await access.create_user(store, r, "boss", PASSWORD, "admin")
         return (await access.create_api_token(store, r, DESK), await access.create_api_token(store, r, "boss"),
                 desk_id)
-    finally:
-        await r.aclose()
-        await store.close()
 
 
 @pytest.fixture(scope="module")

@@ -232,6 +232,7 @@ def _cli(portal: LiveServer, *argv: str) -> subprocess.CompletedProcess[str]:
                           timeout=60 * TIMEOUT_FACTOR, check=False)
 
 
+@pytest.mark.slow  # the console script three times
 def test_import_appointments_from_csv(portal: LiveServer, clinic: Clinic, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("name,mobile,email,queue,date,slot\n"

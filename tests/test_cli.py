@@ -20,6 +20,8 @@ from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.redis_keys import secret_hash
 from support_serve import clean_env
 
+pytestmark = pytest.mark.slow  # every test runs the console script in a new process
+
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,}$")
 
 

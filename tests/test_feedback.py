@@ -112,6 +112,9 @@ def test_admins_see_aggregates_with_small_counts_suppressed_and_a_safe_csv(porta
     assert next(r for r in rows if r["queue"] == "eye")["comments"] == ""
     assert error_of(portal.bearer("reception").get("/clinics/c1/feedback"))[0] == 403
     assert error_of(admin.get("/clinics/c1/feedback", params={"from": "2026-13-01"}))[0] == 422
+    bad_to = admin.get("/clinics/c1/feedback", params={"to": "2026-02-30"})  # the stats' range rules: the field named
+    assert error_of(bad_to)[0] == 422 and bad_to.json()["error"]["message"].startswith("to")
+    assert sheet.headers["content-disposition"] == f'attachment; filename="feedback-c1-{data["from"]}-{data["to"]}.csv"'
     assert error_of(admin.get("/clinics/nowhere/feedback"))[0] == 404
     chart = portal.login(portal.add_user("admin")).get(portal.url + "/admin/charts/c1/feedback-by-day.svg")
     assert chart.status_code == 200 and chart.text.startswith("<svg") and "only me" not in chart.text

@@ -6,27 +6,23 @@ and must log no console error."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext
 
 from conftest import TIMEOUT_FACTOR
-from qtraq_live import access
 from qtraq_live.embedded_redis import EmbeddedRedis
-from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
 from tests.support_browser import Watched, browser, open_page, screenshot  # noqa: F401
+from tests.support_frontdesk import PASSWORD, seed_site, sign_in
 from tests.support_serve import ServeProcess, seeded_serve, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-PASSWORD = "correct-horse-battery"
 # Expected while the server is down in the restart test.
 DOWN_ERRORS = ("WebSocket connection", "ERR_CONNECTION_REFUSED", "Failed to load resource")
 
@@ -63,41 +59,15 @@ class Site:
                 self.api.post(f"/queues/{queue}/resume")
 
 
-async def _seed(data_dir: Path, redis_url: str) -> tuple[str, str]:
-    """A clinic, two queues, staff and a display key, written before the server starts."""
-    store = Store(data_dir / "qtraq.db")
-    await store.open()
-    r = aioredis.from_url(redis_url, decode_responses=True)
-    try:
-        engine = QueueEngine(r)
-        await engine.load_scripts()
-        await engine.create_clinic("city", "City Clinic", timezone="Asia/Kolkata")
-        await engine.create_queue("city", "gp", "General Physician", "A", avg_service_s=240, self_checkin=True)
-        await engine.create_queue("city", "eye", "Eye Clinic", "B", avg_service_s=420)
-        await access.create_user(store, r, "desk", PASSWORD, "reception")
-        await access.create_user(store, r, "boss", PASSWORD, "admin")
-        token = await access.create_api_token(store, r, "desk")
-        key = await access.create_display_key(store, r, "city", "hall")
-    finally:
-        await r.aclose()
-        await store.close()
-    return token, key
-
-
 @pytest.fixture(scope="module")
 def site(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data = tmp_path_factory.mktemp("pages") / "data"
     data.mkdir()
-    with seeded_serve(redis_server.url, data, _seed) as (srv, (token, key)):
+    seed = functools.partial(seed_site, hospital=False, doctor=False, token_user="desk")
+    with seeded_serve(redis_server.url, data, seed) as (srv, (token, keys)):
         with httpx.Client(base_url=f"{srv.url}/api/v1", headers={"Authorization": f"Bearer {token}"},
                           timeout=10) as api:
-            yield Site(srv, api, key)
-
-
-def sign_in(context: BrowserContext, site: Site, username: str) -> None:
-    """A staff session cookie in the browser (the login form itself is tested once below)."""
-    r = context.request.post(f"{site.url}/api/v1/auth/login", data={"username": username, "password": PASSWORD})
-    assert r.ok, r.text()
+            yield Site(srv, api, keys["city"])
 
 
 def display_page(context: BrowserContext, site: Site, width: int, height: int) -> Watched:

@@ -17,11 +17,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import redis_conn
-from ..api.common import audit, engine_of
+from ..api.common import audit, engine_of, record_of
 from ..auth import require_staff
-from ..errors import BadRequest, NotFound, Unavailable
+from ..errors import BadRequest, NotFound
 from ..metrics import ABDM_SHARES
-from ..store import Store
 from ..validation import EMPTY
 from ..web.request import read_json
 from ..web.responses import JSONResponse
@@ -31,13 +30,6 @@ from .protocol import SHARE_CALLBACK_PATH, parse_share
 log = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
-
-
-def _store(request: Request) -> Store:
-    store: Store | None = request.app.state.store
-    if store is None:
-        raise Unavailable("this process holds no record; ask the primary")
-    return store
 
 
 def _enabled(request: Request) -> None:
@@ -50,7 +42,7 @@ def _bridge(request: Request) -> share.Bridge:
     state = request.app.state
     bridge: share.Bridge | None = getattr(state, "abdm_bridge", None)
     if bridge is None:
-        bridge = share.Bridge(state.settings, state.redis, state.engine, _store(request),
+        bridge = share.Bridge(state.settings, state.redis, state.engine, record_of(request),
                               redis_conn.sync_client(state.settings, decode=False))
         state.abdm_bridge = bridge
     return bridge
@@ -103,7 +95,7 @@ async def list_profiles(request: Request) -> Response:
     if not request.app.state.settings["abdm.enabled"]:
         return JSONResponse({"enabled": False, "profiles": []})
     today, midnight_ms = _today(clinic["timezone"])
-    profiles = await records.waiting(_store(request), clinic["id"], today, midnight_ms)
+    profiles = await records.waiting(record_of(request), clinic["id"], today, midnight_ms)
     return JSONResponse({"enabled": True, "profiles": profiles})
 
 
@@ -112,7 +104,7 @@ async def register_profile(request: Request) -> Response:
     user = await require_staff(request, "reception")
     await read_json(request, EMPTY)
     profile_id = int(request.path_params["profile"])
-    patient = await records.register(_store(request), profile_id, user.actor, int(time.time() * 1000))
+    patient = await records.register(record_of(request), profile_id, user.actor, int(time.time() * 1000))
     await audit(request, user.actor, "abdm.register", f"abdm_profile:{profile_id}")
     return JSONResponse({"patient": {"id": patient["id"], "name": patient["name"], "visits": patient["visits"],
                                      "abha_address": patient["abha_address"]}}, status_code=201)
@@ -128,7 +120,7 @@ def _abha(request: Request) -> str:
 async def export_holder(request: Request) -> Response:
     """Everything held about one ABHA holder (the right of access), for the admin to hand over."""
     user = await require_staff(request, "admin")
-    data = await records.export(_store(request), _abha(request))
+    data = await records.export(record_of(request), _abha(request))
     await audit(request, user.actor, "abdm.export", "abdm_holder")
     return JSONResponse(data)
 
@@ -136,7 +128,7 @@ async def export_holder(request: Request) -> Response:
 async def erase_holder(request: Request) -> Response:
     """Erase one ABHA holder's shared profiles, consent records, registrations and ticket names."""
     user = await require_staff(request, "admin")
-    removed = await records.erase(_store(request), request.app.state.redis, _abha(request))
+    removed = await records.erase(record_of(request), request.app.state.redis, _abha(request))
     await audit(request, user.actor, "abdm.erase", "abdm_holder")
     return JSONResponse({"removed": removed})
 

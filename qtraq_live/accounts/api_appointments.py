@@ -12,7 +12,7 @@ from typing import Any
 
 import segno
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
@@ -21,7 +21,7 @@ from ..api.issue import track_url
 from ..errors import Forbidden, Invalid, NotFound
 from ..validation import Field, Schema
 from ..web.request import public_base, read_json
-from ..web.responses import JSONResponse
+from ..web.responses import JSONResponse, range_report, wants_csv
 from . import appointments, notices, payments, records, stats
 from .api import now_ms, require_account, store_of
 
@@ -159,17 +159,12 @@ async def clinic_stats(request: Request) -> Response:
     """De-identified aggregates (admin); ``?format=csv`` for a spreadsheet."""
     await auth.require_staff(request, "admin")
     q = request.query_params
-    fmt = q.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise Invalid("format", "must be json or csv")
+    as_csv = wants_csv(request)
     data = await stats.clinic_stats(store_of(request), request.path_params["clinic"], q.get("from"), q.get("to"),
                                     now_ms())
     data["payment_methods"] = await payments.method_counts(store_of(request), data["clinic"], data["from"], data["to"],
                                                            stats.MIN_PEOPLE)  # counts of methods, never people (#22)
-    if fmt == "csv":
-        return PlainTextResponse(stats.to_csv(data), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="stats-{data["clinic"]}-{data["from"]}-{data["to"]}.csv"'})
-    return JSONResponse(data)
+    return range_report(as_csv, "stats", data, stats.to_csv)
 
 
 routes: list[BaseRoute] = [

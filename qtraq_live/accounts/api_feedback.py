@@ -6,15 +6,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .. import auth
 from ..api.common import engine_of
-from ..errors import Invalid, NotFound
+from ..errors import NotFound
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
-from ..web.responses import JSONResponse
+from ..web.responses import JSONResponse, range_report, wants_csv
 from . import feedback
 from .api import now_ms, store_of
 
@@ -39,18 +39,13 @@ async def clinic_feedback(request: Request) -> Response:
     """Aggregates per queue and day (admin); ``?format=csv`` for a spreadsheet."""
     await auth.require_staff(request, "admin")
     q = request.query_params
-    fmt = q.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise Invalid("format", "must be json or csv")
+    as_csv = wants_csv(request)
     clinic = await engine_of(request).get_clinic(request.path_params["clinic"])
     if clinic is None:
         raise NotFound("unknown clinic")
     today = datetime.now(ZoneInfo(clinic["timezone"])).date()
     data = await feedback.aggregates(store_of(request), clinic["id"], q.get("from"), q.get("to"), today)
-    if fmt == "csv":
-        return PlainTextResponse(feedback.to_csv(data), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="feedback-{data["clinic"]}-{data["from"]}-{data["to"]}.csv"'})
-    return JSONResponse(data)
+    return range_report(as_csv, "feedback", data, feedback.to_csv)
 
 
 routes: list[BaseRoute] = [

@@ -15,16 +15,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..errors import Conflict, Invalid
+from ..errors import Conflict
 from ..queue_engine import iso
 from ..store import Store
 from ..validation import Field, Schema
-from .stats import MIN_PEOPLE
+from .stats import MIN_PEOPLE, parse_range
 
 Json = dict[str, Any]
 COMMENT_MAX = 500
 RATINGS = (1, 2, 3, 4, 5)
-MAX_DAYS = 366
 BODY = Schema({
     "rating": Field("integer", required=True, minimum=1, maximum=5, description="1 (poor) to 5 (excellent)"),
     "comment": Field("string", nullable=True, max_length=COMMENT_MAX),
@@ -64,19 +63,6 @@ def _ms(stamp: str | None) -> int | None:
     return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def _range(day_from: str | None, day_to: str | None, today: date) -> tuple[date, date]:
-    try:
-        end = date.fromisoformat(day_to) if day_to else today
-        start = date.fromisoformat(day_from) if day_from else end - timedelta(days=29)
-    except ValueError:
-        raise Invalid("from", "from and to must be dates YYYY-MM-DD") from None
-    if start > end:
-        raise Invalid("from", "must not be after to")
-    if (end - start).days >= MAX_DAYS:
-        raise Invalid("from", f"the range may span at most {MAX_DAYS} days")
-    return start, end
-
-
 def _bucket(ratings: list[tuple[int, str | None]]) -> Json:
     if len(ratings) < MIN_PEOPLE:
         return {"suppressed": True}
@@ -88,7 +74,7 @@ def _bucket(ratings: list[tuple[int, str | None]]) -> Json:
 
 async def aggregates(store: Store, clinic: str, day_from: str | None, day_to: str | None, today: date) -> Json:
     """Per queue and day, and per queue over the range: count, mean, distribution, comments."""
-    start, end = _range(day_from, day_to, today)
+    start, end = parse_range(day_from, day_to, today)
     rows = await store.fetchall("SELECT queue, day, rating, comment FROM feedback WHERE clinic = ? AND day BETWEEN"
                                 " ? AND ? ORDER BY queue, day, created_at", (clinic, start.isoformat(), end.isoformat()))
     by_day: dict[tuple[str, str], list[tuple[int, str | None]]] = {}

@@ -18,8 +18,20 @@ MIN_LENGTH = 10
 MAX_LENGTH = 128
 
 _hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown account as slow as for a known one.
-_DUMMY_HASH = _hasher.hash("qtraq-live dummy password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a login for an unknown account as slow as for a known one.
+    Made on first use, not at import: a hash costs ~0.15 s of CPU, and every process imports this
+    module (each worker, each CLI command) while only a login needs it. The server makes it at
+    start (:func:`warm`), so not even the first login of an unknown account takes longer."""
+    return _hasher.hash("qtraq-live dummy password")
+
+
+def warm() -> None:
+    """Make the dummy hash now (at server start)."""
+    _dummy_hash()
 
 
 @cache
@@ -46,6 +58,6 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; an absent hash costs the same time and fails."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False

@@ -17,12 +17,11 @@ from starlette.routing import BaseRoute, Route
 from .. import access
 from .. import redis_keys as keys
 from ..auth import require_staff
-from ..errors import Invalid, NotFound, Unavailable
-from ..store import Store
+from ..errors import Invalid, NotFound
 from ..validation import SLUG, Field, Schema
 from ..web.request import public_base, read_json
 from ..web.responses import JSONResponse
-from .common import audit, engine_of
+from .common import audit, engine_of, record_of
 
 CREATE_USER = Schema({
     "username": Field("string", required=True, min_length=2, max_length=40),
@@ -31,13 +30,6 @@ CREATE_USER = Schema({
     "queues": Field("array", default=[], items=Field("string", pattern=SLUG), description="doctor: queues they act on"),
 })
 CREATE_KEY = Schema({"label": Field("string", default="", max_length=80, description="where the screen hangs")})
-
-
-def _store(request: Request) -> Store:
-    store: Store | None = request.app.state.store
-    if store is None:
-        raise Unavailable("this process holds no record; ask the primary")
-    return store
 
 
 async def _clinic(request: Request) -> dict[str, Any]:
@@ -49,7 +41,7 @@ async def _clinic(request: Request) -> dict[str, Any]:
 
 async def list_users(request: Request) -> Response:
     await require_staff(request, "admin")
-    rows = await _store(request).fetchall(
+    rows = await record_of(request).fetchall(
         "SELECT id, username, role, queues, disabled, created_at FROM users ORDER BY username", ())
     users = [{"id": r["id"], "username": r["username"], "role": r["role"], "queues": _json_list(r["queues"]),
               "disabled": bool(r["disabled"]), "created_at": r["created_at"]} for r in rows]
@@ -70,7 +62,7 @@ async def create_user(request: Request) -> Response:
     for q in body["queues"]:
         if await engine.get_queue(q) is None:
             raise Invalid("queues", f"unknown queue {q}")
-    uid = await access.create_user(_store(request), request.app.state.redis, body["username"], body["password"],
+    uid = await access.create_user(record_of(request), request.app.state.redis, body["username"], body["password"],
                                    body["role"], body["queues"])
     await audit(request, admin.actor, "user.create", f"user:{uid}")
     user = {"id": uid, "username": body["username"].lower(), "role": body["role"], "queues": sorted(set(body["queues"]))}
@@ -80,7 +72,7 @@ async def create_user(request: Request) -> Response:
 async def list_display_keys(request: Request) -> Response:
     await require_staff(request, "admin")
     clinic = await _clinic(request)
-    rows = await _store(request).fetchall(
+    rows = await record_of(request).fetchall(
         "SELECT id, label, created_at, revoked_at FROM display_keys WHERE clinic = ? ORDER BY id", (clinic["id"],))
     return JSONResponse({"keys": [dict(r) for r in rows]})
 
@@ -89,7 +81,7 @@ async def create_display_key(request: Request) -> Response:
     admin = await require_staff(request, "admin")
     clinic = await _clinic(request)
     body = await read_json(request, CREATE_KEY)
-    store = _store(request)
+    store = record_of(request)
     key = await access.create_display_key(store, request.app.state.redis, clinic["id"], body["label"])
     row = await store.fetchone("SELECT id, label, created_at FROM display_keys WHERE key_hash = ?",
                                (keys.secret_hash(key),))
@@ -102,7 +94,7 @@ async def revoke_display_key(request: Request) -> Response:
     admin = await require_staff(request, "admin")
     clinic = await _clinic(request)
     key_id = request.path_params["key_id"]
-    await access.revoke_display_key(_store(request), request.app.state.redis, clinic["id"], key_id)
+    await access.revoke_display_key(record_of(request), request.app.state.redis, clinic["id"], key_id)
     await audit(request, admin.actor, "display_key.revoke", f"display_key:{key_id}")
     return JSONResponse({"revoked": key_id})
 

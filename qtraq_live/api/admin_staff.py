@@ -15,12 +15,11 @@ from starlette.routing import BaseRoute, Route
 
 from .. import access, security_log, staff_access
 from ..auth import Staff, require_staff
-from ..errors import Conflict, Invalid, Unavailable
-from ..store import Store
+from ..errors import Conflict, Invalid
 from ..validation import SLUG, Field, Schema
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
-from .common import audit, engine_of
+from .common import audit, engine_of, record_of
 
 DAY_S = 86_400
 PATCH_USER = Schema({
@@ -33,13 +32,6 @@ NEW_TOKEN = Schema({
     "scope": Field("string", default="", enum=access.TOKEN_SCOPES, description="'press': next only (a desk button)"),
     "expires_days": Field("integer", nullable=True, minimum=1, maximum=3650, description="days until it expires"),
 })
-
-
-def _store(request: Request) -> Store:
-    store: Store | None = request.app.state.store
-    if store is None:
-        raise Unavailable("this process holds no record; ask the primary")
-    return store
 
 
 def _changed(request: Request) -> None:
@@ -61,7 +53,7 @@ async def patch_user(request: Request) -> Response:
     admin = await _admin(request)
     body = await read_json(request, PATCH_USER)
     sent = {k: body[k] for k in body if body[k] is not None}
-    store, redis, uid = _store(request), request.app.state.redis, request.path_params["user"]
+    store, redis, uid = record_of(request), request.app.state.redis, request.path_params["user"]
     user = await staff_access.find_user(store, uid)
     if user["id"] == admin.id and (sent.get("disabled") or ("role" in sent and sent["role"] != "admin")):
         raise Conflict("you cannot disable yourself or drop your own admin role", code="own_account")
@@ -86,7 +78,7 @@ async def patch_user(request: Request) -> Response:
 async def end_user_sessions(request: Request) -> Response:
     admin = await _admin(request)
     uid = request.path_params["user"]
-    ended = await staff_access.end_sessions(_store(request), request.app.state.redis, uid)
+    ended = await staff_access.end_sessions(record_of(request), request.app.state.redis, uid)
     _changed(request)
     await _logged(request, admin, "user.sessions_end", f"user:{uid}")
     return JSONResponse({"ended": ended})
@@ -95,13 +87,13 @@ async def end_user_sessions(request: Request) -> Response:
 async def list_tokens(request: Request) -> Response:
     await _admin(request)
     who = request.query_params.get("user") or None
-    return JSONResponse({"tokens": await staff_access.list_tokens(_store(request), who)})
+    return JSONResponse({"tokens": await staff_access.list_tokens(record_of(request), who)})
 
 
 async def create_token(request: Request) -> Response:
     admin = await _admin(request)
     body = await read_json(request, NEW_TOKEN)
-    store = _store(request)
+    store = record_of(request)
     user = await staff_access.find_user(store, request.path_params["user"])
     expires_at = int(time.time()) + body["expires_days"] * DAY_S if body["expires_days"] else None
     token = await access.create_api_token(store, request.app.state.redis, user["username"], body["scope"], expires_at)
@@ -113,7 +105,7 @@ async def create_token(request: Request) -> Response:
 async def revoke_token(request: Request) -> Response:
     admin = await _admin(request)
     token_id = request.path_params["token_id"]
-    result = await staff_access.revoke_token(_store(request), request.app.state.redis, token_id)
+    result = await staff_access.revoke_token(record_of(request), request.app.state.redis, token_id)
     _changed(request)
     await _logged(request, admin, "token.revoke", f"token:{token_id}")
     return JSONResponse(result)

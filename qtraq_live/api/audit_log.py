@@ -21,9 +21,10 @@ from starlette.routing import BaseRoute, Route
 
 from .. import audit
 from ..auth import require_staff
-from ..errors import Invalid, Unavailable
-from ..store import Store
+from ..errors import Invalid
+from ..web.request import known_params, query_int
 from ..web.responses import JSONResponse
+from .common import record_of
 
 PARAMS = ("from", "to", "actor", "action", "limit", "before")
 MAX_LIMIT = 500
@@ -32,13 +33,6 @@ ACTOR = re.compile(r"[a-z]+(:[A-Za-z0-9_-]{1,64})?")  # "user:3", "anonymous", "
 ACTION = re.compile(r"[a-z_]{1,40}(\.[a-z_]{1,40}){0,3}\.?")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z")
-
-
-def _store(request: Request) -> Store:
-    store: Store | None = request.app.state.store
-    if store is None:
-        raise Unavailable("this process holds no record; ask the primary")
-    return store
 
 
 def _stamp(moment: datetime) -> str:
@@ -59,21 +53,10 @@ def _bound(name: str, raw: str, end: bool) -> str:
     raise Invalid(name, "must be a day YYYY-MM-DD or a UTC time YYYY-MM-DDTHH:MM:SSZ")
 
 
-def _number(request: Request, name: str, low: int, high: int, default: int | None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise Invalid(name, f"must be an integer from {low} to {high}")
-    return int(raw)
-
-
 async def list_audit(request: Request) -> Response:
     await require_staff(request, "admin")
     q = request.query_params
-    unknown = set(q) - set(PARAMS)
-    if unknown:
-        raise Invalid(sorted(unknown)[0], "unknown query parameter")
+    known_params(request, PARAMS)
     start = _bound("from", q["from"], end=False) if q.get("from") else None
     end = _bound("to", q["to"], end=True) if q.get("to") else None
     if start is not None and end is not None and start >= end:
@@ -84,9 +67,9 @@ async def list_audit(request: Request) -> Response:
     action = q.get("action") or None
     if action is not None and not ACTION.fullmatch(action):
         raise Invalid("action", "must be an action such as queue.next, or a prefix such as ticket.")
-    limit = _number(request, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT) or DEFAULT_LIMIT
-    before = _number(request, "before", 1, 2**62, None)
-    rows = await audit.entries(_store(request), start=start, end=end, actor=actor, action=action,
+    limit = query_int(request, "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    before = query_int(request, "before", 1, 2**62, None)
+    rows = await audit.entries(record_of(request), start=start, end=end, actor=actor, action=action,
                                before=before, limit=limit + 1)
     page = rows[:limit]
     return JSONResponse({"entries": page, "next_before": page[-1]["id"] if len(rows) > limit else None})

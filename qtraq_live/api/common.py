@@ -1,4 +1,4 @@
-"""Small helpers every endpoint module shares: the engine, the audit trail."""
+"""Small helpers every endpoint module shares: the engine, the record, the audit trail."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from .. import audit as audit_log
-from ..errors import QtraqError
+from ..errors import QtraqError, Unavailable
 from ..queue_engine import QueueEngine, Record
+from ..store import Store
 from ..web.request import client_ip
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,14 @@ log = logging.getLogger(__name__)
 def engine_of(request: Request) -> QueueEngine:
     engine: QueueEngine = request.app.state.engine
     return engine
+
+
+def record_of(request: Request) -> Store:
+    """The SQLite record; 503 on a process that holds none (a ``--role hub``)."""
+    store: Store | None = request.app.state.store
+    if store is None:
+        raise Unavailable("this process holds no record; ask the primary")
+    return store
 
 
 def audit_entry(request: Request, actor: str, action: str, target: str = "") -> Record | None:

@@ -17,17 +17,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import require_staff
-from ..errors import Conflict, Invalid, NotFound, Unavailable
-from ..store import Store
+from ..errors import Conflict, Invalid, NotFound
 from ..validation import E164, EMAIL, EMAIL_MAX, Field, Schema
-from ..web.request import read_json
+from ..web.request import known_params, query_int, read_json
 from ..web.responses import JSONResponse
 from ..workers import delivery_log, overrides
 from ..workers import channels
 from ..workers.channels import CHANNELS
 from ..workers.ledger import STATES
 from ..workers.notices import enqueue_account_notice, request_retry
-from .common import audit, engine_of
+from .common import audit, engine_of, record_of
 
 MAX_LIMIT = 500
 UNCHANGED = ""  # an absent field; an empty string itself is refused (min_length)
@@ -36,35 +35,23 @@ URL = Field("string", nullable=True, default=UNCHANGED, min_length=4, max_length
 CHANNEL_CHANGES = Schema({c: URL for c in CHANNELS})
 
 
-def _store(request: Request) -> Store:
-    store: Store | None = request.app.state.store
-    if store is None:
-        raise Unavailable("this process holds no record; ask the primary")
-    return store
-
-
 def _query(request: Request) -> tuple[str | None, int]:
-    unknown = set(request.query_params) - {"status", "limit"}
-    if unknown:
-        raise Invalid(sorted(unknown)[0], "unknown query parameter")
+    known_params(request, ("status", "limit"))
     status = request.query_params.get("status")
     if status is not None and status not in STATES:
         raise Invalid("status", f"must be one of {', '.join(STATES)}")
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise Invalid("limit", f"must be an integer from 1 to {MAX_LIMIT}")
-    return status, int(raw)
+    return status, query_int(request, "limit", 1, MAX_LIMIT, 100)
 
 
 async def list_notifications(request: Request) -> Response:
     await require_staff(request, "admin")
     status, limit = _query(request)
-    return JSONResponse({"notifications": await delivery_log.list_notices(_store(request), status, limit)})
+    return JSONResponse({"notifications": await delivery_log.list_notices(record_of(request), status, limit)})
 
 
 async def retry_notification(request: Request) -> Response:
     admin = await require_staff(request, "admin")
-    row = await delivery_log.get_notice(_store(request), request.path_params["id"])
+    row = await delivery_log.get_notice(record_of(request), request.path_params["id"])
     if row is None:
         raise NotFound("unknown notification")
     if not await request_retry(request.app.state.redis, row["key"]):
@@ -83,7 +70,7 @@ async def _clinic_id(request: Request) -> str:
 
 async def get_channels(request: Request) -> Response:
     await require_staff(request, "admin")
-    current = await overrides.clinic_channels(_store(request), await _clinic_id(request))
+    current = await overrides.clinic_channels(record_of(request), await _clinic_id(request))
     return JSONResponse({"overrides": {c: c in current for c in CHANNELS}})
 
 
@@ -92,7 +79,7 @@ async def put_channels(request: Request) -> Response:
     clinic = await _clinic_id(request)
     raw = await read_json(request, CHANNEL_CHANGES)
     changes = {c: v for c, v in raw.items() if v != UNCHANGED}
-    current = await overrides.set_clinic_channels(_store(request), request.app.state.redis, clinic, changes)
+    current = await overrides.set_clinic_channels(record_of(request), request.app.state.redis, clinic, changes)
     await audit(request, admin.actor, "clinic.notify_channels", f"clinic:{clinic}")
     return JSONResponse({"overrides": {c: c in current for c in CHANNELS}})
 
@@ -117,7 +104,7 @@ async def test_send(request: Request) -> Response:
         if clinic is None:
             raise NotFound("unknown clinic")
         clinic_name = clinic["name"]
-        override = await overrides.clinic_channels(_store(request), clinic["id"])
+        override = await overrides.clinic_channels(record_of(request), clinic["id"])
     if body["channel"] not in channels.effective(channels.configured(request.app.state.settings), override):
         raise Conflict(f"no {body['channel']} channel is configured", code="channel_not_configured")
     await enqueue_account_notice(request.app.state.redis, kind="test", to=body["to"], channel=body["channel"],

@@ -1,19 +1,21 @@
-"""Request helpers: the JSON body through its schema, the client's address."""
+"""Request helpers: the JSON body through its schema, query parameters, the client's address."""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
 import json
-from typing import Any
+from collections.abc import Collection
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 from ..config import Settings
-from ..errors import BadRequest, ConfigError, UnsupportedMediaType
+from ..errors import BadRequest, ConfigError, Invalid, UnsupportedMediaType
 from ..validation import Schema
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+D = TypeVar("D", int, None)
 
 
 async def read_json(request: Request, schema: Schema) -> dict[str, Any]:
@@ -47,6 +49,24 @@ def _no_constants(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)  # json.loads with a hook builds one per call
+
+
+def known_params(request: Request, allowed: Collection[str]) -> None:
+    """422 naming the first query parameter that is not in ``allowed``."""
+    unknown = set(request.query_params) - set(allowed)
+    if unknown:
+        raise Invalid(sorted(unknown)[0], "unknown query parameter")
+
+
+def query_int(request: Request, name: str, low: int, high: int, default: D) -> int | D:
+    """The query parameter ``name`` as an integer from ``low`` to ``high`` (422 otherwise), or
+    ``default`` when it is absent (paging: ``limit``, ``before``)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise Invalid(name, f"must be an integer from {low} to {high}")
+    return int(raw)
 
 
 def public_base(request: Request) -> str:

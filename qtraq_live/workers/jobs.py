@@ -21,7 +21,7 @@ from .. import live_reads
 from .. import redis_keys as keys
 from ..config import Settings, load_settings
 from ..errors import Unavailable
-from . import channels, dlt, notice_states, push_send, webpush
+from . import channels, dlt, notice_states, webpush
 from .notice_states import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT
 from .render import render
 
@@ -155,6 +155,10 @@ def _push(conn: redis.Redis, settings: Settings, notice: dict[str, str], subject
     """A Web Push notice to the ticket's browser; a tap opens the ticket page."""
     token = live_reads.ticket_token(conn, notice["ticket"]) or ""
     data = webpush.payload(subject, body, notice["kind"], f"/t/{token}" if token else "/")
+    # Imported here, not at the top: the primary imports this module (to enqueue these jobs)
+    # and must not load pywebpush's HTTP stack; a worker has imported it at start (worker.py).
+    from . import push_send
+
     return push_send.send(conn, settings, notice["ticket"], data)
 
 

@@ -1,7 +1,8 @@
 """Sending one Web Push message: RFC 8291 encryption and VAPID signing (``pywebpush``).
 
-Only the workers import this (at start, through jobs.py): ``pywebpush`` brings an HTTP stack
-that the primary's event loop should not stop to import. See webpush.py for the rest.
+Only the workers import this (at start, worker.py; jobs.py imports it where it sends): ``pywebpush``
+brings an HTTP stack (aiohttp, requests) that the other processes should not load. See webpush.py
+for the rest.
 """
 
 from __future__ import annotations

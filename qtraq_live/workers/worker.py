@@ -16,7 +16,7 @@ from rq.job import Job
 from .. import fastpaths, redis_conn, webhooks
 from ..abdm import jobs as abdm_jobs
 from ..config import Settings
-from . import jobs
+from . import jobs, push_send  # push_send: pywebpush loaded at start, not at the first push
 from .render import QUEUES
 
 log = logging.getLogger(__name__)
