@@ -62,15 +62,28 @@ def within(dist: str, low: Version, high: Version) -> bool:
     return found is not None and low <= found < high
 
 
+# Decisions are made at import, before the process has configured its logging (a record logged
+# then would reach stderr as a bare line); they are logged by report(), once logging is set up.
+_DECISIONS: list[tuple[int, str]] = []
+
+
 def enabled(name: str, *requirements: tuple[str, Version, Version]) -> bool:
     """Whether trick ``name`` is on: not forced off, and every ``(dist, low, high)`` holds."""
     assert name in NAMES, name
     if forced(name):
-        log.info("fast path %s off: %s", name, FORCE_ENV)
+        _DECISIONS.append((logging.INFO, f"fast path {name} off: {FORCE_ENV}"))
         return False
     missing = [f"{dist} {'.'.join(map(str, low))}–{'.'.join(map(str, high))}"
                for dist, low, high in requirements if not within(dist, low, high)]
     if missing:
-        log.warning("fast path %s off: written for %s; using the public API", name, ", ".join(missing))
+        _DECISIONS.append((logging.WARNING, f"fast path {name} off: written for {', '.join(missing)}; "
+                                            "using the public API"))
         return False
     return True
+
+
+def report() -> None:
+    """Log the fast paths turned off so far (``logs.configure_logging`` calls it)."""
+    for level, text in _DECISIONS:
+        log.log(level, "%s", text)
+    _DECISIONS.clear()

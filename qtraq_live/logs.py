@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from . import fastpaths
 from .config import Settings
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("qtraq_request_id", default=None)
@@ -140,3 +141,4 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 def configure_logging(settings: Settings) -> None:
     """Once per process, before any work: the CLI does it for every command."""
     logging.config.dictConfig(logging_config(settings))
+    fastpaths.report()

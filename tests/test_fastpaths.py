@@ -65,3 +65,24 @@ def test_a_library_outside_the_written_for_range_gets_the_public_api(monkeypatch
     monkeypatch.undo()
     assert fastpaths.installed("no-such-distribution-here") is None
     assert fastpaths.installed("python") == tuple(sys.version_info[:3])
+
+
+def test_a_turned_off_fast_path_is_logged_once_logging_is_set_up_not_as_a_bare_line() -> None:
+    # Imported before logging is configured, a warning would reach stderr as plain text and
+    # break a JSON log; the decision waits for configure_logging, which logs it as a record.
+    code = """
+from qtraq_live import fastpaths, logs
+from qtraq_live.config import load_settings
+assert not fastpaths.enabled("ws_lean", ("python", (2, 0), (2, 1)))
+settings = load_settings()
+logs.configure_logging(settings)
+"""
+    env = {k: v for k, v in os.environ.items() if k != fastpaths.FORCE_ENV}
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), QTRAQ_LOG_FORMAT="json")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "fast path ws_lean off" in line]
+    assert len(lines) == 1, done.stderr
+    record = json.loads(lines[0])
+    assert (record["level"], record["logger"]) == ("warning", "qtraq_live.fastpaths")
+    assert "written for python 2.0–2.1" in record["message"]
