@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..languages import LANG_COOKIE, LANG_COOKIE_MAX_AGE_S, LANGS, LOCALE_TAGS
-from . import i18n
+from . import i18n, script_strings
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,10 +71,12 @@ def _remember_lang(request: Request, response: HTMLResponse) -> None:
 
 def page(request: Request, template: str, *, lang: str, status: int = 200, data: dict[str, Any] | None = None,
          frameable: bool = False, langs: Sequence[str] = LANGS, **context: Any) -> HTMLResponse:
-    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block;
-    ``langs`` are the languages the page's language switch offers."""
+    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block,
+    with the browser strings that the page's own scripts use; ``langs`` are the languages the
+    page's language switch offers."""
     t = i18n.translator(lang)
-    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": i18n.js_strings(lang), **(data or {})}
+    strings = i18n.js_strings(lang, script_strings.page_keys(_env, template))
+    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": strings, **(data or {})}
     # relative links: never the request's Host header in a page (issue #21 item 16)
     lang_links = {code: "?" + request.url.include_query_params(lang=code).query for code in langs}
     context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
