@@ -228,7 +228,12 @@ def _run_http(settings: Settings, config: uvicorn.Config, sock: socket.socket, h
     ready = False
     while not http.should_exit.wait(POLL_S):
         http.handle_signals()
-        http.keep_subprocess_alive()
+        if ready or any(p.process.exitcode is not None for p in http.processes):
+            # uvicorn's check also kills a process that leaves its health ping unanswered for 5 s;
+            # a process still importing the app cannot answer yet (its answering thread starts
+            # after), so on a loaded machine the check killed and restarted it over and over
+            # before it was ready. Until then, only a process that exited is replaced.
+            http.keep_subprocess_alive()
         for child in children:
             child.keep_alive()
         if not ready and all(p.is_ready(timeout=POLL_S) for p in http.processes):
