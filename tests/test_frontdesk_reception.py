@@ -382,7 +382,7 @@ def test_the_portal_books_by_queue_name_and_confirms_each_deletion(browser: Brow
     w.assert_clean()
     # The removal's reloads of the lists may still be on their way when the account goes: a read
     # that reaches the server after the erasure is refused (401), which the browser logs; the
-    # page leaves for the confirmation either way.
+    # page handles it (no uncaught rejection) and leaves for the confirmation either way.
     page.click("#erase")
     page.wait_for_url("**/account?erased=1")
     assert "have been deleted" in page.inner_text("#flash")
