@@ -225,12 +225,21 @@ def _run_http(settings: Settings, config: uvicorn.Config, sock: socket.socket, h
     http.init_processes()
     started = time.monotonic()
     ready = False
+    started_up: set[int | None] = set()  # pids of HTTP processes that finished their start-up
     while not http.should_exit.wait(POLL_S):
         http.handle_signals()
-        http.keep_subprocess_alive()
+        starting = [p for p in http.processes if p.pid not in started_up]
+        if not starting or any(p.process.exitcode is not None for p in http.processes):
+            # uvicorn's check also kills a process that leaves its health ping unanswered for 5 s;
+            # a process still importing the app cannot answer yet (its answering thread starts
+            # after), so on a loaded machine it killed a new process (at start, or the
+            # replacement of a dead one) over and over. While one is starting, only processes
+            # that exited are replaced (and hung ones once it has started).
+            http.keep_subprocess_alive()
+        started_up.update(p.pid for p in starting if p.process.exitcode is None and p.is_ready(timeout=POLL_S))
         for child in children:
             child.keep_alive()
-        if not ready and all(p.is_ready(timeout=POLL_S) for p in http.processes):
+        if not ready and all(p.pid in started_up for p in http.processes):
             ready = True
             url = public_url(host, port)
             _write_serve_file(settings, url, port)

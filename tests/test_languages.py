@@ -22,7 +22,7 @@ from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.accounts import records
 from qtraq_live.api import clinics, issue
-from qtraq_live.display import i18n
+from qtraq_live.display import i18n, render, script_strings
 from qtraq_live.errors import Invalid
 from qtraq_live.languages import DEFAULT_LANG, LANGS, STAFF_LANGS, plural_index
 from qtraq_live.queue_engine import QueueEngine
@@ -156,6 +156,85 @@ def test_no_key_is_missing_or_unused_in_any_language() -> None:
         assert not missing, f"{lang}: no translation (or only a fuzzy one) for {missing}"
 
 
+def _script_usage() -> dict[str, set[str]]:
+    """Every script with the ``js.`` keys (without the prefix) it uses, by this test's own
+    reading of its call sites (``_usage``): a literal key, or every key under a prefix."""
+    literal, dynamic = _usage()
+    used: dict[str, set[str]] = defaultdict(set)
+    for key in _keys():
+        for files in [literal.get(key, set())] + [f for p, f in dynamic.items() if key.startswith(p)]:
+            for name in files:
+                if name.endswith(".js") and key.startswith(i18n.JS_PREFIX):
+                    used[name].add(key[len(i18n.JS_PREFIX):])
+    return used
+
+
+def _template_text(name: str) -> str:
+    """A template with the templates it extends or includes."""
+    text = (DISPLAY / "templates" / name).read_text(encoding="utf-8")
+    others = re.findall(r"""{%-?\s*(?:extends|include)\s+["']([^"']+)["']""", text)
+    return "\n".join([text, *(_template_text(other) for other in others)])
+
+
+def _template_scripts(name: str) -> set[str]:
+    """The scripts a template loads, with those of the templates it extends or includes."""
+    return set(re.findall(r'src="/static/([\w.-]+\.js)"', _template_text(name)))
+
+
+def test_every_key_a_script_calls_is_one_its_reading_sees() -> None:
+    """Each ``QT.t(…)`` call names its key by a literal, a prefix literal (``"status_" + s``),
+    or a name given such a literal in the same file (``var key = "abdm_gender_" + code``,
+    ``word("portal_gender_", …)`` into ``function word(prefix, code)``): a key built any other
+    way would be shipped to no page."""
+    unreadable = []
+    for path in sorted((DISPLAY / "static").glob("*.js")):
+        text = path.read_text(encoding="utf-8")
+        for arg in re.findall(r"""(?<!function )\b(?:QT\.)?t\(\s*([^,)]+)""", text):
+            arg = arg.strip()
+            choices = arg.split("?", 1)[1].split(":") if "?" in arg else [arg]
+            if all(c.strip().startswith('"') for c in choices):
+                continue  # "minutes", "status_" + s, ok ? "saved" : "failed"
+            name = re.match(r"\w+", arg)
+            assigned = name and re.search(rf'\b{name.group(0)} = "[a-z0-9_]+_" \+', text)
+            parameter = name and re.search(rf"function (\w+)\({name.group(0)}\b", text)
+            fed = parameter and all(re.match(r'\s*"[a-z0-9_]+_"', call)
+                                    for call in re.findall(rf"\b{parameter.group(1)}\(([^)]*)\)", text)
+                                    if not call.startswith(name.group(0)))
+            if not (assigned or fed):
+                unreadable.append(f"{path.name}: t({arg})")
+    assert not unreadable, unreadable
+
+
+def test_each_page_ships_the_strings_its_scripts_use_and_no_other_pages() -> None:
+    """What a page carries (``script_strings.page_keys``) against this test's reading: every key
+    each of its scripts uses, and no key that only scripts it does not load use. A form field's
+    own error sentence (``common.js``: ``"err_field_" + err.field``) only where the page has a
+    control of that name: ``QT.errorText`` falls back to the code's sentence elsewhere."""
+    used = _script_usage()
+    field = script_strings.FIELD_ERROR_PREFIX
+    assert f'strings["{field}" + err.field]' in (DISPLAY / "static" / "common.js").read_text(encoding="utf-8")
+    assert {"ticket.js", "common.js", "reception.js", "account.js"} <= set(used)
+    pages = [p.name for p in (DISPLAY / "templates").glob("*.html") if _template_scripts(p.name)]
+    assert {"ticket.html", "display.html", "admin.html", "print.html", "error.html"} <= set(pages)
+    for page in pages:
+        scripts = _template_scripts(page)
+        assert set(script_strings.page_scripts(render._env, page)) == scripts, page
+        shipped = script_strings.page_keys(render._env, page)
+        controls = set(re.findall(r'<(?:input|select|textarea)[^>]*\sname="(\w+)"', _template_text(page)))
+        needed = {k for k in set().union(*(used[s] for s in scripts))
+                  if not k.startswith(field) or k.removeprefix(field) in controls}
+        missing = sorted(needed - shipped)
+        assert not missing, f"{page} loads scripts that use {missing} but does not ship them"
+        others = set().union(*(keys for s, keys in used.items() if s not in scripts)) - needed
+        others |= {k for k in used["common.js"] if k.startswith(field)} - needed
+        assert not shipped & others, f"{page} ships strings only other pages use: {sorted(shipped & others)}"
+    ticket = script_strings.page_keys(render._env, "ticket.html")
+    assert "status_called" in ticket and "error_network" in ticket and "access_active" not in ticket
+    assert not {k for k in ticket if k.startswith(field)}  # no field of the ticket page has a sentence
+    assert {"err_field_mobile", "err_field_name"} <= script_strings.page_keys(render._env, "join.html")
+    assert len(ticket) < len({k for k in _keys() if k.startswith(i18n.JS_PREFIX)}) / 2
+
+
 def test_po_files_hold_exactly_the_keys_of_the_template() -> None:
     """An entry left in a .po after its key went from messages.pot is an unused key too."""
     keys = [m.context for m in i18n.po_file(DEFAULT_LANG) if m.id]
@@ -201,8 +280,11 @@ def test_translator_picks_plural_forms_and_falls_back_to_english() -> None:
     assert ta("reception.next") == en("reception.next") == "Next patient"
     assert ta("no.such_key") == "no.such_key"
     assert i18n.translator("xx")("ticket.title") == "Your ticket"
-    strings = i18n.js_strings("te")
+    strings = i18n.js_strings("te", frozenset({"minutes", "status_called", "access_active", "no_such_key"}))
     assert strings["minutes"] == ["{n} నిమిషం", "{n} నిమిషాలు"] and strings["status_called"] == "మీ వంతు వచ్చింది!"
+    # only the keys asked for: a staff string falls back to English, an unknown key is left out
+    assert strings["access_active"] == en("js.access_active") and set(strings) == {"minutes", "status_called",
+                                                                                     "access_active"}
 
 
 @pytest.mark.parametrize(("header", "wanted"), [

@@ -175,3 +175,61 @@ def test_a_signed_in_patient_portal_fits_in_each_language(site: LiveServer,
             watched.assert_clean()
             page.close()
     browser.clear_cookies()
+
+
+# Before any page script runs: every key a script asks window.QT.t for that the page's data
+# block does not carry (the page shows the bare key then) is written down.
+RECORD_UNSHIPPED = """(() => {
+  let qt; window.__unshipped = [];
+  Object.defineProperty(window, "QT", { configurable: true, get() { return qt; }, set(value) {
+    const node = document.getElementById("qt-data"), t = value.t;
+    const shipped = (node ? JSON.parse(node.textContent).t : null) || {};
+    value.t = function (key, params) {
+      if (!(key in shipped)) { window.__unshipped.push(key); }
+      return t(key, params);
+    };
+    qt = value;
+  } });
+})()"""
+SHOWN_TEXT = """() => [document.body.innerText, ...[...document.querySelectorAll(
+  "[placeholder], [title], [aria-label], input[type=submit], input[type=button]")].flatMap(
+  el => [el.getAttribute("placeholder"), el.getAttribute("title"), el.getAttribute("aria-label"), el.value])
+].filter(Boolean).join("\\n")"""
+
+
+def test_no_page_shows_a_raw_key_in_english_or_hindi(site: LiveServer, browser: BrowserContext) -> None:  # noqa: F811
+    """Each page ships only its own scripts' strings: none of its scripts asks for one it lacks,
+    and no key shows in place of a sentence, on the patient pages, the TV and the staff consoles."""
+    js_keys = {k[len(i18n.JS_PREFIX):] for k in i18n.catalogue("en") if k.startswith(i18n.JS_PREFIX)}
+    admin = site.staff("admin")
+    key = display_key(site)
+    ticket = httpx.post(site.api("/public/queues/walk/join"), json={"lang": "hi"}).json()["track_url"]
+    ready = {  # what shows that the page's scripts have drawn it
+        "/join/walk": "() => true",
+        ticket.removeprefix(site.url): "() => document.getElementById('p-status').textContent.length > 0",
+        "/account": "() => true",
+        "/privacy": "() => true",
+        f"/display/c1?key={key}": "() => document.querySelector('.d-queue') !== null",
+        "/t/" + "x" * 32: "() => true",
+        "/reception": "() => document.body.dataset.socket === 'open' && "
+                      "document.querySelectorAll('#r-waiting tr').length > 0",
+        "/admin": "() => document.querySelectorAll('#users tr').length > 0",
+    }
+    browser.clear_cookies()
+    browser.add_cookies([{"name": name, "value": value, "url": site.url} for name, value in admin.cookies.items()])
+    try:
+        for lang in ("en", "hi"):
+            for path, drawn in ready.items():
+                page = browser.new_page()
+                page.add_init_script(RECORD_UNSHIPPED)
+                page.goto(f"{site.url}{path}{'&' if '?' in path else '?'}lang={lang}")
+                page.wait_for_load_state("load")
+                page.wait_for_function(drawn)
+                assert page.get_attribute("html", "lang") == lang
+                asked = set(page.evaluate("() => window.__unshipped"))
+                assert not asked & js_keys, (path, lang, sorted(asked & js_keys))
+                shown = set(re.findall(r"\b[a-z0-9]+(?:_[a-z0-9]+)+\b", page.evaluate(SHOWN_TEXT)))
+                assert not shown & js_keys, (path, lang, sorted(shown & js_keys))
+                page.close()
+    finally:
+        browser.clear_cookies()

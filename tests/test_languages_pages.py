@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qtraq_live.display import i18n
+from qtraq_live.display import i18n, render, script_strings
 from qtraq_live.languages import LANG_COOKIE, LANGS, STAFF_LANGS
 from tests.support_accounts import portal, register  # noqa: F401
 from tests.support_http import LiveServer, StartServer, error_of, start_server  # noqa: F401
@@ -80,10 +80,10 @@ def test_every_patient_page_and_the_tv_speak_each_language(site: LiveServer, lan
     ticket_page = httpx.get(f"{track}?lang={lang}")
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', ticket_page.text)
     weight = len(ticket_page.content) + sum(len(httpx.get(site.url + a).content) for a in assets)
-    # Still light on a slow 3G phone in every script. 50 KB since the ticket page gained Web Push,
-    # payment and rating and the walk-in's withdrawal (December 2026; 40 KB before): every page
-    # still carries all the browser strings, which is the next thing to trim.
-    assert weight < 50_000, weight
+    # Still light on a slow 3G phone in every script: the page carries only the browser strings
+    # its own scripts use (display/script_strings.py), not every page's.
+    assert weight < 40_000, (lang, weight)
+    assert set(page_data(ticket_page.text)["t"]) == script_strings.page_keys(render._env, "ticket.html")
     data = page_data(httpx.get(f"{site.url}/display/c1?key={key}&lang={lang}").text)
     assert data["speech_lang"] == data["locale"] == f"{lang}-IN"
     assert data["t"]["call_speech"] == i18n.catalogue(lang)["js.call_speech"]  # type: ignore[index]

@@ -18,7 +18,12 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from qtraq_live import access
+from qtraq_live.config import load_settings
+from qtraq_live.duties import Context
 from qtraq_live.embedded_redis import EmbeddedRedis
+from qtraq_live.offline import run_offline
+from conftest import TIMEOUT_FACTOR
 from support_serve import ServeProcess, alive, children_of, clean_env, wait_until
 
 pytestmark = pytest.mark.slow
@@ -33,9 +38,16 @@ def cli(data_dir: Path, *args: str, stdin: str = "", **env: str) -> str:
 
 
 def admin_token(data_dir: Path, **env: str) -> str:
-    """An admin and its API token, made with the CLI while the server is stopped."""
-    cli(data_dir, "user", "add", "admin", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n", **env)
-    return cli(data_dir, "token", "create", "admin", **env).strip().splitlines()[-1]
+    """An admin and its API token, made while the server is stopped the way the CLI makes them
+    (``run_offline``; test_cli.py runs the commands), in this process: two fewer interpreters
+    to start, which on two shared cores took a test like the rebuild one past its deadline."""
+    settings = load_settings(clean_env(data_dir, **env))
+
+    async def make(ctx: Context) -> str:
+        await access.create_user(ctx.store, ctx.redis, "admin", PASSWORD, "admin", ())
+        return await access.create_api_token(ctx.store, ctx.redis, "admin")
+
+    return run_offline(settings, make)
 
 
 def api(srv: ServeProcess, token: str) -> httpx.Client:
@@ -123,6 +135,9 @@ def test_embedded_serve_survives_a_crash_mid_stream(data_dir: Path) -> None:
         srv.kill()
 
 
+# Two servers one after the other, each with its own waits scaled by TIMEOUT_FACTOR (start 45 s,
+# persister 20 s, stop 30 s): the whole-test limit scales with them.
+@pytest.mark.timeout(120 * TIMEOUT_FACTOR)
 def test_empty_redis_is_rebuilt_from_the_record_at_start(data_dir: Path) -> None:
     token = admin_token(data_dir)
     with ServeProcess(data_dir) as srv, api(srv, token) as client:

@@ -6,8 +6,9 @@ language. Every entry's ``msgctxt`` is the dotted key the code asks for (``"join
 its ``msgid`` the English text with ``{name}`` placeholders; an entry with ``msgid_plural``
 has one text per plural form, chosen by the count (see :func:`translator`). A key with no
 translation (or only a fuzzy one) falls back to English; a test keeps the catalogues
-complete. Keys under ``js.`` are the strings the browser scripts need; pages hand them over
-in their JSON data block (plural entries as a list of forms, see ``common.js``).
+complete. Keys under ``js.`` are the strings the browser scripts need; a page hands over
+those its own scripts use (``script_strings.py``) in its JSON data block (plural entries as a
+list of forms, see ``common.js``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..languages import DEFAULT_LANG, LANG_COOKIE, LANGS, LOCALE_TAGS, plural_in
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_LANG", "LANGS", "SPEECH_TAGS", "Message", "Translator", "accepted_langs", "catalogue",
+__all__ = ["DEFAULT_LANG", "JS_PREFIX", "LANGS", "SPEECH_TAGS", "Message", "Translator", "accepted_langs", "catalogue",
            "js_strings", "load_all", "pick_lang", "plural_forms", "read_catalogue", "translator"]
 
 # A catalogue entry: one text, or one text per plural form ("one", "other").
@@ -35,6 +36,8 @@ Translator = Callable[..., str]
 # BCP 47 tags for the speech synthesiser, clocks and the like (kept under its old name).
 SPEECH_TAGS = LOCALE_TAGS
 _PLACEHOLDER = re.compile(r"{(\w+)}")
+# The keys of the browser scripts' strings start with it (``js.minutes`` is ``QT.t("minutes")``).
+JS_PREFIX = "js."
 
 
 def _source(lang: str) -> str:
@@ -117,10 +120,17 @@ def translator(lang: str) -> Translator:
     return t
 
 
-def js_strings(lang: str) -> dict[str, str | list[str]]:
-    """The ``js.*`` strings for the browser, without the prefix, English filling any gap."""
-    merged = {**catalogue(DEFAULT_LANG), **catalogue(lang if lang in LANGS else DEFAULT_LANG)}
-    return {k[3:]: list(v) if isinstance(v, tuple) else v for k, v in merged.items() if k.startswith("js.")}
+@cache
+def js_strings(lang: str, keys: frozenset[str]) -> Mapping[str, str | list[str]]:
+    """The ``js.`` strings named in ``keys`` (without the prefix) for the browser, English
+    filling any gap; made once per language and page (do not change the answer)."""
+    own, ref = catalogue(lang if lang in LANGS else DEFAULT_LANG), catalogue(DEFAULT_LANG)
+    out: dict[str, str | list[str]] = {}
+    for key in sorted(keys):
+        text = own.get(JS_PREFIX + key) or ref.get(JS_PREFIX + key)
+        if text is not None:
+            out[key] = list(text) if isinstance(text, tuple) else text
+    return out
 
 
 def accepted_langs(header: str) -> list[str]:

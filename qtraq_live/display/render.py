@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..languages import LANG_COOKIE, LANG_COOKIE_MAX_AGE_S, LANGS, LOCALE_TAGS
-from . import i18n, page_memo
+from . import i18n, page_memo, script_strings
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,8 +73,8 @@ def _remember_lang(request: Request, response: HTMLResponse) -> None:
 
 def page(request: Request, template: str, *, lang: str, status: int = 200, data: dict[str, Any] | None = None,
          frameable: bool = False, langs: Sequence[str] = LANGS, memo: bool = False, **context: Any) -> HTMLResponse:
-    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block;
-    ``langs`` are the languages the page's language switch offers. ``memo``: ``data`` and the
+    """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block, with
+    the browser strings that the page's own scripts use; ``langs`` are the languages the page's language switch offers. ``memo``: ``data`` and the
     context are plain JSON values, and the text is shared by every request that gives the same
     ones (``page_memo``: an anonymous page is rendered once, not per request)."""
     context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
@@ -99,7 +99,8 @@ def _lang_links(query: str, langs: Sequence[str]) -> dict[str, str]:
 def _html(request: Request, template: str, lang: str, data: dict[str, Any] | None, langs: Sequence[str],
           context: dict[str, Any]) -> str:
     t = i18n.translator(lang)
-    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": i18n.js_strings(lang), **(data or {})}
+    strings = i18n.js_strings(lang, script_strings.page_keys(_env, template))
+    payload = {"lang": lang, "locale": LOCALE_TAGS[lang], "t": strings, **(data or {})}
     # relative links: never the request's Host header in a page (issue #21 item 16)
     lang_links = _lang_links(request.scope["query_string"].decode("utf-8", "replace"), langs)
     html: str = _env.get_template(template).render(t=t, lang=lang, lang_links=lang_links, all_langs=LANGS,

@@ -94,9 +94,12 @@
     }, function () { btn.disabled = false; say(QT.errorText({ status: 0 }), true); });
   });
 
+  /* A failed load is said like every other one (never an unhandled rejection: a load that
+     meets the account's erasure half-way is refused with 401 before the page moves on). */
+  function reload() { loadChoices().then(loadDocs).catch(function (err) { say(QT.errorText(err), true); }); }
   /* account.js redraws these tables after every change: follow it. */
   ["patients", "appointments"].forEach(function (id) {
-    new MutationObserver(function () { loadChoices().then(loadDocs); }).observe($(id), { childList: true });
+    new MutationObserver(reload).observe($(id), { childList: true });
   });
-  loadChoices().then(loadDocs);
+  reload();
 }());

@@ -327,7 +327,9 @@
   /* Appointments checked in from today's list (reception_appointments.js) print like walk-ins. */
   document.addEventListener("qt-issued", function (ev) { issued(ev.detail); });
 
-  $("b-next").addEventListener("click", next);
+  /* A double click is one press: its second click (detail 2) would call a second patient
+     whenever the first answer came back between the two clicks. */
+  $("b-next").addEventListener("click", function (ev) { if (ev.detail < 2) { next(); } });
   $("b-recall").addEventListener("click", function () { ticketAction("recall"); });
   $("b-skip").addEventListener("click", function () { ticketAction("skip"); });
   $("b-done").addEventListener("click", function () { ticketAction("done"); });
