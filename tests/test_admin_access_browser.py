@@ -41,7 +41,9 @@ def test_an_admin_withdraws_access_from_the_page(browser: BrowserContext, app_se
     page.wait_for_function("() => !document.getElementById('ax-disable').hidden")
     page.fill("#ax-pass", "12345678")
     page.click("#ax-pass-form button[type=submit]")
-    page.wait_for_function("() => document.getElementById('a-msg').className === 'error'")
+    # a weak password is refused beside its field (issue #16: errors next to the field they are about)
+    page.wait_for_function("() => !!document.getElementById('ax-pass-error')?.textContent")
+    assert page.get_attribute("#ax-pass", "aria-invalid") == "true"
     page.fill("#ax-pass", "monsoon tamarind lantern")
     page.click("#ax-pass-form button[type=submit]")
     page.wait_for_function("() => document.getElementById('a-msg').textContent.startsWith('Password of')")

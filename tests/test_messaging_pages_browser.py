@@ -95,9 +95,12 @@ def test_admin_sets_the_announcement_languages(browser: BrowserContext, app_serv
     assert app_server.run(_languages(app_server)) == ["ta", "en"]
     field.fill("ta, xx")
     field.dispatch_event("change")
-    page.page.wait_for_function("() => document.getElementById('a-msg').className === 'error'")
-    # the refusal as the page's own sentence (docs/frontdesk.md), not the API's English message
-    assert field.input_value() == "ta, en" and page.page.inner_text("#a-msg") == catalogue("en")["js.err_invalid_field"]
+    page.page.wait_for_function("() => !!document.getElementById('speech-c1-error')?.textContent")
+    # the refusal beside the field as the page's own sentence (docs/frontdesk.md), not the API's
+    # English message; the refused value stays for the admin to correct
+    assert page.page.inner_text("#speech-c1-error") == catalogue("en")["admin.err_speech_languages"]
+    assert field.get_attribute("aria-invalid") == "true" and field.input_value() == "ta, xx"
+    assert app_server.run(_languages(app_server)) == ["ta", "en"]
     page.assert_clean(ignore=("422", *CHARTS))
 
 
