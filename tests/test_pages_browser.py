@@ -7,7 +7,6 @@ and must log no console error."""
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
