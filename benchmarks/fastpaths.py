@@ -1,4 +1,4 @@
-"""Each fast path against its public-API fallback, side by side (``qtraq_live/fastpaths.py``).
+"""Each fast path against its public-API fallback, side by side (``qtraq_live/runtime/fastpaths.py``).
 
     python benchmarks/fastpaths.py [--ops 3000] [--rounds 3] [--fanout] [--json FILE]
 
@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 from qtraq_live.config import load_settings  # noqa: E402
-from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
-from qtraq_live.redis_conn import async_client  # noqa: E402
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis  # noqa: E402
+from qtraq_live.runtime.redis_conn import async_client  # noqa: E402
 
 FORCE_ENV = "QTRAQ_FORCE_FALLBACKS"
 REDIS_VARIANTS = ["", "redis_pool", "redis_write", "redis_pool,redis_write"]

@@ -32,8 +32,8 @@ sys.path[:0] = [str(ROOT)]
 import uvicorn  # noqa: E402
 from starlette.websockets import WebSocket  # noqa: E402
 
-from qtraq_live import ws_adapter  # noqa: E402
-from qtraq_live.hub_send import Outbox, Subscriber  # noqa: E402
+from qtraq_live.realtime import ws_adapter  # noqa: E402
+from qtraq_live.realtime.hub_send import Outbox, Subscriber  # noqa: E402
 
 FORCE_ENV = "QTRAQ_FORCE_FALLBACKS"
 VARIANTS = ["", "ws_write", "hub_eager", "ws_write,hub_eager", "ws_lean,ws_write", "ws_lean,ws_write,hub_eager"]

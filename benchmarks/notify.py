@@ -30,8 +30,8 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qtraq_live.config import load_settings  # noqa: E402
-from qtraq_live.duties import open_context  # noqa: E402
-from qtraq_live.embedded_redis import EmbeddedRedis  # noqa: E402
+from qtraq_live.runtime.duties import open_context  # noqa: E402
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis  # noqa: E402
 from qtraq_live.workers.notices import enqueue_account_notice  # noqa: E402
 from qtraq_live.workers.notifier import run_notifier  # noqa: E402
 

@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fanout_servers import Redis  # noqa: E402
 
-from qtraq_live import access  # noqa: E402
-from qtraq_live.app import create_app  # noqa: E402
 from qtraq_live.config import load_settings  # noqa: E402
-from qtraq_live.hub_send import Subscriber  # noqa: E402
+from qtraq_live.realtime.hub_send import Subscriber  # noqa: E402
+from qtraq_live.record import access  # noqa: E402
+from qtraq_live.web.app import create_app  # noqa: E402
 
 CLINIC = "hosp"
 

@@ -21,14 +21,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import __version__, access, breach_report, logs, server, staff_access
+from . import __version__
 from .abdm import commands as abdm_cli
 from .accounts import commands as accounts_cli
-from .access import ROLES
 from .config import PROCESS_MODES, Settings, load_settings
-from .duties import Context
 from .errors import ConfigError, Invalid, QtraqError, Unavailable
-from .offline import run_offline
+from .record import access, breach_report
+from .record.access import ROLES
+from .runtime import logs, server
+from .runtime.duties import Context
+from .runtime.offline import run_offline
+from .web import staff_access
 
 T = TypeVar("T")
 
@@ -44,7 +47,7 @@ def serve_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    return server.serve(settings, role=args.role, host=args.host, port=args.port, workers=args.workers)
+    return server.serve(settings, mode=args.role, host=args.host, port=args.port, workers=args.workers)
 
 
 def worker_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +62,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_duties(args: argparse.Namespace, settings: Settings) -> int:
-    from .duties import NICENESS, run_duties
+    from .runtime.duties import NICENESS, run_duties
 
     os.nice(NICENESS)
     asyncio.run(run_duties(settings))
@@ -75,7 +78,7 @@ def demo_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from . import demo
+    from .runtime import demo
 
     return demo.run(settings, host=args.host, port=args.port, simulate=args.simulate)
 
@@ -83,7 +86,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     if (pid := server.running_pid(settings)) is not None:
         raise Unavailable(f"stop the server first (pid {pid} serves {settings.data_dir})")
-    from .rebuild import rebuild
+    from .record.rebuild import rebuild
 
     async def action(ctx: Context) -> None:
         await rebuild(ctx.store, ctx.redis)
@@ -176,7 +179,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
                          f"\n{token}")(args, settings)
 
 
-# Withdrawing staff access is effective at once in every process (see staff_access.py).
+# Withdrawing staff access is effective at once in every process (see web/staff_access.py).
 cmd_user_disable = offline_command(
     lambda a, ctx: staff_access.set_disabled(ctx.store, ctx.redis, a.username, True),
     lambda a, _: f"user {a.username} disabled; their sessions ended")

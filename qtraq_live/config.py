@@ -324,7 +324,7 @@ def check_production(settings: Settings) -> None:
 
 def private_dir(path: Path) -> None:
     """Create a data directory readable by this user only (0700); one that exists is left as
-    the operator made it. Everything under it is created 0600 (store.py, secret_key)."""
+    the operator made it. Everything under it is created 0600 (record/store.py, secret_key)."""
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(path, 0o700)  # mode= is filtered by the umask

@@ -1,10 +1,10 @@
 """WebSocket fan-out: one stream reader per process, which renders and sends every message.
 
 The reader XREADs the event streams of the clinics that have local subscribers, applies each
-event to that clinic's :class:`~qtraq_live.mirror.Mirror` and hands the resulting messages to
-:class:`~qtraq_live.hub_send.Outbox`, which sends them inline to sockets that keep up and
+event to that clinic's :class:`~qtraq_live.realtime.mirror.Mirror` and hands the resulting messages to
+:class:`~qtraq_live.realtime.hub_send.Outbox`, which sends them inline to sockets that keep up and
 queues them (bounded; an overflow becomes one fresh snapshot) for those that do not. Sockets
-are opened, authenticated and served in :mod:`qtraq_live.hub_sockets`.
+are opened, authenticated and served in :mod:`qtraq_live.realtime.hub_sockets`.
 Nothing here is authoritative: keys, sessions and tokens are read from Redis on connect and the
 mirrors are rebuilt from Redis, so any number of ``--role hub`` processes can serve sockets.
 Design and message shapes: ``docs/fanout.md``.
@@ -22,14 +22,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import metrics, redis_conn
-from . import redis_keys as keys
+from . import metrics
 from .config import Settings
+from .engine import redis_keys as keys
 from .errors import QtraqError, Unauthorized, Unavailable
-from .hub_index import ClinicSubscribers
-from .hub_send import Outbox, Subscriber, message
-from .mirror import Json, Mirror, call_of, dumps, touched_queues
 from .queue_engine import QueueEngine, parse_event
+from .realtime.hub_index import ClinicSubscribers
+from .realtime.hub_send import Outbox, Subscriber, message
+from .realtime.mirror import Json, Mirror, call_of, dumps, touched_queues
+from .runtime import redis_conn
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Every Prometheus metric family of qtraq-live, declared once (the scrape-time queue figures:
-``queue_figures.py``).
+``engine/queue_figures.py``).
 
 Labels carry route templates, socket kinds, queue ids, channels and outcomes only: never a
 token, a name or a contact. Under ``serve`` every process (HTTP, duties, RQ workers) writes
@@ -69,7 +69,7 @@ for _result in ("sent", "retried", "failed", "unknown"):
 REDIS_ERRORS = Counter("qtraq_redis_errors", "Redis calls that failed (connection lost, timeout)")
 SQLITE_ERRORS = Counter("qtraq_sqlite_errors", "SQLite operations that failed on the file or disk")
 
-# stream consumers (stream_consumer.py): persist, notify, webhooks, audit, notify-log
+# stream consumers (runtime/stream_consumer.py): persist, notify, webhooks, audit, notify-log
 STREAM_ENTRIES = Counter("qtraq_stream_entries", "Stream entries handled and acknowledged", ["group"])
 STREAM_FAILURES = Counter("qtraq_stream_failures", "Failed stream-consumer steps (retried after a backoff)",
                           ["group"])

@@ -27,14 +27,15 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from . import live_schema, phones
-from . import redis_keys as keys
+from . import phones
+from .engine import live_schema
+from .engine import redis_keys as keys
+from .engine.eta import DEFAULT_AVG_SERVICE_S, estimate
+from .engine.live_schema import NORMAL_OFFSET, TicketSource
 from .errors import Conflict, Invalid, NotFound, QtraqError, Unavailable
-from .eta import DEFAULT_AVG_SERVICE_S, estimate
 from .languages import LANGS
-from .live_schema import NORMAL_OFFSET, TicketSource
 from .metrics import REDIS_ERRORS
-from .redis_conn import UNREACHABLE, send_once
+from .runtime.redis_conn import UNREACHABLE, send_once
 from .validation import NAME_MAX
 from .validation import SLUG as SLUG_PATTERN
 

@@ -34,12 +34,13 @@ import redis
 import redis.asyncio as aioredis
 from rq import Queue, Retry
 
-from . import live_schema, redis_conn
-from . import redis_keys as keys
 from .config import Settings, load_settings
+from .engine import live_schema
+from .engine import redis_keys as keys
 from .errors import ConfigError
 from .queue_engine import parse_event
-from .stream_consumer import Batch, StreamConsumer
+from .runtime import redis_conn
+from .runtime.stream_consumer import Batch, StreamConsumer
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import redis
 import redis.asyncio as aioredis
 
 from qtraq_live.config import Settings, load_settings
-from qtraq_live.embedded_redis import EmbeddedRedis
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 
 # Timeouts in tests scale with this factor on a slow or loaded machine.
 TIMEOUT_FACTOR = float(os.environ.get("QTRAQ_TEST_TIMEOUT_FACTOR", "1"))

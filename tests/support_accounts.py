@@ -31,10 +31,10 @@ import redis
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 
-from qtraq_live import redis_keys as keys
 from qtraq_live.accounts import passwords
 from qtraq_live.config import Settings
-from qtraq_live.duties import Context
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.runtime.duties import Context
 from tests.support_http import LiveServer, live_server, use_fast_hashes
 from tests.support_notify import NotifyEnv, await_until
 

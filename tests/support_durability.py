@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from qtraq_live.errors import Conflict, Invalid
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
+from qtraq_live.record.store import Store
 
 CLINICS = {"c1": ("gp", "lab"), "c2": ("dent",)}
 PREFIX = {"gp": "A", "lab": "L", "dent": "D"}

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from qtraq_live import access
-from qtraq_live.embedded_redis import EmbeddedRedis
+from qtraq_live.record import access
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 from tests.support_serve import ServeProcess, seeded_serve, seeding
 
 PASSWORD = "correct-horse-battery"

@@ -27,11 +27,11 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 
-from qtraq_live import access, audit
-from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.server import WS_IMPL
+from qtraq_live.record import access, audit
+from qtraq_live.runtime.server import WS_IMPL
+from qtraq_live.web.app import create_app
 
 T = TypeVar("T")
 PASSWORD = "correct-horse-battery"
@@ -107,9 +107,9 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(settings: Settings, role: str = "all") -> Iterator[LiveServer]:
+def live_server(settings: Settings, mode: str = "all") -> Iterator[LiveServer]:
     """uvicorn serving ``create_app(settings, role)`` in a thread, on a free port."""
-    app = create_app(settings, role)
+    app = create_app(settings, mode)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -153,8 +153,8 @@ def _servers(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
     use_fast_hashes(monkeypatch)
     with contextlib.ExitStack() as servers:
 
-        def start(role: str = "all", **changes: Any) -> LiveServer:
-            return servers.enter_context(live_server(settings.replace(**changes), role))
+        def start(mode: str = "all", **changes: Any) -> LiveServer:
+            return servers.enter_context(live_server(settings.replace(**changes), mode))
 
         yield start
 

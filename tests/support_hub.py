@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import TIMEOUT_FACTOR
-from qtraq_live.eta import queue_wait_s
+from qtraq_live.engine.eta import queue_wait_s
 
 Json = dict[str, Any]
 WAIT_S = 10.0 * TIMEOUT_FACTOR

@@ -36,9 +36,9 @@ from aiosmtpd.controller import Controller
 
 from qtraq_live.accounts.notices import recipients_for_ticket
 from qtraq_live.config import Settings, load_settings
-from qtraq_live.duties import Context
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
+from qtraq_live.record.store import Store
+from qtraq_live.runtime.duties import Context
 from qtraq_live.workers.notifier import run_notifier
 from qtraq_live.workers.render import QUEUES
 from tests.conftest import TIMEOUT_FACTOR

@@ -35,7 +35,7 @@ import redis.asyncio as aioredis
 
 from conftest import TIMEOUT_FACTOR
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
+from qtraq_live.record.store import Store
 from tests.support_notify import free_port
 
 START_TIMEOUT_S = 45.0

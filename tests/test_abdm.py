@@ -20,17 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from qtraq_live import redis_conn
-from qtraq_live import redis_keys as keys
 from qtraq_live.abdm import jobs as abdm_jobs
 from qtraq_live.abdm import records as abdm_records
 from qtraq_live.abdm.duty import abdm_upkeep
 from qtraq_live.abdm.protocol import DEDUPE_S, e164, parse_share
 from qtraq_live.config import Settings, load_settings
-from qtraq_live.duties import DUTIES
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.errors import ConfigError, Invalid
 from qtraq_live.metrics import ABDM_REPLIES, ABDM_SHARES
-from qtraq_live.persister import Persister
+from qtraq_live.record.persister import Persister
+from qtraq_live.runtime import redis_conn
+from qtraq_live.runtime.duties import DUTIES
 from qtraq_live.workers.worker import NoticeWorker
 from tests.fake_abdm import CLIENT_ID, CLIENT_SECRET, HIP_ID, NHA_SAMPLE, WRAPPER_SAMPLE, FakeGateway, sample
 from tests.support_http import LiveServer, error_of, start_server  # noqa: F401

@@ -10,12 +10,12 @@ import pytest
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
 
-from qtraq_live import access, audit
-from qtraq_live import redis_keys as keys
 from qtraq_live.config import Settings
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.errors import Conflict, Invalid, NotFound
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
+from qtraq_live.record import access, audit
+from qtraq_live.record.store import Store
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,}$")
 

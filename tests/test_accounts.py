@@ -7,8 +7,8 @@ import httpx
 import pytest
 import redis
 
-from qtraq_live import redis_keys as keys
 from qtraq_live.accounts import codes
+from qtraq_live.engine import redis_keys as keys
 from tests.support_accounts import (PASSWORD, add_patient, codes_sent, notice_requests, portal,  # noqa: F401
                                     register, unique_contacts, verify)
 from tests.support_http import LiveServer, error_of

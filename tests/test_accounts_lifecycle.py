@@ -11,8 +11,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from qtraq_live import redis_keys as keys
-from qtraq_live.duties import Context
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.runtime.duties import Context
 from qtraq_live.workers.notifier import GROUP as NOTIFY_GROUP
 from tests.support_accounts import add_patient, live_portal, off_loop, register, verify  # noqa: F401
 from tests.support_hub import open_ws, recv, ws_url

@@ -14,10 +14,10 @@ from starlette import responses
 from starlette.responses import Response
 from starlette.routing import Route
 
-from qtraq_live.app import create_app
 from qtraq_live.config import Settings
 from qtraq_live.errors import ConfigError
 from qtraq_live.web import errors as web_errors
+from qtraq_live.web.app import create_app
 from qtraq_live.web.responses import JSONResponse
 
 from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401

@@ -16,7 +16,7 @@ import pytest
 
 from qtraq_live.accounts import appointments, duty
 from qtraq_live.accounts.notices import recipients_for_ticket
-from qtraq_live.duties import Context
+from qtraq_live.runtime.duties import Context
 from tests.conftest import TIMEOUT_FACTOR
 from tests.support_accounts import (Clinic, Patient, add_patient, clinic, codes_sent, notice_requests,  # noqa: F401
                                     portal, register)

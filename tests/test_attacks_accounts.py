@@ -12,7 +12,7 @@ from email.message import Message
 import httpx
 import redis
 
-from qtraq_live.duties import Context
+from qtraq_live.runtime.duties import Context
 from tests.support_accounts import (PASSWORD, Patient, codes_sent, live_portal, notice_requests,  # noqa: F401
                                     off_loop, portal, register, unique_contacts, verify)
 from tests.support_http import LiveServer, error_of

@@ -21,7 +21,7 @@ import redis
 import redis.asyncio as aioredis
 from websockets.exceptions import ConnectionClosed
 
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.web.socket_limits import AddressCap, address_field
 from support_serve import ServeProcess, children_of, serve_process  # noqa: F401

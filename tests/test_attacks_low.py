@@ -17,8 +17,8 @@ import httpx
 import pytest
 import redis
 
-from qtraq_live import access
 from qtraq_live.queue_engine import mask_name
+from qtraq_live.record import access
 from tests.support_accounts import PASSWORD as ACCOUNT_PASSWORD
 from tests.support_accounts import portal, register  # noqa: F401
 from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401

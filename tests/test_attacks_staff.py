@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from qtraq_live import auth
+from qtraq_live.web import auth
 from tests.support_http import PASSWORD, StartServer, app_server, error_of, start_server  # noqa: F401
 from tests.support_http import LiveServer
 

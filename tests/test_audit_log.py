@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qtraq_live import audit
+from qtraq_live.record import audit
 from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
-from qtraq_live import auth
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.web import auth
 from tests.support_http import PASSWORD, LiveServer, StartServer, app_server, start_server  # noqa: F401
 
 

@@ -32,10 +32,10 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 from websockets.exceptions import ConnectionClosed
 
-from qtraq_live import access
-from qtraq_live.app import API_ROUTES
 from qtraq_live.config import Settings
+from qtraq_live.record import access
 from qtraq_live.validation import Schema
+from qtraq_live.web.app import API_ROUTES
 from tests.support_accounts import fast_account_hashes, register, with_channels
 from tests.support_http import LiveServer, live_server, use_fast_hashes
 from tests.support_hub import WAIT_S, open_ws, recv, ws_url

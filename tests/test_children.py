@@ -17,7 +17,7 @@ STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);
             "print('ready', flush=True); time.sleep(60)")
 PARENT = """
 import sys
-from qtraq_live.children import popen
+from qtraq_live.runtime.children import popen
 child = popen([sys.executable, '-c', sys.argv[2]], stdout=None, death_signal=int(sys.argv[1]))
 print(child.pid, flush=True)
 child.wait()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from qtraq_live.embedded_redis import EmbeddedRedis
+from qtraq_live.engine.redis_keys import secret_hash
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.redis_keys import secret_hash
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 from support_serve import clean_env
 
 pytestmark = pytest.mark.slow  # every test runs the console script in a new process

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qtraq_live.config import SETTINGS, Settings, example_toml, load_settings
-from qtraq_live.duties import open_context
 from qtraq_live.errors import ConfigError
+from qtraq_live.runtime.duties import open_context
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "qtraq.example.toml"
 
@@ -178,7 +178,7 @@ password_env = "TEST_SEED_UNSET_PASSWORD"
 
 async def test_seed_tables_are_applied_once(tmp_path: Path, settings: Settings,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from qtraq_live.seed import apply_config_seed
+    from qtraq_live.runtime.seed import apply_config_seed
 
     env = {**write_config(tmp_path, SEED), "QTRAQ_REDIS_URL": settings.redis_url}
     seeded = load_settings(env)

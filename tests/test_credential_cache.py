@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
-from qtraq_live import redis_keys as keys
-from qtraq_live.auth import CredentialCache, end_session
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.web.auth import CredentialCache, end_session
 
 TOKEN, OTHER = keys.api_token("t" * 43), keys.api_token("o" * 43)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from qtraq_live import server
 from qtraq_live.config import Settings, load_settings
 from qtraq_live.errors import ConfigError
+from qtraq_live.runtime import server
 from qtraq_live.workers import channels, dlt, ledger
 from qtraq_live.workers.ledger import Notice
 from qtraq_live.workers.render import KINDS, LANGS, render

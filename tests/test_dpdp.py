@@ -18,9 +18,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from qtraq_live import redis_keys as keys
-from qtraq_live.duties import Context
-from qtraq_live.persister import Persister
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.record.persister import Persister
+from qtraq_live.runtime.duties import Context
 from support_serve import clean_env
 from tests.support_accounts import (PASSWORD, codes_sent, live_portal, off_loop, portal,  # noqa: F401
                                     register, unique_contacts, verify)

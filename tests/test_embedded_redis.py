@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from qtraq_live.embedded_redis import EmbeddedRedis
 from qtraq_live.errors import Unavailable
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 
 from support_serve import alive, wait_until
 
@@ -108,7 +108,7 @@ def test_second_server_on_the_same_files_is_refused(server: EmbeddedRedis) -> No
 def test_redis_dies_with_its_parent(tmp_path: Path) -> None:
     """A supervisor killed with SIGKILL leaves no redis-server behind (PR_SET_PDEATHSIG)."""
     script = ("import sys, time\n"
-              "from qtraq_live.embedded_redis import EmbeddedRedis\n"
+              "from qtraq_live.runtime.embedded_redis import EmbeddedRedis\n"
               f"s = EmbeddedRedis({str(tmp_path / 'redis')!r}); s.start()\n"
               "print(s.process.pid, flush=True)\n"
               "time.sleep(600)\n")

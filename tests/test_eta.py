@@ -17,8 +17,9 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qtraq_live import queue_engine, redis_keys
-from qtraq_live.eta import Eta, estimate
+from qtraq_live import queue_engine
+from qtraq_live.engine import redis_keys
+from qtraq_live.engine.eta import Eta, estimate
 from qtraq_live.queue_engine import QueueEngine
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from qtraq_live import fastpaths
+from qtraq_live.runtime import fastpaths
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = """
 import json
-from qtraq_live import redis_conn, ws_adapter, hub_send
+from qtraq_live.runtime import redis_conn; from qtraq_live.realtime import ws_adapter, hub_send
 from qtraq_live.workers import worker
 print(json.dumps({"redis_pool": redis_conn.REDIS_POOL, "redis_write": redis_conn.REDIS_WRITE,
                   "ws_lean": ws_adapter.WS_LEAN, "ws_write": ws_adapter.WS_WRITE, "ws_impl": ws_adapter.WS_IMPL,
@@ -71,7 +71,7 @@ def test_a_turned_off_fast_path_is_logged_once_logging_is_set_up_not_as_a_bare_l
     # Imported before logging is configured, a warning would reach stderr as plain text and
     # break a JSON log; the decision waits for configure_logging, which logs it as a record.
     code = """
-from qtraq_live import fastpaths, logs
+from qtraq_live.runtime import fastpaths, logs
 from qtraq_live.config import load_settings
 assert not fastpaths.enabled("ws_lean", ("python", (2, 0), (2, 1)))
 settings = load_settings()
@@ -84,5 +84,5 @@ logs.configure_logging(settings)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if "fast path ws_lean off" in line]
     assert len(lines) == 1, done.stderr
     record = json.loads(lines[0])
-    assert (record["level"], record["logger"]) == ("warning", "qtraq_live.fastpaths")
+    assert (record["level"], record["logger"]) == ("warning", "qtraq_live.runtime.fastpaths")
     assert "written for python 2.0–2.1" in record["message"]

@@ -25,10 +25,10 @@ from playwright.sync_api import BrowserContext
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from qtraq_live import access
-from qtraq_live.embedded_redis import EmbeddedRedis
 from qtraq_live.errors import Unavailable
-from qtraq_live.persister import Persister
+from qtraq_live.record import access
+from qtraq_live.record.persister import Persister
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 from support_browser import browser, open_page  # noqa: F401
 from support_serve import ServeProcess, clean_env, wait_until
 from test_serve import (admin_token, api, data_dir, external_redis, make_clinic, ok,  # noqa: F401

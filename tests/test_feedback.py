@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from qtraq_live.duties import Context
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.runtime.duties import Context
 from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_http import LiveServer, error_of
 from tests.support_notify import Sink, Workers, await_until, notifier, notify_env, sink, smtp, workers  # noqa: F401

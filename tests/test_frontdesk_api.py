@@ -22,10 +22,12 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from qtraq_live import audit, demo, phones
+from qtraq_live import phones
 from qtraq_live.errors import Invalid
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
+from qtraq_live.record import audit
+from qtraq_live.record.store import Store
+from qtraq_live.runtime import demo
 from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext
 
-from qtraq_live import demo
 from qtraq_live.display.pages import _qr_svg
+from qtraq_live.runtime import demo
 from tests.support_browser import browser, open_page, screenshot  # noqa: F401
 from tests.support_notify import free_port
 from tests.support_http import LiveServer, StartServer, start_server  # noqa: F401

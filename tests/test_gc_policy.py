@@ -8,7 +8,7 @@ import contextlib
 import gc
 import weakref
 
-from qtraq_live.gc_policy import freeze_survivors
+from qtraq_live.runtime.gc_policy import freeze_survivors
 
 
 class Node:
@@ -46,7 +46,7 @@ async def test_a_full_collections_survivors_are_frozen_until_the_policy_stops() 
         assert ref() is not None  # frozen: a full collection no longer walks it
     finally:
         await stop(task)
-    assert not [hook for hook in gc.callbacks if hook.__module__ == "qtraq_live.gc_policy"]
+    assert not [hook for hook in gc.callbacks if hook.__module__ == "qtraq_live.runtime.gc_policy"]
     gc.unfreeze()
     gc.collect()
     assert ref() is None

@@ -14,12 +14,12 @@ import pytest
 import redis as redis_sync
 from playwright.sync_api import BrowserContext
 
-from qtraq_live import access
 from qtraq_live.display import i18n, render
 from qtraq_live.display.page_memo import PageMemo
-from qtraq_live.hub_index import ClinicSubscribers
-from qtraq_live.hub_send import Subscriber
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.realtime.hub_index import ClinicSubscribers
+from qtraq_live.realtime.hub_send import Subscriber
+from qtraq_live.record import access
 from tests.support_browser import browser, open_page  # noqa: F401  (fixture)
 from tests.support_frontdesk import FrontdeskSite, frontdesk_site, sign_in  # noqa: F401  (fixture)
 from tests.support_http import LiveServer, app_server  # noqa: F401  (fixture)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from qtraq_live import access
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.record import access
 from tests.support_http import LiveServer, StartServer, app_server, start_server  # noqa: F401  (fixtures)
 from tests.support_hub import Screen, close_code, engine_labels, open_ws, recv, recv_until, ws_url
 

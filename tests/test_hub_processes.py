@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
 from support_serve import ServeProcess
 from tests.support_hub import open_ws, recv, recv_until, ws_url

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from qtraq_live.hub_send import message, run_eagerly
+from qtraq_live.realtime.hub_send import message, run_eagerly
 
 
 async def test_a_coroutine_that_never_waits_completes_inline() -> None:

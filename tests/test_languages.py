@@ -18,14 +18,14 @@ from jinja2 import meta
 
 import qtraq_live
 from qtraq_live import config, languages
-from qtraq_live.app import create_app
-from qtraq_live.config import Settings
 from qtraq_live.accounts import records
 from qtraq_live.api import clinics, issue
+from qtraq_live.config import Settings
 from qtraq_live.display import i18n, render, script_strings
 from qtraq_live.errors import Invalid
 from qtraq_live.languages import DEFAULT_LANG, LANGS, STAFF_LANGS, plural_index
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.web.app import create_app
 from qtraq_live.workers import render as notices
 from qtraq_live.workers.render import KINDS
 

@@ -12,14 +12,15 @@ import pytest
 import redis.asyncio as aioredis
 from support_durability import CLINICS, make_clinics, random_operations, store  # noqa: F401
 
-from qtraq_live import live_schema, queue_engine, webhooks
+from qtraq_live import queue_engine, webhooks
+from qtraq_live.engine import live_schema
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.engine.live_schema import Enc, Field, Start
 from qtraq_live.errors import Invalid
-from qtraq_live import redis_keys as keys
-from qtraq_live.live_schema import Enc, Field, Start
-from qtraq_live.persister import Persister
 from qtraq_live.queue_engine import QueueEngine, _load_scripts
-from qtraq_live.rebuild import rebuild
-from qtraq_live.store import Store, schema_files
+from qtraq_live.record.persister import Persister
+from qtraq_live.record.rebuild import rebuild
+from qtraq_live.record.store import Store, schema_files
 
 ENGINE = resources.files("qtraq_live").joinpath("lua/engine")
 LUA = {f.name: f.read_text() for f in ENGINE.iterdir() if f.name.endswith(".lua")}
@@ -161,7 +162,7 @@ def test_views_follow_the_description() -> None:
     assert webhooks.TICKET_FIELDS == live_schema.TICKET.seen(live_schema.HOOK)
     assert not {"name", "token", "lang", "notify"} & set(webhooks.TICKET_FIELDS)  # nothing personal
     assert not {"name", "token", "id"} & set(queue_engine.PUBLIC_FIELDS)
-    from qtraq_live import mirror
+    from qtraq_live.realtime import mirror
     assert set(mirror.DISPLAY_FIELDS) == set(live_schema.TICKET.seen(live_schema.DISPLAY))
     assert set(mirror.HIDDEN_FROM_RECEPTION) == {f.name for f in live_schema.TICKET.fields if f.enc is Enc.API}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from qtraq_live import logs
 from qtraq_live.config import Settings
+from qtraq_live.runtime import logs
 
 from tests.support_notify import Sink, sink  # noqa: F401
 from tests.support_observe import observed_server, run_flow, until, value

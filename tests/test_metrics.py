@@ -17,10 +17,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from qtraq_live import metrics
+from qtraq_live.engine.queue_figures import queue_families
 from qtraq_live.errors import Unavailable
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.queue_figures import queue_families
-from qtraq_live.store import Store
+from qtraq_live.record.store import Store
 
 from tests.support_notify import Sink, sink  # noqa: F401
 from tests.support_observe import Samples, observed_server, run_flow, samples_of, scrape, until, value

@@ -9,9 +9,9 @@ import random
 from typing import Any
 
 from qtraq_live.errors import Conflict
-from qtraq_live.mirror import Mirror, dumps
 from qtraq_live.queue_engine import PUBLIC_FIELDS as PUBLIC
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.realtime.mirror import Mirror, dumps
 
 
 async def seed(engine: QueueEngine, mask: bool = True) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.workers import delivery_log, ledger
 from qtraq_live.workers.ledger import Notice
 from tests.support_http import LiveServer, StartServer, app_server, error_of, start_server  # noqa: F401

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.workers import ledger
 from qtraq_live.workers.ledger import Notice

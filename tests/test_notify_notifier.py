@@ -8,12 +8,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from qtraq_live import redis_keys as keys
-from qtraq_live.duties import Context
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
-from qtraq_live.workers.notifier import Notifier
+from qtraq_live.record.store import Store
+from qtraq_live.runtime.duties import Context
 from qtraq_live.workers.notices import enqueue_account_notice, request_retry, set_consent
+from qtraq_live.workers.notifier import Notifier
 from tests.support_notify import (NotifyEnv, Sink, Workers, await_until, notifier,  # noqa: F401
                                   notify_env, sink, smtp, workers)
 

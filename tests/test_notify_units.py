@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from qtraq_live import server
-from qtraq_live.breach_report import CATEGORIES, MEASURES
 from qtraq_live.config import Settings
 from qtraq_live.errors import ConfigError
-from qtraq_live.mirror import Mirror
 from qtraq_live.queue_engine import QueueEngine
+from qtraq_live.realtime.mirror import Mirror
+from qtraq_live.record.breach_report import CATEGORIES, MEASURES
+from qtraq_live.runtime import server
 from qtraq_live.workers import channels
 from qtraq_live.workers.ledger import hint, retry_intervals
 from qtraq_live.workers.render import KINDS, LANGS, MULTI_SEGMENT, render

@@ -12,10 +12,10 @@ import pytest
 from openapi_spec_validator import validate as validate_spec
 from starlette.routing import Route
 
-from qtraq_live import openapi
-from qtraq_live.app import API_ROUTES
-from qtraq_live.openapi import OPERATIONS, PREFIX, SCHEMAS, Op
 from qtraq_live.validation import Schema
+from qtraq_live.web import openapi
+from qtraq_live.web.app import API_ROUTES
+from qtraq_live.web.openapi import OPERATIONS, PREFIX, SCHEMAS, Op
 
 from tests.support_accounts import Patient, portal, register  # noqa: F401
 from tests.support_http import LiveServer

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from qtraq_live.persister import Persister
+from qtraq_live.record.persister import Persister
 from tests.support_http import LiveServer, app_server, error_of  # noqa: F401
 
 SCRIPT = re.compile(r"<script\b([^>]*)>", re.I)

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import BrowserContext
 
 from conftest import TIMEOUT_FACTOR
-from qtraq_live.embedded_redis import EmbeddedRedis
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 from tests.support_browser import Watched, browser, open_page, screenshot  # noqa: F401
 from tests.support_frontdesk import PASSWORD, seed_site, sign_in
 from tests.support_serve import ServeProcess, seeded_serve, wait_until

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from qtraq_live import redis_keys as keys
 from qtraq_live.accounts import payments
+from qtraq_live.engine import redis_keys as keys
 from tests.support_accounts import Clinic, add_patient, clinic, portal, register  # noqa: F401
 from tests.support_http import LiveServer, error_of
 

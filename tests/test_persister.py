@@ -18,17 +18,17 @@ import redis.asyncio as aioredis
 from conftest import TIMEOUT_FACTOR
 from support_durability import CLINICS, make_clinics, random_operations, store  # noqa: F401
 
-from qtraq_live import redis_keys as keys
-from qtraq_live.embedded_redis import EmbeddedRedis
-from qtraq_live.persister import FINAL_TTL_MS, GROUP, Persister
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine, iso
-from qtraq_live.store import Store
+from qtraq_live.record.persister import FINAL_TTL_MS, GROUP, Persister
+from qtraq_live.record.store import Store
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
 
 PERSISTER_PROCESS = """
 import asyncio, sys
 import redis.asyncio as aioredis
-from qtraq_live.persister import Persister
-from qtraq_live.store import Store
+from qtraq_live.record.persister import Persister
+from qtraq_live.record.store import Store
 
 async def main() -> None:
     store = Store(sys.argv[2])
@@ -190,7 +190,7 @@ async def _count(store: Store, clinic: str, n: int) -> bool:
 
 async def test_a_redis_outage_is_logged_once_and_survived(
         tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="qtraq_live.persister")
+    caplog.set_level(logging.INFO, logger="qtraq_live.record.persister")
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
     client = aioredis.from_url(server.url, decode_responses=True)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from qtraq_live import redis_keys as keys
 from qtraq_live.accounts.privacy import purge
 from qtraq_live.config import Settings
-from qtraq_live.duties import Context
-from qtraq_live.persister import Persister
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.store import Store
+from qtraq_live.record.persister import Persister
+from qtraq_live.record.store import Store
+from qtraq_live.runtime.duties import Context
 from tests.conftest import TIMEOUT_FACTOR
 from tests.support_accounts import (PASSWORD, Patient, add_patient, code_in_ledger, live_portal,  # noqa: F401
                                     codes_sent, off_loop, portal, redis_dump, register, verify)

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
-from qtraq_live import redis_keys as keys
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.engine.eta import estimate
 from qtraq_live.errors import Conflict, Invalid, NotFound, Unavailable
-from qtraq_live.eta import estimate
 from qtraq_live.queue_engine import (
     _OP_DEFINITION,
     ACTIONS,

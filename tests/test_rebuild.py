@@ -7,12 +7,12 @@ import random
 import redis.asyncio as aioredis
 from support_durability import CLINICS, dump_live, make_clinics, random_operations, store  # noqa: F401
 
-from qtraq_live import access
-from qtraq_live import redis_keys as keys
-from qtraq_live.persister import FINAL_TTL_MS, Persister
+from qtraq_live.engine import redis_keys as keys
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.rebuild import rebuild, record_has_clinics, redis_is_empty
-from qtraq_live.store import Store
+from qtraq_live.record import access
+from qtraq_live.record.persister import FINAL_TTL_MS, Persister
+from qtraq_live.record.rebuild import rebuild, record_has_clinics, redis_is_empty
+from qtraq_live.record.store import Store
 
 
 async def test_rebuild_restores_the_exact_live_state_and_it_continues(

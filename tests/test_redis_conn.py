@@ -14,7 +14,7 @@ import redis.exceptions
 from redis.asyncio.connection import UnixDomainSocketConnection
 
 from qtraq_live.config import Settings
-from qtraq_live.redis_conn import UnixConnection, WaitingPool, async_client
+from qtraq_live.runtime.redis_conn import UnixConnection, WaitingPool, async_client
 
 MakePool = Callable[[int, float], WaitingPool]
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import redis
 
-from qtraq_live import redis_keys as keys
-from qtraq_live.embedded_redis import SERVER_BIN
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.runtime.embedded_redis import SERVER_BIN
 from support_serve import ServeProcess, clean_env
 from tests.support_hub import open_ws, recv, recv_until, ws_url
 from tests.support_notify import Sink, Workers, free_port, sink, wait_until  # noqa: F401

@@ -20,9 +20,10 @@ import pytest
 import redis
 from websockets.exceptions import ConnectionClosed
 
-from qtraq_live import access, auth
-from qtraq_live import redis_keys as keys
 from qtraq_live.config import Settings
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.record import access
+from qtraq_live.web import auth
 from support_serve import clean_env
 from tests.support_accounts import PASSWORD as ACCOUNT_PASSWORD
 from tests.support_accounts import fast_account_hashes, portal, register, with_channels  # noqa: F401
@@ -254,7 +255,7 @@ def test_production_refuses_to_seed_a_default_or_weak_password(tmp_path: Path, p
 
 
 def test_weak_password_check_accepts_a_real_one() -> None:
-    from qtraq_live.seed import check_seed_password
+    from qtraq_live.runtime.seed import check_seed_password
 
     check_seed_password("staff[0]", "admin", "a long unusual passphrase")
     for weak in ("admin123", "short", "adminadmin1"):

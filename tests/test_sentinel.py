@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from qtraq_live.config import load_settings
-from qtraq_live.embedded_redis import SERVER_BIN
 from qtraq_live.errors import ConfigError, Unavailable
 from qtraq_live.queue_engine import QueueEngine
-from qtraq_live.redis_conn import async_client, parse_sentinel_url, sync_client
+from qtraq_live.runtime.embedded_redis import SERVER_BIN
+from qtraq_live.runtime.redis_conn import async_client, parse_sentinel_url, sync_client
 
 
 def free_port() -> int:

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from qtraq_live import access
 from qtraq_live.config import load_settings
-from qtraq_live.duties import Context
-from qtraq_live.embedded_redis import EmbeddedRedis
-from qtraq_live.offline import run_offline
+from qtraq_live.record import access
+from qtraq_live.runtime.duties import Context
+from qtraq_live.runtime.embedded_redis import EmbeddedRedis
+from qtraq_live.runtime.offline import run_offline
 from conftest import TIMEOUT_FACTOR
 from support_serve import ServeProcess, alive, children_of, clean_env, wait_until
 

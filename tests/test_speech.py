@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, sync_playwright
 
-from qtraq_live import access
+from qtraq_live.record import access
 from qtraq_live.speech import clips
 from qtraq_live.speech.phrases import PHRASES, SUPPORTED, call_text, spoken_token
 from tests.support_browser import ARGS, CHROMIUM, TIMEOUT_MS, open_page

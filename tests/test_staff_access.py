@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from qtraq_live import access
+from qtraq_live.record import access
 from support_serve import clean_env
 from tests.support_http import PASSWORD, LiveServer, StartServer, error_of, start_server  # noqa: F401
 from tests.support_notify import wait_until

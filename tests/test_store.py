@@ -14,12 +14,12 @@ import pytest
 from support_durability import store  # noqa: F401
 
 from qtraq_live.errors import Conflict, Unavailable
-from qtraq_live.store import Store, schema_files
+from qtraq_live.record.store import Store, schema_files
 
 READ_ONLY_OPEN = """
 import asyncio, os, sys
 from qtraq_live.errors import Unavailable
-from qtraq_live.store import Store
+from qtraq_live.record.store import Store
 if os.geteuid() == 0:  # root writes anywhere: drop to nobody to meet the permission check
     os.setgid(65534)
     os.setuid(65534)

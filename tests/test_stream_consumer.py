@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from qtraq_live import metrics
-from qtraq_live import redis_keys as keys
-from qtraq_live.stream_consumer import Acks, Batch, StreamConsumer
+from qtraq_live.engine import redis_keys as keys
+from qtraq_live.runtime.stream_consumer import Acks, Batch, StreamConsumer
 
 STREAM = "qt:test:stream"
 GROUP = "g"

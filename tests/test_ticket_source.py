@@ -11,10 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from qtraq_live.errors import Invalid
-from qtraq_live.persister import Persister
 from qtraq_live.queue_engine import SOURCES, QueueEngine, TicketSource
-from qtraq_live.rebuild import rebuild
-from qtraq_live.store import Store
+from qtraq_live.record.persister import Persister
+from qtraq_live.record.rebuild import rebuild
+from qtraq_live.record.store import Store
 from qtraq_live.webhooks import TICKET_FIELDS as WEBHOOK_FIELDS
 from tests.support_http import LiveServer, app_server  # noqa: F401
 

@@ -2,7 +2,7 @@
 real ``websockets`` clients (raw sockets where a client must misbehave or stay cheap).
 
 Every behaviour test runs on both protocols with the same assertions: the lean one must do what
-uvicorn does. Re-run after any uvicorn or websockets upgrade (``qtraq_live/ws_protocol.py``).
+uvicorn does. Re-run after any uvicorn or websockets upgrade (``qtraq_live/realtime/ws_protocol.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from qtraq_live.app import create_app
 from qtraq_live.config import Settings
-from qtraq_live.hub_send import run_eagerly
-from qtraq_live.server import WS_IMPL
-from qtraq_live import ws_adapter
-from qtraq_live.ws_adapter import text_writer
-from qtraq_live.ws_protocol import WRITABLE, Inbox, LeanWebSocketProtocol
+from qtraq_live.realtime import ws_adapter
+from qtraq_live.realtime.hub_send import run_eagerly
+from qtraq_live.realtime.ws_adapter import text_writer
+from qtraq_live.realtime.ws_protocol import WRITABLE, Inbox, LeanWebSocketProtocol
+from qtraq_live.runtime.server import WS_IMPL
+from qtraq_live.web.app import create_app
 from tests.support_hub import WAIT_S, close_code, open_ws, uvicorn_thread
 
 Json = dict[str, Any]

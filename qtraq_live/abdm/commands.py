@@ -15,9 +15,9 @@ from contextlib import closing
 
 import httpx
 
-from .. import redis_conn
 from ..config import Settings
 from ..errors import ConfigError
+from ..runtime import redis_conn
 from . import protocol
 from .gateway import Gateway, GatewayError, check_credentials
 

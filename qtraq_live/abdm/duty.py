@@ -11,7 +11,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from ..config import Settings
-from ..store import Store
+from ..record.store import Store
 from . import records
 
 

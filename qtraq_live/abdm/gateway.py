@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import redis
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from ..errors import ConfigError, Unavailable
 from . import protocol
 

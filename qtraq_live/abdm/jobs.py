@@ -17,10 +17,10 @@ from typing import Any
 import redis
 from rq import Queue, Retry, get_current_job
 
-from .. import redis_conn
-from .. import redis_keys as keys
 from ..config import Settings, load_settings
+from ..engine import redis_keys as keys
 from ..metrics import ABDM_REPLIES
+from ..runtime import redis_conn
 from .gateway import Gateway, GatewayError
 
 log = logging.getLogger(__name__)

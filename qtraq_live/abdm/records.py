@@ -10,9 +10,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import Conflict, NotFound
-from ..store import Store
+from ..record.store import Store
 from .protocol import Share
 
 log = logging.getLogger(__name__)

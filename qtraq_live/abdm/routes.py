@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import redis_conn
 from ..api.common import audit, engine_of, record_of
-from ..auth import require_staff
 from ..errors import BadRequest, NotFound
 from ..metrics import ABDM_SHARES
+from ..runtime import redis_conn
 from ..validation import EMPTY
+from ..web.auth import require_staff
 from ..web.request import read_json
 from ..web.responses import JSONResponse
 from . import caller, records, share

@@ -17,13 +17,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
 from ..api.issue import issue_walk_in
 from ..config import Settings
+from ..engine import redis_keys as keys
 from ..errors import QtraqError
 from ..metrics import ABDM_SHARES
 from ..queue_engine import QueueEngine, TicketSource
-from ..store import Store
+from ..record.store import Store
 from . import jobs, records
 from .protocol import DEDUPE_S, Share, ShareError, on_share_error, on_share_success
 

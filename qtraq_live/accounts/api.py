@@ -1,7 +1,7 @@
 """Patient-account endpoints: register, verify, log in, profile, consent, sessions, patients.
 
 An account authenticates with a session of kind ``account`` (the same Redis sessions and
-CSRF rule as staff, see ``auth.py``). Every body goes through its schema; a PATCH changes
+CSRF rule as staff, see ``web/auth.py``). Every body goes through its schema; a PATCH changes
 only the fields it sends. The record is SQLite, so a ``--role hub`` process answers 421.
 """
 
@@ -19,15 +19,16 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth, demo_outbox, phones
-from .. import redis_keys as keys
+from .. import phones
+from ..engine import redis_keys as keys
 from ..errors import Invalid, MisdirectedWrite, NotFound, RateLimited, Unauthorized
-from ..store import Store
+from ..record import security_log
+from ..record.store import Store
 from ..validation import Field, Schema
+from ..web import auth, demo_outbox
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
-from .. import security_log
 from . import (broadcast, codes, consent, consent_records, documents, feedback, nominee, notices, passwords,
                privacy, records, send_limits, useragent)
 from .document_files import Vault
@@ -101,7 +102,7 @@ async def _login_response(request: Request, account_id: int, status: int = 200, 
 
 async def _seclog(request: Request, event: str, account_id: int | None = None, login: str | None = None,
                   detail: Json | None = None) -> None:
-    """An entry in the security log, by pseudonymous subject (``security_log.py``)."""
+    """An entry in the security log, by pseudonymous subject (``record/security_log.py``)."""
     secret = request.app.state.settings.secret_key
     subject = (security_log.pseudonym(secret, "account", account_id) if account_id is not None else
                security_log.pseudonym(secret, "login", login) if login else "")

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
 from ..api.common import audit, engine_of
 from ..api.issue import track_url
 from ..errors import Forbidden, Invalid, NotFound
 from ..validation import Field, Schema
+from ..web import auth
 from ..web.request import public_base, read_json
 from ..web.responses import JSONResponse, range_report, wants_csv
 from . import appointments, notices, payments, records, stats

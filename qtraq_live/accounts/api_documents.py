@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
 from ..api.common import audit
 from ..errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
+from ..web import auth
 from ..web import ratelimit
 from ..web.responses import JSONResponse
 from . import appointments, documents, records

@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
 from ..api.common import engine_of
 from ..errors import NotFound
+from ..web import auth
 from ..web import ratelimit
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse, range_report, wants_csv

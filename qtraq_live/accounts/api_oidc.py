@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
 from ..errors import NotFound
+from ..web import auth
 from . import oidc
 from .api import now_ms, open_session, store_of
 

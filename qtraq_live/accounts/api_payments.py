@@ -7,10 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
 from ..api.common import audit
 from ..errors import NotFound
 from ..validation import EMPTY
+from ..web import auth
 from ..web.request import read_json
 from ..web.responses import JSONResponse
 from . import payments

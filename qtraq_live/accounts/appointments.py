@@ -23,10 +23,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import Conflict, Invalid, NotFound
 from ..queue_engine import QueueEngine, TicketSource, iso
-from ..store import Store
+from ..record.store import Store
 from ..validation import SLUG, Field, Schema
 from . import payments, records
 

@@ -23,7 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..config import Settings
-from ..store import Store
+from ..record.store import Store
 from ..validation import Field, Schema
 from ..workers import channels, render
 from . import notices

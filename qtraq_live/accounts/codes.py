@@ -13,7 +13,7 @@ import logging
 import secrets
 
 from ..errors import Conflict, Invalid, RateLimited
-from ..store import Store
+from ..record.store import Store
 from . import records
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..abdm import records as abdm_records
 from ..config import Settings
 from ..errors import Invalid
-from ..offline import run_offline
+from ..runtime.offline import run_offline
 from .importer import import_csv
 from .privacy import purge
 

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from ..queue_engine import iso
-from ..store import Store
+from ..record.store import Store
 from . import records
 
 log = logging.getLogger(__name__)

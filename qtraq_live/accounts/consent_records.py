@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from ..queue_engine import iso
-from ..store import Store
+from ..record.store import Store
 
 Json = dict[str, Any]
 CHANNELS = ("web", "self_check_in", "reception", "api")

@@ -21,9 +21,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..queue_engine import ACTIVE, QueueEngine, iso, parse_event
-from ..store import Store
+from ..record.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth
 from ..api.common import audit, engine_of
 from ..errors import Invalid, NotFound
+from ..web import auth
 from ..web.responses import JSONResponse
 from .api import now_ms, store_of
 from .appointments import clinic_today

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import Invalid, NotFound, PayloadTooLarge
 from ..queue_engine import iso
-from ..store import Store
+from ..record.store import Store
 from .document_files import Vault, clean, remove, stored
 
 log = logging.getLogger(__name__)

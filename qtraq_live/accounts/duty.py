@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from ..config import Settings
 from ..queue_engine import QueueEngine
-from ..store import Store
+from ..record.store import Store
 from . import appointments, notices, privacy
 
 

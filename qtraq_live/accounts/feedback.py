@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from ..errors import Conflict
 from ..queue_engine import iso
-from ..store import Store
+from ..record.store import Store
 from ..validation import Field, Schema
 from .stats import MIN_PEOPLE, parse_range
 

@@ -15,10 +15,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import phones
 from ..errors import Conflict, Invalid
 from ..queue_engine import QueueEngine
-from ..store import Store
-from .. import phones
+from ..record.store import Store
 from ..validation import EMAIL, EMAIL_MAX, NAME_MAX, SLUG, Field, Schema
 from . import appointments, records
 

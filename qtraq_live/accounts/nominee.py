@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import NotFound
 from ..queue_engine import iso
-from ..store import Store
+from ..record.store import Store
 from ..validation import E164, EMAIL, EMAIL_MAX, NAME_MAX, Field, Schema
 
 Json = dict[str, Any]

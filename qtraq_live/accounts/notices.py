@@ -17,10 +17,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from ..queue_engine import QueueEngine, iso
-from ..store import Store
+from ..record.store import Store
 from ..workers import ledger
 from ..workers.notices import enqueue_account_notice, set_consent
 from ..workers.recipients import Recipient

@@ -24,9 +24,9 @@ import httpx
 import jwt
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
 from ..config import Settings
-from ..store import Store
+from ..engine import redis_keys as keys
+from ..record.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth, demo_outbox
 from ..display import i18n
 from ..display.render import page, request_lang
 from ..errors import NotFound
+from ..web import auth, demo_outbox
 from . import oidc, records
 
 CHECKIN_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import redis.asyncio as aioredis
 import segno
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import Conflict, NotFound
-from ..store import Store
+from ..record.store import Store
 from ..validation import Field
 
 log = logging.getLogger(__name__)

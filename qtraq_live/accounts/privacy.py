@@ -18,10 +18,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from ..queue_engine import ACTIVE, QueueEngine, iso
-from ..store import Store
+from ..record.store import Store
 from . import appointments, consent, consent_records, contact_tickets, documents, nominee, notices, records
 from .document_files import folder_of
 

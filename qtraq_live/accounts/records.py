@@ -15,11 +15,11 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from .. import phones
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..queue_engine import iso
-from ..store import Store
-from .. import phones
+from ..record.store import Store
 from ..validation import EMAIL, EMAIL_MAX, NAME_MAX, Field, Schema
 from . import passwords
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ..errors import Invalid, NotFound
 from ..queue_engine import SOURCES
-from ..store import Store
+from ..record.store import Store
 
 Json = dict[str, Any]
 MIN_PEOPLE = 5

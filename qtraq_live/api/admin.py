@@ -1,7 +1,7 @@
 """Admin endpoints the admin page needs beyond the core API: staff users and display keys.
 (The stats charts read ``accounts.stats``, the same de-identified figures as ``/clinics/{c}/stats``.)
 
-Writes go through :mod:`qtraq_live.access` (SQLite record + Redis mirror in one step), so
+Writes go through :mod:`qtraq_live.record.access` (SQLite record + Redis mirror in one step), so
 they work on the primary only; a hub answers them 421 before they get here.
 """
 
@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import access
-from .. import redis_keys as keys
-from ..auth import require_staff
+from ..engine import redis_keys as keys
 from ..errors import Invalid, NotFound
+from ..record import access
 from ..validation import SLUG, Field, Schema
+from ..web.auth import require_staff
 from ..web.request import public_base, read_json
 from ..web.responses import JSONResponse
 from .common import audit, engine_of, record_of

@@ -13,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import access, security_log, staff_access
-from ..auth import Staff, require_staff
 from ..errors import Conflict, Invalid
+from ..record import access, security_log
 from ..validation import SLUG, Field, Schema
+from ..web import staff_access
+from ..web.auth import Staff, require_staff
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
 from .common import audit, engine_of, record_of

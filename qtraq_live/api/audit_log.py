@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import audit
-from ..auth import require_staff
 from ..errors import Invalid
+from ..record import audit
+from ..web.auth import require_staff
 from ..web.request import known_params, query_int
 from ..web.responses import JSONResponse
 from .common import record_of

@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import auth, security_log
 from ..errors import Unauthorized
+from ..record import security_log
 from ..validation import Field, Schema
+from ..web import auth
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
 from .common import audit

@@ -12,15 +12,15 @@ from starlette.routing import BaseRoute, Route
 
 from .. import phones
 from ..accounts import payments
-from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..queue_engine import DEFAULT_AVG_SERVICE_S, DEFAULT_NOTIFY_AHEAD
 from ..queue_engine import PREFIX as LABEL_PREFIX
-from ..validation import NAME_MAX, SLUG, Field, Schema
-from ..web.request import read_json
 from ..speech import languages as speech_languages
 from ..speech.phrases import SUPPORTED as SPOKEN
+from ..validation import NAME_MAX, SLUG, Field, Schema
+from ..web.auth import require_staff
+from ..web.request import read_json
 from ..web.responses import JSONResponse
 from .common import audit, engine_of
 

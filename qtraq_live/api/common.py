@@ -7,10 +7,10 @@ import logging
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from .. import audit as audit_log
 from ..errors import QtraqError, Unavailable
 from ..queue_engine import QueueEngine, Record
-from ..store import Store
+from ..record import audit as audit_log
+from ..record.store import Store
 from ..web.request import client_ip
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def record_of(request: Request) -> Store:
 def audit_entry(request: Request, actor: str, action: str, target: str = "") -> Record | None:
     """The audit entry of an engine change, for the engine to append with the change itself
     (None on a hub process, which records nothing)."""
-    if request.app.state.role != "all":
+    if request.app.state.mode != "all":
         return None
     return audit_log.entry(actor, action, target, client_ip(request))
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ..display import render
-from ..openapi import PREFIX, document
+from ..web.openapi import PREFIX, document
 from ..web.responses import JSONResponse
 
 Json = dict[str, Any]

@@ -54,7 +54,7 @@ async def readyz(request: Request) -> Response:
     down = [name for name, ok in checks.items() if not ok]
     if down:
         return error_response(503, "unavailable", "not ready: " + ", ".join(down) + " unreachable")
-    return JSONResponse({"status": "ready", "role": request.app.state.role})
+    return JSONResponse({"status": "ready", "role": request.app.state.mode})
 
 
 async def metrics(request: Request) -> Response:

@@ -18,7 +18,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..languages import LANGS
 from ..metrics import TICKETS_ISSUED
 from ..queue_engine import QueueEngine, TicketSource
-from ..store import Store
+from ..record.store import Store
 from ..validation import EMAIL, EMAIL_MAX, NAME_MAX, Field, Schema
 from ..web.request import public_base
 from .common import engine_of

@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..auth import require_staff
 from ..errors import Conflict, Invalid, NotFound
 from ..validation import E164, EMAIL, EMAIL_MAX, Field, Schema
+from ..web.auth import require_staff
 from ..web.request import known_params, query_int, read_json
 from ..web.responses import JSONResponse
-from ..workers import delivery_log, overrides
 from ..workers import channels
+from ..workers import delivery_log, overrides
 from ..workers.channels import CHANNELS
 from ..workers.ledger import STATES
 from ..workers.notices import enqueue_account_notice, request_retry

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import Invalid, NotFound
 from ..validation import Field, Schema
 from ..web import ratelimit
@@ -60,7 +60,7 @@ async def public_key(request: Request) -> Response:
     if not state.settings["notify.web_push"]:
         raise NotFound("Web Push is off")
     key = await vapid.public_key(state.redis)
-    if key is None and state.role == "all":  # Redis was emptied since start: publish again
+    if key is None and state.mode == "all":  # Redis was emptied since start: publish again
         key = await vapid.publish(state.redis, state.settings.data_dir)
     if key is None:
         raise NotFound("no VAPID key yet: the primary publishes it when it starts")

@@ -9,11 +9,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..auth import require_queue_action, require_staff
 from ..errors import Forbidden
 from ..metrics import PRESS_SECONDS, observe_call
 from ..queue_engine import COUNTER_MAX, TicketSource
 from ..validation import EMPTY, Field, Schema
+from ..web.auth import require_queue_action, require_staff
 from ..web.request import read_json
 from ..web.responses import JSONResponse
 from .common import audit, audit_entry, engine_of

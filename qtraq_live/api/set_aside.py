@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..auth import require_staff
 from ..errors import NotFound, Unavailable
 from ..queue_engine import TicketStatus, clinic_day
+from ..web.auth import require_staff
 from ..web.responses import JSONResponse
 from .common import engine_of
 

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import Invalid, NotFound, Unauthorized
-from ..mirror import call_of
+from ..realtime.mirror import call_of
 from ..speech import clips, languages
 from ..speech.phrases import SUPPORTED, call_text
 from ..web import ratelimit

@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..auth import Staff, authenticate_staff, require_staff
 from ..errors import Forbidden, NotFound
+from ..metrics import observe_call
 from ..validation import EMPTY, SLUG, Field, Schema
+from ..web.auth import Staff, authenticate_staff, require_staff
 from ..web.request import read_json
 from ..web.responses import JSONResponse
-from ..metrics import observe_call
 from .common import audit_entry, engine_of
 from .queues import NEXT_BODY
 

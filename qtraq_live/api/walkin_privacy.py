@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .. import redis_keys as keys
-from .. import security_log
 from ..accounts import consent_records, notices
+from ..engine import redis_keys as keys
 from ..errors import MisdirectedWrite, NotFound
-from ..web import ratelimit
+from ..record import security_log
 from ..validation import EMPTY
+from ..web import ratelimit
 from ..web.request import client_ip, read_json
 from ..web.responses import JSONResponse
 from .common import engine_of

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from ..accounts import feedback, stats
-from ..store import Store
+from ..record.store import Store
 from .i18n import Translator
 
 CHARTS = ("wait-by-hour", "served-per-day", "tickets-by-source", "feedback-by-day")

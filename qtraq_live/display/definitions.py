@@ -15,8 +15,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..mirror import Mirror
 from ..queue_engine import QueueEngine
+from ..realtime.mirror import Mirror
 
 Json = dict[str, Any]
 

@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from .. import auth
-from .. import redis_keys as keys
-from ..accounts import payments
 from ..accounts import appointments
+from ..accounts import payments
 from ..api.issue import track_url
+from ..engine import redis_keys as keys
 from ..languages import STAFF_LANGS
 from ..queue_engine import QueueEngine, public_ticket
+from ..web import auth
 from ..web.request import public_base
 from . import charts, definitions, i18n
 from .render import error_page, page, request_lang

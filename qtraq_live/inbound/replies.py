@@ -23,11 +23,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from ..errors import Conflict
 from ..queue_engine import QueueEngine, TicketStatus
-from ..store import Store
+from ..record.store import Store
 from ..web import ratelimit
 from ..workers.notices import enqueue_account_notice
 from .keywords import Intent, intent_of

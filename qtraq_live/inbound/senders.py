@@ -15,9 +15,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..queue_engine import ACTIVE, QueueEngine
-from ..store import Store
+from ..record.store import Store
 from ..workers.channels import CHANNELS
 from ..workers.recipients import ticket_recipients
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
-from ..redis_conn import UNREACHABLE
-from ..store import Store
+from ..engine import redis_keys as keys
+from ..record.store import Store
+from ..runtime.redis_conn import UNREACHABLE
 from .phrases import DEFAULT_LANGUAGES
 
 log = logging.getLogger(__name__)

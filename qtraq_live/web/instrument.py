@@ -15,8 +15,8 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from .. import metrics
-from ..queue_figures import queue_families
-from ..redis_conn import UNREACHABLE
+from ..engine.queue_figures import queue_families
+from ..runtime.redis_conn import UNREACHABLE
 
 log = logging.getLogger(__name__)
 _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}  # by (method, route, status)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Settings
 from ..errors import PayloadTooLarge, RequestTimeout
-from ..logs import REQUEST_ID
+from ..runtime.logs import REQUEST_ID
 from .errors import API_PREFIX, error_response
 from .instrument import count_answer, route_label
 
@@ -152,7 +152,7 @@ def assign_request_id(scope: Scope) -> str:
     return request_id
 
 
-def stack(settings: Settings, role: str) -> list[Middleware]:
-    return [Middleware(HttpMiddleware, max_bytes=settings["server.max_body_bytes"], read_only=role == "hub",
+def stack(settings: Settings, mode: str) -> list[Middleware]:
+    return [Middleware(HttpMiddleware, max_bytes=settings["server.max_body_bytes"], read_only=mode == "hub",
                        upload_bytes=settings["documents.max_bytes"] + MULTIPART_ROOM,
                        body_timeout_s=settings["server.body_timeout_s"])]

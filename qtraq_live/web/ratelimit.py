@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import RateLimited
 
 

@@ -28,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..metrics import count_notices
 from ..queue_engine import iso
-from ..store import Store
-from ..stream_consumer import Batch, StreamConsumer
+from ..record.store import Store
+from ..runtime.stream_consumer import Batch, StreamConsumer
 from .ledger import STATES
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ import redis
 from rq import get_current_job
 from rq.job import Job
 
-from .. import live_reads
-from .. import redis_keys as keys
 from ..config import Settings, load_settings
+from ..engine import live_reads
+from ..engine import redis_keys as keys
 from ..errors import Unavailable
 from . import channels, dlt, notice_states, webpush
 from .notice_states import DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT

@@ -30,8 +30,8 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from .jobs import notice_failed, send_notice
 from .notice_states import (DROPPED, FAILED, KEEP_DONE_S, KEEP_FAILED_S, LOG_MAXLEN, QUEUED,  # noqa: F401
                             RETRYING, SENDING, SENT, STATES, TRANSITION_LUA, load, now_ms, transition,

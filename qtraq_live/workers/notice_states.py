@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 
 QUEUED, SENDING, RETRYING, SENT, FAILED, DROPPED = "queued", "sending", "retrying", "sent", "failed", "dropped"
 STATES = (QUEUED, SENDING, RETRYING, SENT, FAILED, DROPPED)

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import Invalid
 from . import ledger
 from .channels import CHANNELS
@@ -23,7 +23,7 @@ ACCOUNT_KINDS = ("welcome", "verify_code", "appointment_booked", "appointment_re
                  "contact_in_use")
 # Patient services (#22): an admin's notice to accounts, and security notices (not switchable off).
 ACCOUNT_KINDS += ("admin_notice", "security_login", "security_password", "security_erasure")
-ACCOUNT_KINDS += ("security_breach",)  # to the people a personal data breach concerns (breach_report.py)
+ACCOUNT_KINDS += ("security_breach",)  # to the people a personal data breach concerns (record/breach_report.py)
 ADMIN_KINDS = ("test",)  # an admin checking a channel from /admin
 # answers to a patient's SMS or WhatsApp message (qtraq_live/inbound); a called patient gets the call
 # again, a skipped one the "skipped" text

@@ -3,7 +3,7 @@
 It reads every clinic's event stream and the request stream ``qt:notice:requests`` in the
 consumer group ``notify``; a batch is acknowledged only after its notices are recorded and
 enqueued (ledger.create), so a crash replays it and the dedupe keys add nothing twice. A
-:class:`~qtraq_live.mirror.Mirror` per clinic knows every waiting ticket's place without
+:class:`~qtraq_live.realtime.mirror.Mirror` per clinic knows every waiting ticket's place without
 asking Redis. Alongside it runs the upkeep (abandoned RQ jobs, long pauses) and the copy of
 the delivery stream into SQLite.
 """
@@ -22,13 +22,13 @@ import redis.asyncio as aioredis
 from rq.registry import StartedJobRegistry
 from rq.timeouts import TimerDeathPenalty
 
-from .. import redis_conn
-from .. import redis_keys as keys
 from ..config import Settings
-from ..mirror import Mirror
+from ..engine import redis_keys as keys
 from ..queue_engine import QueueEngine, parse_event
-from ..store import Store
-from ..stream_consumer import Batch, StreamConsumer
+from ..realtime.mirror import Mirror
+from ..record.store import Store
+from ..runtime import redis_conn
+from ..runtime.stream_consumer import Batch, StreamConsumer
 from . import channels, delivery_log, ledger, overrides, webpush
 from .ledger import Notice
 from .recipients import AppointmentHook, Recipient, ticket_recipients

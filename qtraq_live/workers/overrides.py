@@ -13,9 +13,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .. import redis_keys as keys
+from ..engine import redis_keys as keys
 from ..errors import ConfigError, Invalid
-from ..store import Store
+from ..record.store import Store
 from .channels import CHANNELS, check_url
 
 

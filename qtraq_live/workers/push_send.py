@@ -12,8 +12,8 @@ import requests
 from py_vapid import Vapid02
 from pywebpush import WebPushException, webpush as push
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from . import vapid, webpush
 from .channels import ACCEPTED, REJECTED, TIMEOUT, UNREACHABLE
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
-from ..store import Store
+from ..record.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..mirror import Mirror, touched_queues
-from ..eta import estimate
+from ..engine.eta import estimate
+from ..realtime.mirror import Mirror, touched_queues
 
 Json = dict[str, Any]
 

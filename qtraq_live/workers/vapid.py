@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 from ..errors import ConfigError
-from ..redis_conn import UNREACHABLE
+from ..runtime.redis_conn import UNREACHABLE
 
 log = logging.getLogger(__name__)
 

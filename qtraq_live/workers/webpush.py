@@ -19,8 +19,8 @@ from typing import Any
 
 import redis
 
-from .. import redis_keys as keys
 from ..config import Settings
+from ..engine import redis_keys as keys
 
 WEB_PUSH = "webpush"  # the channel name in notice keys and the delivery log
 GONE = "gone"  # the push service says the subscription no longer exists

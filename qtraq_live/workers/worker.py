@@ -13,15 +13,16 @@ import logging
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from .. import fastpaths, redis_conn, webhooks
+from .. import webhooks
 from ..abdm import jobs as abdm_jobs
 from ..config import Settings
+from ..runtime import fastpaths, redis_conn
 from . import jobs, push_send  # push_send: pywebpush loaded at start, not at the first push
 from .render import QUEUES
 
 log = logging.getLogger(__name__)
 
-# redis-py 8's PubSubWorkerThread.stop(timeout) and RQ 2-3's unsubscribe order (fastpaths.py)
+# redis-py 8's PubSubWorkerThread.stop(timeout) and RQ 2-3's unsubscribe order (runtime/fastpaths.py)
 RQ_STOP = fastpaths.enabled("rq_stop", ("redis", (8, 0), (9, 0)), ("rq", (2, 0), (4, 0)))
 
 
