@@ -108,7 +108,7 @@ class LiveServer:
 
 @contextlib.contextmanager
 def live_server(settings: Settings, mode: str = "all") -> Iterator[LiveServer]:
-    """uvicorn serving ``create_app(settings, role)`` in a thread, on a free port."""
+    """uvicorn serving ``create_app(settings, mode)`` in a thread, on a free port."""
     app = create_app(settings, mode)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -161,7 +161,7 @@ def _servers(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
 
 @pytest.fixture
 def start_server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[StartServer]:
-    """``start_server(role="all", **changes)``: a live server on the test's settings with some
+    """``start_server(mode="all", **changes)``: a live server on the test's settings with some
     changed (dots written as ``__``: ``security__track_rate_limit=2``); all stop at teardown."""
     with _servers(settings, monkeypatch) as start:
         yield start
@@ -169,7 +169,7 @@ def start_server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 @pytest.fixture
 def app_server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    """The primary (role ``all``) on the test's settings."""
+    """The primary (mode ``all``) on the test's settings."""
     with _servers(settings, monkeypatch) as start:
         yield start()
 

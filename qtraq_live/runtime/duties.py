@@ -1,6 +1,6 @@
 """The duties process: the primary's background work, one coroutine per duty.
 
-``qtraq-live serve`` (role ``all``) starts one ``qtraq-live duties`` process. Each duty is
+``qtraq-live serve`` (mode ``all``) starts one ``qtraq-live duties`` process. Each duty is
 ``async def duty(ctx, stop)``: it runs until ``stop`` is set. A duty that raises is logged and
 restarted after a growing pause, without disturbing the others. Areas add their duty to
 :data:`DUTIES` with one line.

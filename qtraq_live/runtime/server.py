@@ -2,7 +2,7 @@
 
     embedded Redis (unless QTRAQ_REDIS_URL)        stopped last
     start-up step: rebuild Redis from SQLite if Redis is empty, apply [[clinics]]/[[staff]]
-    duties process (role "all": persister, notifier, scheduler)
+    duties process (mode "all": persister, notifier, scheduler)
     RQ worker processes (embedded mode only; restarted when they die)
     N uvicorn processes sharing one listening socket bound here (so --port 0 works)
 

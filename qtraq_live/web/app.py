@@ -1,7 +1,7 @@
 """The Starlette application: resources in the lifespan, one explicit routing table.
 
 Resources are created here and reached through ``request.app.state``:
-``settings``, ``role`` ("all" or "hub"), ``redis`` (async, decoded), ``engine``,
+``settings``, ``mode`` ("all" or "hub": ``config.PROCESS_MODES``), ``redis`` (async, decoded), ``engine``,
 ``store`` (None on a hub), ``hub``.
 """
 
@@ -90,7 +90,7 @@ API_ROUTES: list[BaseRoute] = [
 
 
 def create_app(settings: Settings, mode: str = "all") -> Starlette:
-    """Build the app for one process. ``role="hub"`` answers writes with 421 and opens no SQLite."""
+    """Build the app for one process. ``mode="hub"`` answers writes with 421 and opens no SQLite."""
     if mode not in PROCESS_MODES:
         raise ValueError(f"role must be one of {PROCESS_MODES}, not {mode!r}")
     web_request.trusted_networks(settings)  # a bad proxy entry fails at start, not per request
