@@ -47,7 +47,10 @@ def admin_token(data_dir: Path, **env: str) -> str:
         await access.create_user(ctx.store, ctx.redis, "admin", PASSWORD, "admin", ())
         return await access.create_api_token(ctx.store, ctx.redis, "admin")
 
-    return run_offline(settings, make)
+    # on a thread of its own: where a sync Playwright browser is open, this thread already runs
+    # an event loop, and asyncio.run would refuse to start another
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(run_offline, settings, make).result()
 
 
 def api(srv: ServeProcess, token: str) -> httpx.Client:
