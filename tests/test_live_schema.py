@@ -7,6 +7,7 @@ import dataclasses
 import random
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -216,3 +217,34 @@ def test_without_the_entry_the_field_is_nowhere() -> None:
     assert "kiosk" not in _load_scripts()["issue"]
     with pytest.raises(Invalid, match="cannot be set"):
         queue_engine._issue_fields({"kiosk": "lobby-2"})
+
+
+# The live hashes and sets (qt:c/q/t…); the event streams are the engine's published feed.
+LIVE_KEY_FUNCTIONS = ("ticket", "clinic", "queue", "waiting", "counters", "seen", "idle", "token", "labels",
+                      "recent", "arrival", "clinic_queues", "version", "eta_profile", "idem")
+LIVE_KEY_OWNERS = {"queue_engine.py", "engine/live_reads.py", "engine/live_erasure.py", "engine/queue_figures.py",
+                   "engine/redis_keys.py", "engine/live_schema.py", "record/rebuild.py"}
+
+
+def _live_key_users() -> dict[str, list[str]]:
+    pattern = re.compile(r"\bkeys\.(%s)\(|[\"']qt:[cqt]:" % "|".join(LIVE_KEY_FUNCTIONS))
+    root = resources.files("qtraq_live")
+    found: dict[str, list[str]] = {}
+    for path in sorted(Path(str(root)).rglob("*.py")):
+        name = path.relative_to(Path(str(root))).as_posix()
+        hits = [line.strip() for line in path.read_text().splitlines() if pattern.search(line)]
+        if hits and name not in LIVE_KEY_OWNERS:
+            found[name] = hits
+    return found
+
+
+def test_only_the_engine_names_the_live_keys() -> None:
+    assert _live_key_users() == {}
+
+
+def test_the_live_key_check_sees_a_module_that_names_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "qtraq_live"
+    (fake / "api").mkdir(parents=True)
+    (fake / "api" / "sneaky.py").write_text("await redis.hset(keys.ticket(tid), 'name', '')\n")
+    monkeypatch.setattr(resources, "files", lambda package: fake)
+    assert list(_live_key_users()) == ["api/sneaky.py"]

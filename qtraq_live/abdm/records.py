@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..engine import redis_keys as keys
+from ..engine import live_erasure
 from ..errors import Conflict, NotFound
 from ..record.store import Store
 from .protocol import Share
@@ -132,9 +132,7 @@ async def _forget(store: Store, redis: aioredis.Redis, where: str, params: tuple
         consents = (await db.execute(f"DELETE FROM abdm_consents WHERE profile_id IN"
                                      f" (SELECT id FROM abdm_profiles WHERE {where})", params)).rowcount
         profiles = (await db.execute(f"DELETE FROM abdm_profiles WHERE {where}", params)).rowcount
-    for tid in tickets:
-        if await redis.exists(keys.ticket(tid)):
-            await redis.hset(keys.ticket(tid), "name", "")
+    await live_erasure.blank_names(redis, list(tickets))
     return {"shared_profiles": profiles, "consents": consents, "ticket_names": names, "ticket_contacts": contacts}
 
 

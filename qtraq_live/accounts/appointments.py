@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..engine import redis_keys as keys
+from ..engine import live_reads
 from ..errors import Conflict, Invalid, NotFound
 from ..queue_engine import QueueEngine, TicketSource, iso
 from ..record.store import Store
@@ -82,7 +82,7 @@ async def queue_place(engine: QueueEngine, queue_id: str) -> tuple[str, str]:
     queue = await engine.get_queue(queue_id)
     if queue is None:
         raise NotFound(f"unknown queue {queue_id}")
-    tz = await engine.redis.hget(keys.clinic(queue["clinic"]), "timezone")
+    tz = await live_reads.clinic_field(engine.redis, queue["clinic"], "timezone")
     return str(queue["clinic"]), str(tz or "UTC")
 
 

@@ -14,22 +14,15 @@ a fresh snapshot); the caller then checkpoints SQLite, vacuums it and rewrites t
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..engine import redis_keys as keys
-from ..queue_engine import ACTIVE, QueueEngine, iso, parse_event
+from ..engine import live_erasure
+from ..queue_engine import ACTIVE, QueueEngine, iso
 from ..record.store import Store
 
-log = logging.getLogger(__name__)
-
 Json = dict[str, Any]
-ACK_WAIT_S = 5.0  # how long erasure waits for the persister/notifier to acknowledge the named events
-SCAN_CHUNK = 1000
 
 
 async def ticket_ids(store: Store, account: Json) -> list[int]:
@@ -70,58 +63,13 @@ async def erase_live(store: Store, redis: aioredis.Redis, engine: QueueEngine, i
     event stream after the last event that carried one of the names (see the module doc)."""
     if not ids:
         return
-    for tid in ids:
-        if await redis.exists(keys.ticket(tid)):
-            await redis.hset(keys.ticket(tid), "name", "")
+    await live_erasure.blank_names(redis, ids)
     for tid in ids:
         live = await engine.ticket(tid)
         if live is not None and live["status"] in ACTIVE:
             await engine.cancel(tid, actor="patient")  # their own act: no "cancelled" notice
     clinics = {r["clinic"] for r in await store.fetchall(
         f"SELECT DISTINCT clinic FROM tickets WHERE id IN ({','.join('?' * len(ids))})", ids)}
-    for tid in ids:
-        clinic = await redis.hget(keys.ticket(tid), "clinic")
-        if clinic:
-            clinics.add(clinic)
+    clinics |= await live_erasure.ticket_clinics(redis, ids)
     for clinic in sorted(clinics):
-        await _cut_stream(redis, keys.events(clinic), set(ids))
-
-
-async def _last_named(redis: aioredis.Redis, stream: str, ids: set[int]) -> int:
-    """The highest stream version whose event carries one of the tickets (0: none)."""
-    last, start = 0, "-"
-    while True:
-        entries = await redis.xrange(stream, min=start, max="+", count=SCAN_CHUNK)
-        for entry_id, fields in entries:
-            event = parse_event(fields["e"])
-            if any(int(t.get("id", 0)) in ids for t in event["tickets"] if isinstance(t, dict)):
-                last = int(entry_id.split("-")[0])
-        if len(entries) < SCAN_CHUNK:
-            return last
-        start = "(" + entries[-1][0]
-
-
-async def _acknowledged(redis: aioredis.Redis, stream: str) -> int:
-    """The highest version every consumer group of the stream is done with."""
-    done = 2**62
-    for group in await redis.xinfo_groups(stream):
-        if group["pending"]:
-            oldest = await redis.xpending(stream, group["name"])
-            done = min(done, int(str(oldest["min"]).split("-")[0]) - 1)
-        else:
-            done = min(done, int(str(group["last-delivered-id"]).split("-")[0]))
-    return done
-
-
-async def _cut_stream(redis: aioredis.Redis, stream: str, ids: set[int]) -> None:
-    last = await _last_named(redis, stream, ids)
-    if not last:
-        return
-    deadline = time.monotonic() + ACK_WAIT_S
-    while await _acknowledged(redis, stream) < last and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)  # the persister and notifier acknowledge within moments
-    cut = min(last, await _acknowledged(redis, stream))
-    trimmed = await redis.xtrim(stream, minid=f"{cut + 1}-0", approximate=False)
-    if cut < last:
-        log.warning("erasure: %d stream events still unacknowledged; the retention purge removes them", last - cut)
-    log.info("erasure: %d stream events cut", trimmed)
+        await live_erasure.cut_events(redis, clinic, set(ids))

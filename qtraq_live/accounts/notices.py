@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..config import Settings
+from ..engine import live_reads
 from ..engine import redis_keys as keys
 from ..queue_engine import QueueEngine, iso
 from ..record.store import Store
@@ -127,7 +128,7 @@ async def send_appointment(engine: QueueEngine, store: Store, settings: Settings
     if not targets:
         return
     queue = await engine.get_queue(appt["queue"])
-    clinic_name = await engine.redis.hget(keys.clinic(appt["clinic"]), "name")
+    clinic_name = await live_reads.clinic_field(engine.redis, appt["clinic"], "name")
     context = {"date": appt["date"], "slot": appt["slot"], "queue": queue["name"] if queue else appt["queue"],
                "clinic": clinic_name or appt["clinic"]}
     dedupe = f"{_prefix(appt['account_id'])}appt{appt['id']}:{tag}"

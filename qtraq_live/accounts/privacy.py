@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..config import Settings
+from ..engine import live_erasure
 from ..engine import redis_keys as keys
 from ..queue_engine import ACTIVE, QueueEngine, iso
 from ..record.store import Store
@@ -132,9 +133,7 @@ async def compact(store: Store, redis: aioredis.Redis) -> None:
 async def _forget_in_redis(store: Store, redis: aioredis.Redis, named: list[int], cutoff_ms: int) -> int:
     """Names of old tickets leave the live hashes, and each clinic's event stream (whose
     ticket states carry names) is cut at the cutoff: resuming from before it gets a snapshot."""
-    for tid in named:
-        if await redis.exists(keys.ticket(tid)):
-            await redis.hset(keys.ticket(tid), "name", "")
+    await live_erasure.blank_names(redis, named)
     trimmed = 0
     for row in await store.fetchall("SELECT clinic, max(version) AS v FROM events WHERE at < ? GROUP BY clinic",
                                     (cutoff_ms,)):

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..accounts import consent_records, notices
-from ..engine import redis_keys as keys
+from ..engine import live_erasure
 from ..errors import MisdirectedWrite, NotFound
 from ..record import security_log
 from ..validation import EMPTY
@@ -35,8 +35,7 @@ async def withdraw(request: Request) -> Response:
     if ticket is None:
         raise NotFound("unknown ticket")
     tid = int(ticket["id"])
-    if await redis.exists(keys.ticket(tid)):
-        await redis.hset(keys.ticket(tid), "name", "")
+    await live_erasure.blank_names(redis, [tid])
     async with store.transaction() as db:
         await db.execute("DELETE FROM ticket_contacts WHERE ticket_id = ?", (tid,))
         await db.execute("UPDATE tickets SET name = NULL WHERE id = ?", (tid,))

@@ -20,6 +20,17 @@ def _text(v: bytes | str | None) -> str | None:
     return None if v is None else v.decode() if isinstance(v, bytes) else str(v)
 
 
+# -- definitions (async) -----------------------------------------------------------------------
+
+async def clinic_field(conn: aioredis.Redis, clinic: str, name: str) -> str | None:
+    """One field of a clinic's live hash (its name, language, timezone ...), None when absent."""
+    return _text(await conn.hget(keys.clinic(clinic), name))
+
+
+async def clinic_exists(conn: aioredis.Redis, clinic: str) -> bool:
+    return bool(await conn.exists(keys.clinic(clinic)))
+
+
 # -- the persister (async) ----------------------------------------------------------------------
 
 @dataclass

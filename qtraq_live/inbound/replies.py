@@ -24,6 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ..config import Settings
+from ..engine import live_reads
 from ..engine import redis_keys as keys
 from ..errors import Conflict
 from ..queue_engine import QueueEngine, TicketStatus
@@ -48,7 +49,7 @@ def _eta_min(ticket: Mapping[str, Any]) -> int:
 
 async def _context(engine: QueueEngine, redis: aioredis.Redis, ticket: Mapping[str, Any], places: int) -> Json:
     queue = await engine.get_queue(ticket["queue"])
-    clinic = await redis.hget(keys.clinic(ticket["clinic"]), "name")
+    clinic = await live_reads.clinic_field(redis, ticket["clinic"], "name")
     return {"clinic": clinic or "", "queue": queue["name"] if queue else "", "label": ticket["label"],
             "ahead": ticket.get("ahead") or 0, "eta_min": _eta_min(ticket),
             "counter": (ticket.get("counter") or "") if ticket["status"] != TicketStatus.WAITING else "",
@@ -110,7 +111,7 @@ async def _answer(settings: Settings, redis: aioredis.Redis, engine: QueueEngine
     places = settings["inbound.late_places"]
     for h in held if intent != Intent.HELP else held[:1]:
         kind, ticket = ("reply_help", h.ticket) if intent == Intent.HELP else await _act(engine, intent, h, places)
-        clinic_lang = await redis.hget(keys.clinic(ticket["clinic"]), "lang")
+        clinic_lang = await live_reads.clinic_field(redis, ticket["clinic"], "lang")
         # A keyword in another language than English gets its answer in that language.
         lang = (word_lang if word_lang not in (None, "en") else None) or h.lang or ticket.get("lang") \
             or clinic_lang or settings["notify.default_lang"]

@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from zxcvbn import zxcvbn
 
 from ..accounts.passwords import common_passwords
+from ..engine import live_reads
 from ..engine import redis_keys as keys
 from ..errors import Conflict, Invalid, NotFound
 
@@ -148,7 +149,7 @@ async def create_api_token(store: Store, redis: aioredis.Redis, username: str, s
 
 async def create_display_key(store: Store, redis: aioredis.Redis, clinic_id: str, label: str = "") -> str:
     """A key that lets one screen watch one clinic. Returned once; only its hash is kept."""
-    if not await redis.exists(keys.clinic(clinic_id)):
+    if not await live_reads.clinic_exists(redis, clinic_id):
         raise NotFound(f"unknown clinic {clinic_id}")
     if not isinstance(label, str) or len(label) > 80:
         raise Invalid("label", "must be at most 80 characters")
