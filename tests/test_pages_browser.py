@@ -291,6 +291,11 @@ def test_print_slip_and_admin_page_and_masked_names(browser: BrowserContext, sit
     display_url = page.inner_text("#key-url")
     assert httpx.get(display_url).status_code == 200
     page.wait_for_function("() => document.querySelectorAll('#key-list tr').length === 2")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Revoke this key?"
+    page.locator("#key-list tr", has_text="Lobby TV").locator("button.danger").click()
+    page.wait_for_function("() => [...document.querySelectorAll('#key-list tr')].some("
+                           "r => r.textContent.includes('Lobby TV') && !r.querySelector('button'))")
+    assert httpx.get(display_url).status_code != 200  # the revoked key opens no screen
     page.wait_for_function("() => [...document.querySelectorAll('.chart img')].every(i => i.complete && i.naturalWidth > 0)")
     page.fill("#cc-sms", "json://127.0.0.1:9/send?:to={to}")
     page.click("#chan-form button[type=submit]")

@@ -37,6 +37,19 @@
     return true;
   };
 
+  /* A "Revoke" button (display keys, API tokens): asks first, then DELETEs ``url``. */
+  QT.revokeButton = function (url, done, failed) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "danger";
+    b.textContent = QT.t("revoke");
+    b.addEventListener("click", function () {
+      if (!window.confirm(QT.t("revoke_confirm"))) { return; }
+      QT.api("DELETE", url).then(done, failed);
+    });
+    return b;
+  };
+
   /* A form's error goes next to its field, else on the page's message line. */
   function submitJson(form, url, body, done, byCode) {
     var btn = form.querySelector("button[type=submit]");
@@ -125,15 +138,8 @@
       res.keys.forEach(function (k) {
         var state;
         if (k.revoked_at) { state = QT.t("revoked"); } else {
-          state = document.createElement("button");
-          state.type = "button";
-          state.className = "danger";
-          state.textContent = QT.t("revoke");
-          state.addEventListener("click", function () {
-            if (!window.confirm(QT.t("revoke_confirm"))) { return; }
-            QT.api("DELETE", keysUrl() + "/" + k.id).then(function () { say(QT.t("revoked")); loadKeys(); },
-              function (err) { say(QT.errorText(err), true); });
-          });
+          state = QT.revokeButton(keysUrl() + "/" + k.id, function () { say(QT.t("revoked")); loadKeys(); },
+            function (err) { say(QT.errorText(err), true); });
         }
         body.appendChild(cells(document.createElement("tr"), [k.id, k.label, k.created_at, state]));
       });

@@ -60,15 +60,8 @@
       body.textContent = "";
       res.tokens.forEach(function (t) {
         var tr = document.createElement("tr"), state;
-        if (t.active) {
-          state = document.createElement("button");
-          state.type = "button";
-          state.className = "danger";
-          state.textContent = QT.t("revoke");
-          state.addEventListener("click", function () {
-            if (!window.confirm(QT.t("revoke_confirm"))) { return; }
-            QT.api("DELETE", "/api/v1/admin/tokens/" + t.id).then(function () { say(QT.t("revoked")); loadTokens(); }, fail);
-          });
+        if (t.active) {  // QT.revokeButton: admin.js, loaded first
+          state = QT.revokeButton("/api/v1/admin/tokens/" + t.id, function () { say(QT.t("revoked")); loadTokens(); }, fail);
         } else {
           state = document.createTextNode(QT.t(t.revoked_at ? "revoked" : "access_expired"));
         }

@@ -1,5 +1,13 @@
 -- The "next" press, and calling a chosen ticket out of order (part of a script, see lib.lua).
 
+-- A press's idempotency key in ``queue``: its key (nil without one) and the first press's
+-- answer when this is a replay.
+local function replayed(queue)
+  if not A.idempotency_key then return nil, nil end
+  local ikey = K.idem(queue, A.idempotency_key)
+  return ikey, redis.call('GET', ikey)
+end
+
 -- The ticket ``prev_id`` (the one a counter holds), if still called or serving, is done (its
 -- JSON is added to ``changed``).
 local function end_call(q, prev_id, changed)
@@ -33,12 +41,8 @@ local function call_to(t, q, counter, changed)
 end
 
 function ops.next()
-  local ikey
-  if A.idempotency_key then
-    ikey = K.idem(A.queue, A.idempotency_key)
-    local seen = redis.call('GET', ikey)
-    if seen then return seen end
-  end
+  local ikey, seen = replayed(A.queue)
+  if seen then return seen end
   local q = queue_hash(A.queue)
   if not q then return fail('not_found', 'unknown queue ' .. A.queue, 'queue') end
   if flag(q.paused) then return fail('queue_paused', 'queue ' .. A.queue .. ' is paused', 'queue') end
@@ -67,12 +71,8 @@ end
 function ops.call()
   local t, err = load_ticket(A.ticket)
   if not t then return err end
-  local ikey
-  if A.idempotency_key then
-    ikey = K.idem(t.queue, A.idempotency_key)
-    local seen = redis.call('GET', ikey)
-    if seen then return seen end
-  end
+  local ikey, seen = replayed(t.queue)
+  if seen then return seen end
   local callable = false
   for _, s in ipairs(cjson.decode(__TRANSITIONS__).call) do if s == t.status then callable = true end end
   if not callable then
