@@ -10,16 +10,18 @@ loop "next" presses at 20/s over random queues), ``bigopd`` (one queue, 2,000 wa
 patients and 10 displays, one press every 2 s) and ``hospital`` (one clinic of 100 queues,
 sockets/100 patients watching in each, 20 displays showing 5 queues each and 10 reception
 consoles showing all, 20 presses/s over random queues; past 18,000 sockets over
-ceil(sockets/18,000) server processes; with ``--anon-rate`` also a ``hospital+anon`` row for
-qtraq-live at the first ``--hospital`` size: the same while anonymous GETs of /join, /display
-and /t pages arrive at that rate). A press's latency on a socket runs from sending the HTTP press to that socket reading
-the update; see docs/benchmarks.md.
+ceil(sockets/18,000) server processes; with ``--anon-rate`` also, for qtraq-live at the first
+``--hospital`` size, two rows from one server: ``hospital+anon:on``, presses while anonymous
+GETs of /join, /display and /t pages arrive at that rate, and ``hospital+anon:off``, presses in
+quiet phases alternating with those). A press's latency on a socket runs from sending the HTTP
+press to that socket reading the update; see docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -155,44 +157,50 @@ class Load:
             lg.kill()
 
 
-async def drive(server: Any, groups: list[Group], sc: Scenario, duration: float,
-                http: httpx.AsyncClient) -> list[Press]:
+class Driver:
     """Open loop: a press every 1/rate s on a random queue, never waiting for answers. A queue
     with a press still in flight is skipped when another is free, so each queue's presses (and
     versions) stay in order; when every queue is busy the press waits behind its queue's.
     In one clinic of many queues the baselines' ``seq`` counts every press (one sequence, as
-    the clinic's version); qtraq-live's versions are read back afterwards."""
-    presses: list[Press] = []
-    in_flight: dict[int, asyncio.Task[None]] = {}
-    sent = [0] * len(groups)
-    done = [0] * len(groups)  # successful presses: the n-th makes version first_version + n
-    budget = [plan.lead for plan in sc.plan]
-    counter = iter(range(1, 1 << 62))
+    the clinic's version); qtraq-live's versions are read back afterwards. ``run`` may be
+    called several times (phases): the sequences carry on."""
 
-    async def press(g: int, before: asyncio.Task[None] | None) -> None:
-        if before is not None:
-            await before
-        seq = next(counter) if sc.one_clinic else done[g] + 1
-        url, body, headers = server.press(groups[g], seq)
-        sent_ns = time.monotonic_ns()
-        try:
-            ok = (await http.post(url, json=body, headers=headers)).status_code == 200
-        except httpx.HTTPError:
-            ok = False
-        done[g] += ok
-        presses.append(Press(g, groups[g].first_version + seq, sent_ns, ok))
+    def __init__(self, server: Any, groups: list[Group], sc: Scenario, http: httpx.AsyncClient) -> None:
+        self.server, self.groups, self.sc, self.http = server, groups, sc, http
+        self.sent = [0] * len(groups)
+        self.done = [0] * len(groups)  # successful presses: the n-th makes version first_version + n
+        self.budget = [plan.lead for plan in sc.plan]
+        self.counter = iter(range(1, 1 << 62))
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
 
-    start = time.monotonic()
-    for n in range(int(duration * sc.rate)):
-        await asyncio.sleep(max(0.0, start + n / sc.rate - time.monotonic()))
-        open_groups = [g for g in range(len(groups)) if sent[g] < budget[g]]
-        idle = [g for g in open_groups if g not in in_flight or in_flight[g].done()]
-        g = random.choice(idle or open_groups)
-        sent[g] += 1
-        in_flight[g] = asyncio.create_task(press(g, in_flight.get(g)))
-    await asyncio.gather(*in_flight.values())
-    presses.sort(key=lambda p: p.sent_ns)  # each queue's presses in the order they were made
-    return presses
+    async def run(self, duration: float) -> list[Press]:
+        presses: list[Press] = []
+        groups, sc, in_flight = self.groups, self.sc, self.in_flight
+
+        async def press(g: int, before: asyncio.Task[None] | None) -> None:
+            if before is not None:
+                await before
+            seq = next(self.counter) if sc.one_clinic else self.done[g] + 1
+            url, body, headers = self.server.press(groups[g], seq)
+            sent_ns = time.monotonic_ns()
+            try:
+                ok = (await self.http.post(url, json=body, headers=headers)).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            self.done[g] += ok
+            presses.append(Press(g, groups[g].first_version + seq, sent_ns, ok))
+
+        start = time.monotonic()
+        for n in range(int(duration * sc.rate)):
+            await asyncio.sleep(max(0.0, start + n / sc.rate - time.monotonic()))
+            open_groups = [g for g in range(len(groups)) if self.sent[g] < self.budget[g]]
+            idle = [g for g in open_groups if g not in in_flight or in_flight[g].done()]
+            g = random.choice(idle or open_groups)
+            self.sent[g] += 1
+            in_flight[g] = asyncio.create_task(press(g, in_flight.get(g)))
+        await asyncio.gather(*in_flight.values())
+        presses.sort(key=lambda p: p.sent_ns)  # each queue's presses in the order they were made
+        return presses
 
 
 class Anonymous:
@@ -217,15 +225,29 @@ class Anonymous:
             f"{n} × {status}" for status, n in sorted(out["statuses"].items())) + late
 
 
-async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Result:
+ANON_PAIRS = 2  # a run with anonymous load alternates quiet and loaded phases this many times
+ANON_WARMUP_S = 1.0
+
+
+async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> list[Result]:
+    """One server on one scenario: one row, or with ``anon_rate`` two rows from the same server
+    and sockets, the presses of quiet phases (``…:off``) and of phases under anonymous load
+    (``…:on``) alternating, ``duration`` s of presses each: a comparison that the drift of
+    this box between two runs cannot tilt."""
     sockets = sum(p.patients + p.displays for p in sc.plan) + len(sc.screens)
-    result = Result(name, sc.name, sockets)
-    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{sc.name}-{result.sockets}-", dir=base))
+    if sc.anon_rate:
+        rows = [Result(name, sc.name + ":off", sockets), Result(name, sc.name + ":on", sockets)]
+        phases = [(rows[i % 2], i % 2 == 1, duration / ANON_PAIRS) for i in range(2 * ANON_PAIRS)]
+    else:
+        rows = [Result(name, sc.name, sockets)]
+        phases = [(rows[0], False, duration)]
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{sc.name}-{sockets}-", dir=base))
     server = SERVERS[name]()
     server.workers = sc.workers
     redis = Redis(workdir / "redis") if server.needs_redis else None
     load: Load | None = None
     anonymous: Anonymous | None = None
+    pressed: dict[int, list[Press]] = {id(r): [] for r in rows}
     try:
         server.start(redis.url if redis else "", workdir)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
@@ -234,30 +256,46 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Resul
             say(f"  set up in {time.monotonic() - began:.1f} s")
             group_sockets, specs = socket_plan(groups, shared)
             load = Load(specs, workdir)
-            await measure_idle(result, server.pid, load)
-            say(f"  {result.connected} sockets open in {time.monotonic() - began:.1f} s")
-            if sc.anon_rate:
-                anonymous = Anonymous(server.base, server.anonymous_paths(groups), sc.anon_rate, workdir)
+            await measure_idle(rows[0], server.pid, load)
+            say(f"  {rows[0].connected} sockets open in {time.monotonic() - began:.1f} s")
             await load.ask("mark")
-            before = cpu_figures(server.pid, redis.pid if redis else None)
-            parts_before = group_cpu(server.pid)
-            presses = await drive(server, groups, sc, duration, http)
-            parts_after = group_cpu(server.pid)
-            after = cpu_figures(server.pid, redis.pid if redis else None)
-            result.cpu_ms_per_press = cpu_per_press(parts_before, parts_after, before[2], after[2], presses)
-            if anonymous is not None:
-                result.notes.append(anonymous.stop())
-                anonymous = None
-            result.notes += await server.resolve_versions(groups, presses)
-            wall = after[0] - before[0]
-            result.cpu_pct, result.redis_cpu_pct, result.others_cpu_pct = (
-                100 * (b - a) / wall for a, b in zip(before[1:], after[1:]))
+            driver = Driver(server, groups, sc, http)
+            spent: dict[int, tuple[dict[str, float], list[float]]] = {}  # per row: CPU by part, figures
+            for row, anon, seconds in phases:
+                if anon:
+                    anonymous = Anonymous(server.base, server.anonymous_paths(groups), sc.anon_rate, workdir)
+                    await asyncio.sleep(ANON_WARMUP_S)  # its GETs under way before the first press
+                before = cpu_figures(server.pid, redis.pid if redis else None)
+                parts_before = group_cpu(server.pid)
+                gc.collect()  # no collector pause between a press's time stamp and its request
+                gc.disable()
+                try:
+                    pressed[id(row)] += await driver.run(seconds)
+                finally:
+                    gc.enable()
+                parts_after = group_cpu(server.pid)
+                after = cpu_figures(server.pid, redis.pid if redis else None)
+                if anonymous is not None:
+                    row.notes.append(anonymous.stop())
+                    anonymous = None
+                parts, figures = spent.setdefault(id(row), ({}, [0.0] * 4))
+                for part, cpu in parts_after.items():
+                    parts[part] = parts.get(part, 0.0) + cpu - parts_before.get(part, 0.0)
+                for i in range(4):
+                    figures[i] += after[i] - before[i]
+            presses = sorted((p for ps in pressed.values() for p in ps), key=lambda p: p.sent_ns)
+            rows[0].notes += await server.resolve_versions(groups, presses)
+            for row in rows:
+                parts, (wall, server_cpu, redis_cpu, others) = spent[id(row)]
+                row.cpu_ms_per_press = cpu_per_press(parts, redis_cpu, pressed[id(row)])
+                row.cpu_pct, row.redis_cpu_pct, row.others_cpu_pct = (100 * x / wall for x in (server_cpu, redis_cpu, others))
+                row.connected, row.kib_per_socket = rows[0].connected, rows[0].kib_per_socket
             expected = sum(len(group_sockets[p.group]) for p in presses if p.ok)
             deadline = time.monotonic() + LOSS_TIMEOUT_S
             while await load.ask("count") < expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            await check_versions(result, server, http, groups, presses, sc.one_clinic)
-        receipts = load.finish(result)
+            await check_versions(rows[0], server, http, groups, presses, sc.one_clinic)
+        receipts = load.finish(rows[0])
     finally:
         if anonymous is not None and anonymous.proc.poll() is None:
             anonymous.proc.kill()
@@ -266,8 +304,9 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> Resul
         server.stop()
         if redis:
             redis.stop()
-    latencies(result, presses, group_sockets, receipts, int(LOSS_TIMEOUT_S * 1e9))
-    return result
+    for row in rows:
+        latencies(row, pressed[id(row)], group_sockets, receipts, int(LOSS_TIMEOUT_S * 1e9))
+    return rows
 
 
 def socket_plan(groups: list[Group], shared: list[Shared]) -> tuple[list[list[int]], list[dict[str, Any]]]:
@@ -285,15 +324,12 @@ def socket_plan(groups: list[Group], shared: list[Shared]) -> tuple[list[list[in
     return group_sockets, specs
 
 
-def cpu_per_press(before: dict[str, float], after: dict[str, float], redis_before: float, redis_after: float,
-                  presses: list[Press]) -> dict[str, float]:
+def cpu_per_press(parts: dict[str, float], redis_cpu: float, presses: list[Press]) -> dict[str, float]:
     """CPU ms per press of each part of the server (and Redis) during the presses: a figure
     that a busy box disturbs far less than a latency (what the scheduler did not give the
     server shows as latency, not as its CPU), though at 10 ms clock ticks it needs many presses."""
     n = max(1, sum(1 for p in presses if p.ok))
-    parts = {role: after[role] - before.get(role, 0.0) for role in after}
-    if redis_after or redis_before:
-        parts["redis"] = redis_after - redis_before
+    parts = {**parts, "redis": redis_cpu} if redis_cpu else dict(parts)
     return {role: round(1000 * cpu / n, 2) for role, cpu in parts.items() if cpu > 0}
 
 
@@ -367,7 +403,7 @@ async def main(argv: list[str] | None = None) -> list[Result]:
                 sc.name = f"hospital-{sc.workers}w"
             runs.append((sc, [s for s in servers if sc.workers == 1 or s != "floor"]))
             if args.anon_rate and "qtraq" in servers and n == args.hospital.split(",")[0]:  # the first size
-                anon = scenario("hospital", int(n), args.duration, args.anon_rate)
+                anon = scenario("hospital", int(n), 2 * args.duration, args.anon_rate)  # both phases' presses
                 anon.workers = sc.workers
                 anon.name = sc.name + "+anon"
                 runs.append((anon, ["qtraq"]))
@@ -379,12 +415,14 @@ async def main(argv: list[str] | None = None) -> list[Result]:
             for name in names:
                 say(f"running {name} {sc.name}, {args.duration:.0f} s ...")
                 try:
-                    results.append(await run_one(name, sc, args.duration, base))
+                    rows = await run_one(name, sc, args.duration, base)
                 except Exception as exc:  # one server failing must not cost the other rows
                     say(f"  failed: {exc!r}")
                     results.append(Result(name, sc.name, 0, notes=[f"run failed: {exc!r}"[:300]]))
                 else:
-                    say("  " + table(results[-1:]).splitlines()[1].strip())
+                    results += rows
+                    for line in table(rows).splitlines()[1:1 + len(rows)]:
+                        say("  " + line.strip())
     finally:
         if args.keep:
             say(f"servers' logs and load generators' receipts kept in {base}")

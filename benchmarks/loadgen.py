@@ -22,6 +22,7 @@ socket.io, the namespace CONNECT answer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import resource
 import sys
@@ -205,11 +206,15 @@ async def main(spec_path: str, out_path: str) -> None:
                     "failed": sum(c is None for c in clients)})
         elif command == "count":
             answer({"received": stats.received})
-        elif command == "mark":
+        elif command == "mark":  # the measured window starts: no collector pause may stamp a frame late
+            gc.collect()
+            gc.freeze()
+            gc.disable()
             stats.received = 0
             answer({"received": 0})
         elif command == "stop":
             break
+    gc.enable()
     result = {
         "receipts": [c.receipts if c else [] for c in clients],
         "closed": [i for i, c in enumerate(clients) if c is None or c.closed],

@@ -85,14 +85,16 @@ def test_small_hospital_run_reaches_every_screen_and_counts_the_anonymous_load(t
          "--json", str(figures)], capture_output=True, text=True, timeout=110, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {(r["scenario"], r["server"]): r for r in json.loads(figures.read_text())}
-    assert set(rows) == {("hospital", "qtraq"), ("hospital", "floor"), ("hospital+anon", "qtraq")}
+    assert set(rows) == {("hospital", "qtraq"), ("hospital", "floor"), ("hospital+anon:off", "qtraq"),
+                         ("hospital+anon:on", "qtraq")}  # quiet and loaded phases of one server
     for key, r in rows.items():
         assert (r["connected"], r["presses"], r["failed_presses"], r["lost"]) == (230, 60, 0, 0), key
         assert len(r["deliveries"]) == 60 * (2 + 1 + 10), key  # its 2 patients, its display, 10 consoles
         notes = [n for n in r["notes"] if not n.startswith("anonymous GETs")]
         assert notes == [], key
-    anonymous = next(n for n in rows[("hospital+anon", "qtraq")]["notes"] if n.startswith("anonymous GETs"))
-    assert re.fullmatch(r"anonymous GETs at 20/s: \d+ × 200", anonymous), anonymous
+    anonymous = [n for n in rows[("hospital+anon:on", "qtraq")]["notes"] if n.startswith("anonymous GETs")]
+    assert len(anonymous) == 2, anonymous  # one per loaded phase, none in the quiet ones
+    assert all(re.fullmatch(r"anonymous GETs at 20/s: \d+ × 200", n) for n in anonymous), anonymous
 
 
 def test_the_dispatch_benchmark_counts_what_a_press_reaches() -> None:

@@ -14,7 +14,7 @@ import pytest
 import redis as redis_sync
 from playwright.sync_api import BrowserContext
 
-from qtraq_live.display import i18n, render
+from qtraq_live.display import i18n, page_memo, render
 from qtraq_live.display.page_memo import PageMemo
 from qtraq_live.queue_engine import QueueEngine
 from qtraq_live.realtime.hub_index import ClinicSubscribers
@@ -327,6 +327,46 @@ def test_the_index_files_and_forgets_every_socket() -> None:
     assert left == (set(), {}, {}, {}, {})
 
 
+async def test_ticket_pages_share_one_frame_and_each_shows_its_own_ticket(hospital: LiveServer, engine: QueueEngine,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two waiting patients' pages come from one render; each page is byte for byte what a
+    whole render of it makes (its label, place, wait and socket path, a hostile queue name
+    escaped);
+    a called ticket's page is another frame."""
+    renders: list[str] = []
+    html = render._html
+
+    def counted(request: Any, template: str, *args: Any) -> str:
+        renders.append(template)
+        return html(request, template, *args)
+
+    hostile = '<img src=x onerror=alert(1)>"'
+    await engine.create_queue("aiims", "skin", hostile, "S")  # a queue name is shown on the page
+    tickets = [await engine.issue("skin", name="Asha"), await engine.issue("skin", name="Ravi")]
+    async with httpx.AsyncClient(base_url=hospital.url) as client:
+        with monkeypatch.context() as unframed:
+            unframed.setattr(page_memo, "frame", lambda *a: None)  # no frame: every page rendered whole
+            page_memo.PAGES._pages.clear()
+            whole = [(await client.get(f"/t/{t['token']}")).text for t in tickets]
+        monkeypatch.setattr(render, "_html", counted)
+        page_memo.PAGES._pages.clear()
+        shared = [(await client.get(f"/t/{t['token']}")).text for t in tickets]
+        assert renders == ["ticket.html"]
+        await engine.next("skin", "2")
+        called = (await client.get(f"/t/{tickets[0]['token']}")).text
+        assert renders == ["ticket.html"] * 2
+    assert shared == whole and shared[0] != shared[1]
+    for page, ticket, position in zip(shared, tickets, (1, 2)):
+        data = json.loads(page.split('id="qt-data">', 1)[1].split("</script>", 1)[0])
+        assert data["ticket"]["label"] == ticket["label"] and data["ticket"]["position"] == position
+        assert data["ws_path"] == f"/ws/t/{ticket['token']}"
+        assert f'<h1 id="p-label" class="p-label">{ticket["label"]}</h1>' in page
+        assert f'<dd id="p-position">{position}</dd>' in page
+        assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;&#34;" in page
+        assert data["ticket"]["queue"]["name"] == hostile
+    assert 'data-status="called"' in called and tickets[0]["label"] in called
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_console_page_follows_the_queue_its_desk_works_on(browser: BrowserContext,  # noqa: F811
@@ -370,3 +410,26 @@ def test_the_page_memo_is_bounded_and_takes_only_plain_values() -> None:
     assert memo.html(["b"], render("B2")) == "B2" and memo.html(["a"], render("A3")) == "A3"
     with pytest.raises(TypeError):
         memo.html([object()], render("X"))
+
+
+render_json = render._json_block
+
+
+def test_a_frame_puts_each_request_s_texts_in_place_escaped_for_where_they_go() -> None:
+    """Texts are HTML-escaped in text and attributes, data entries become JSON that cannot
+    close the script block; a marker that comes out altered (a filter on a fill) or a stray
+    marker in a shared value makes no frame: that page is rendered whole."""
+    def shell(marked: dict[str, Any], marked_data: dict[str, Any]) -> str:
+        return (f'<title>{marked["label"]}</title><p title="{marked["label"]}">{marked["where"]}</p>'
+                f'<script type="application/json">{render_json({"t": 1, **marked_data})}</script>')
+
+    parts = page_memo.frame(shell, ["label", "where"], ["ticket"], render_json)
+    assert parts is not None and len(parts) == 2 * 4 + 1  # three texts and one data entry
+    hostile = '"><script>alert(1)</script>'
+    html = page_memo.fill(parts, {"label": "A-1", "where": hostile}, {"ticket": {"name": "</script><b>"}},
+                          render_json)
+    assert html == ('<title>A-1</title><p title="A-1">&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</p>'
+                    '<script type="application/json">{"t":1,"ticket":{"name":"\\u003c/script\\u003e\\u003cb\\u003e"}}'
+                    '</script>')
+    assert page_memo.frame(lambda m, d: f"<p>{str(m['label']).upper()}</p>", ["label"], [], render_json) is None
+    assert page_memo.frame(lambda m, d: f"<p>{m['label']}</p>\x00elsewhere\x00", ["label"], [], render_json) is None

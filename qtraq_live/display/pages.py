@@ -128,12 +128,17 @@ async def ticket_page(request: Request) -> Response:
     status_text = t(f"js.status_{view['status']}")
     if view["status"] == "called" and view["counter"]:
         status_text += " " + t("js.go_to", where=_where(t, view["counter"]))
-    data = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}", "leavable": LEAVABLE,
-            "feedback_path": f"/api/v1/feedback/{token}"}
     upi = None if view["status"] == "cancelled" else await payments.ticket_offer(
         request.app.state.redis, ticket["clinic"], ticket["clinic_name"] or "", ticket["queue"], view["label"])
-    return page(request, "ticket.html", lang=lang, data=data, ticket=view, status_text=status_text,
-                eta_text=_wait_range(t, view["eta_low_s"], view["eta_high_s"]), leavable=LEAVABLE, upi=upi)
+    # the page is shared by every ticket in the same status and language; these are this one's
+    texts = {"label": view["label"], "clinic_name": view["clinic"]["name"] or "", "queue_name": view["queue"]["name"],
+             "status_text": status_text, "position_text": str(view["position"] or "–"),
+             "ahead_text": "–" if view["ahead"] is None else str(view["ahead"]),
+             "eta_text": _wait_range(t, view["eta_low_s"], view["eta_high_s"])}
+    entries = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}",
+               "feedback_path": f"/api/v1/feedback/{token}"}
+    return page(request, "ticket.html", lang=lang, data={"leavable": LEAVABLE}, status=200, memo=upi is None,
+                fills=texts, data_fills=entries, ticket_status=view["status"], leavable=list(LEAVABLE), upi=upi)
 
 
 def _where(t: i18n.Translator, counter: str) -> str:

@@ -72,20 +72,46 @@ def _remember_lang(request: Request, response: HTMLResponse) -> None:
 
 
 def page(request: Request, template: str, *, lang: str, status: int = 200, data: dict[str, Any] | None = None,
-         frameable: bool = False, langs: Sequence[str] = LANGS, memo: bool = False, **context: Any) -> HTMLResponse:
+         frameable: bool = False, langs: Sequence[str] = LANGS, memo: bool = False,
+         fills: dict[str, str] | None = None, data_fills: dict[str, Any] | None = None,
+         **context: Any) -> HTMLResponse:
     """Render ``template`` in ``lang``; ``data`` goes to the page script via the JSON block, with
     the browser strings that the page's own scripts use; ``langs`` are the languages the page's language switch offers. ``memo``: ``data`` and the
     context are plain JSON values, and the text is shared by every request that gives the same
-    ones (``page_memo``: an anonymous page is rendered once, not per request)."""
+    ones (``page_memo``: an anonymous page is rendered once, not per request).
+
+    ``fills`` and ``data_fills`` (with ``memo``) are what differs from one request to the next
+    on a page that is otherwise shared, such as one patient's ticket: ``fills`` are texts the
+    template prints as they are (``{{ name }}``: no filter, no test), ``data_fills`` entries of
+    ``data``. The shared page is rendered once with a marker in each one's place, and each
+    request puts its own values, escaped for where they go, into those places."""
     context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
-    if memo:  # the text depends on these and on nothing else of the request
+    if not memo:
+        merged = {**(data or {}), **data_fills} if data_fills else data
+        html = _html(request, template, lang, merged, langs, {**context, **fills} if fills else context)
+    elif fills or data_fills:
+        html = _filled(request, template, lang, data, langs, context, fills or {}, data_fills or {})
+    else:  # the text depends on these and on nothing else of the request
         inputs = (template, lang, list(langs), request.scope["query_string"].decode("latin-1"), data, context)
         html = page_memo.PAGES.html(inputs, lambda: _html(request, template, lang, data, langs, context))
-    else:
-        html = _html(request, template, lang, data, langs, context)
     response = HTMLResponse(html, status_code=status, headers=_headers(frameable))
     _remember_lang(request, response)
     return response
+
+
+def _filled(request: Request, template: str, lang: str, data: dict[str, Any] | None, langs: Sequence[str],
+            context: dict[str, Any], fills: dict[str, str], data_fills: dict[str, Any]) -> str:
+    """A memoised page with this request's ``fills`` and ``data_fills`` put in their places."""
+    inputs = (template, lang, list(langs), request.scope["query_string"].decode("latin-1"), data, context,
+              sorted(fills), sorted(data_fills))
+
+    def render(marked: dict[str, Any], marked_data: dict[str, Any]) -> str:
+        return _html(request, template, lang, {**(data or {}), **marked_data}, langs, {**context, **marked})
+
+    parts = page_memo.PAGES.html(inputs, lambda: page_memo.frame(render, list(fills), list(data_fills), _json_block))
+    if parts is None:  # a marker did not come through as it went in: this page is rendered whole
+        return render(fills, data_fills)
+    return page_memo.fill(parts, fills, data_fills, _json_block)
 
 
 def _lang_links(query: str, langs: Sequence[str]) -> dict[str, str]:
