@@ -238,9 +238,7 @@ class Mirror:
                 waits = estimators.get(t["queue"])
                 if waits is None:
                     waits = estimators[t["queue"]] = Estimator(q)
-                eta, low, high = waits.at(rank)
-                out[tid] = (f'{parts[2]},"position":{rank + 1},"ahead":{rank},"eta_s":{eta},'
-                            f'"eta_low_s":{low},"eta_high_s":{high},{parts[3]}')
+                out[tid] = f"{parts[2]},{waits.fields(rank)},{parts[3]}"
             else:
                 out[tid] = (f'{parts[2]},"position":null,"ahead":null,"eta_s":null,'
                             f'"eta_low_s":null,"eta_high_s":null,{parts[3]}')

@@ -50,6 +50,16 @@ WRITABLE = asyncio.Event()
 WRITABLE.set()
 
 
+def text_frame(data: bytes) -> bytes:
+    """One unmasked final text frame of UTF-8 ``data`` (RFC 6455 §5.2), as a server sends it."""
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + data
+    return struct.pack("!BBQ", 0x81, 127, n) + data
+
+
 class Inbox:
     """What ``asyncio.Queue`` does for uvicorn's received events, holding nothing while empty
     (its deque exists only while events wait, its future only while the app waits)."""
@@ -110,15 +120,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         if (self.writable is not WRITABLE or self.close_sent or self.disconnected or not self.handshake_complete
                 or self.initial_response is not None or self.conn.state is not OPEN or self.conn.extensions):
             return False
-        data = text.encode()
-        n = len(data)
-        if n < 126:
-            head = bytes((0x81, n))
-        elif n < 65536:
-            head = struct.pack("!BBH", 0x81, 126, n)
-        else:
-            head = struct.pack("!BBQ", 0x81, 127, n)
-        self.transport.write(head + data)
+        self.transport.write(text_frame(text.encode()))
         return True
 
     def pause_writing(self) -> None:
