@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [p for p in (os.environ.get("QTRAQ_BENCH_TREE"), str(ROOT / "benchmarks"), str(ROOT)) if p]
 
 from fanout_stats import box_busy_seconds, group_cpu, role_of, tree  # noqa: E402
+from trees import exported, tree_env  # noqa: E402
 from qtraq_live.config import load_settings  # noqa: E402
 from qtraq_live.queue_engine import QueueEngine  # noqa: E402
 try:
@@ -216,14 +217,6 @@ async def settle_aof(r: aioredis.Redis) -> None:
             return
 
 
-def tree_env(source: Path | None) -> dict[str, str]:
-    """The environment that runs ``qtraq_live`` from ``source`` (this tree when None); the
-    command must also run in ``source``, as ``python -m`` puts its working folder first."""
-    if source is None:
-        return dict(os.environ)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(source), os.environ.get("PYTHONPATH"))))}
-
-
 def cli(data_dir: str, *args: str, stdin: str | None = None, source: Path | None = None) -> str:
     env = {**tree_env(source), "QTRAQ_DATA_DIR": data_dir}
     out = subprocess.run([sys.executable, "-m", "qtraq_live.cli", *args], env=env, input=stdin, cwd=source or ROOT,
@@ -346,13 +339,6 @@ async def calibrate() -> None:
         server.stop()
     print(f"calibration: 5M-step Python loop {loop_s:.2f} s; trivial EVALSHA {per_call:.2f} us of Redis CPU",
           flush=True)
-
-
-def exported(ref: str, into: Path) -> Path:
-    """``ref``'s tree, exported with ``git archive`` into ``into``."""
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def main() -> None:

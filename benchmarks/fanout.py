@@ -4,6 +4,7 @@
     python benchmarks/fanout.py --full           # city at 1k, 5k and 10k sockets and big OPD, 60 s each
     python benchmarks/fanout.py --scenario city --servers qtraq,floor --sockets 10000 --duration 60
     python benchmarks/fanout.py --scenario hospital --hospital 10000,36000 --anon-rate 200 --duration 30
+    python benchmarks/fanout.py --scenario city --servers qtraq,floor --sockets 10000 --baseline 696627d
 
 Scenarios: ``city`` (sockets/100 queues, each with 99 watching patients and 1 display, open-
 loop "next" presses at 20/s over random queues), ``bigopd`` (one queue, 2,000 watching
@@ -40,7 +41,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fanout_servers import SERVERS, Group, GroupPlan, Redis, ScreenPlan, Shared, load_cores, pinned  # noqa: E402
+from fanout_servers import (SERVERS, Group, GroupPlan, Redis, ScreenPlan, Shared, load_cores, pinned,  # noqa: E402
+                            qtraq_of)
+from trees import exported  # noqa: E402
 from fanout_stats import (Press, Result, box_busy_seconds, cpu_seconds, group_cpu, latencies, pss_kib,  # noqa: E402
                           table)
 
@@ -379,6 +382,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of presses per run")
     parser.add_argument("--quick", action="store_true", help="city at 1,000 sockets and big OPD, 10 s each (default)")
     parser.add_argument("--full", action="store_true", help="city at 1,000, 5,000 and 10,000 sockets and big OPD, 60 s each")
+    parser.add_argument("--baseline", metavar="GIT_REF",
+                        help="also run qtraq-live of this commit (git archive), after this tree's, on every scenario")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the servers' logs and receipts")
     args = parser.parse_args(argv)
@@ -393,6 +398,11 @@ async def main(argv: list[str] | None = None) -> list[Result]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     os.sched_setaffinity(0, load_cores())
     servers = [s for s in args.servers.split(",") if s]
+    base = Path(tempfile.mkdtemp(prefix="qtraq-fanout-"))
+    if args.baseline and "qtraq" in servers:  # side by side, in the same run: this box drifts
+        old = f"qtraq@{args.baseline}"
+        SERVERS[old] = qtraq_of(exported(args.baseline, Path(tempfile.mkdtemp(prefix="tree-", dir=base))))
+        servers.insert(servers.index("qtraq") + 1, old)
     runs = [(scenario("city", int(n), args.duration), servers)
             for n in args.sockets.split(",")] if args.scenario in ("city", "all") else []
     if args.scenario in ("hospital", "all"):
@@ -409,7 +419,6 @@ async def main(argv: list[str] | None = None) -> list[Result]:
                 runs.append((anon, ["qtraq"]))
     runs += [(scenario("bigopd", 2010, args.duration), servers)] if args.scenario in ("bigopd", "all") else []
     results = []
-    base = Path(tempfile.mkdtemp(prefix="qtraq-fanout-"))
     try:
         for sc, names in runs:
             for name in names:

@@ -30,6 +30,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from fanout_stats import Press, tree
+from trees import tree_env
 
 HERE = Path(__file__).resolve().parent
 BASELINES = HERE / "baselines"
@@ -316,15 +317,21 @@ class Qtraq(Server):
     """qtraq-live itself: ``qtraq-live serve --port 0`` on the benchmark's Redis."""
 
     name = "qtraq"
+    tree: Path | None = None  # another commit's exported tree (``fanout.py --baseline``); None: this one
+
+    def command(self, args: list[str]) -> list[str]:
+        return ["qtraq-live", *args] if self.tree is None else [sys.executable, "-m", "qtraq_live.cli", *args]
 
     def start(self, redis_url: str, workdir: Path) -> None:
         # The load generator's few loopback addresses stand for thousands of phones on their own
         # networks: the per-address socket cap (a defence, docs/security.md) would refuse them.
         self.env = {"QTRAQ_DATA_DIR": str(workdir / "qtraq"), "QTRAQ_REDIS_URL": redis_url,
                     "QTRAQ_SOCKETS_PER_ADDRESS": str(SOCKETS_PER_ADDRESS)}
+        if self.tree is not None:
+            self.env["PYTHONPATH"] = tree_env(self.tree)["PYTHONPATH"]
         serve_json = workdir / "qtraq" / "serve.json"
-        self.proc = Process(["qtraq-live", "serve", "--port", "0", "--workers", str(self.workers)],
-                            workdir / "qtraq.log", self.env)
+        self.proc = Process(self.command(["serve", "--port", "0", "--workers", str(self.workers)]),
+                            workdir / "qtraq.log", self.env, cwd=self.tree)
         info = wait_until(lambda: serve_json.exists() and json.loads(serve_json.read_text() or "null"),
                           "qtraq-live serve")
         self.base = str(info["url"]).rstrip("/")
@@ -333,8 +340,8 @@ class Qtraq(Server):
         self.headers = {"Authorization": f"Bearer {self.cli(['token', 'create', 'bench'])}"}
 
     def cli(self, args: list[str], stdin: str = "") -> str:
-        done = subprocess.run(["qtraq-live", *args], input=stdin, capture_output=True, text=True,
-                              env=environment(self.env), check=True)
+        done = subprocess.run(self.command(args), input=stdin, capture_output=True, text=True,
+                              env=environment(self.env), cwd=self.tree, check=True)
         return done.stdout.strip().splitlines()[-1]
 
     async def post(self, http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -450,6 +457,11 @@ class Qtraq(Server):
     async def final_version(self, http: httpx.AsyncClient, group: Group) -> int | None:
         response = await http.get(f"{self.base}/api/v1/queues/{group.name}", headers=self.headers)
         return int(response.json()["version"])
+
+
+def qtraq_of(tree: Path) -> type[Qtraq]:
+    """qtraq-live run from another commit's exported ``tree``."""
+    return type("QtraqTree", (Qtraq,), {"tree": tree})
 
 
 SERVERS: dict[str, type[Server]] = {

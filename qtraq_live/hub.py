@@ -262,19 +262,21 @@ class Hub:
 
     def _dispatch_patients(self, clinic: str, m: Mirror, subs: list[Subscriber], called: Json | None, call: str | None) -> None:
         """A patient gets its own flat view, only when it changed, and the call of its ticket.
-        Views are computed in one pass per queue and each serialised once; a socket that
-        keeps up is written to right here (a big OPD sends 2,000 of these per press), the
-        others go through the outbox, and the sends are counted once for all."""
-        bodies = m.patient_bodies({s.ticket_id for s in subs if s.active and s.ticket_id is not None})
+        Each view is made right before its socket is written to (the first phones need not
+        wait for the last view); a socket that keeps up is written to right
+        here (a big OPD sends 2,000 of these per press), the others go through the outbox, and
+        the sends are counted once for all."""
+        make = m.patient_body_maker()
         called_id = int(called["id"]) if called is not None else None
         version = m.version
         head = message("update", version, "{}")[:-1] + ","  # each update: this head, then its body's fields
         push = self.outbox.push
         written = 0
         for sub in subs:
-            if not sub.active:
+            tid = sub.ticket_id
+            if not sub.active or tid is None:
                 continue
-            body = bodies.get(sub.ticket_id)  # type: ignore[arg-type]
+            body = make(tid)
             if body is None:
                 continue
             if body != sub.last:

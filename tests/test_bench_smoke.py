@@ -119,3 +119,20 @@ def test_the_engine_benchmark_prints_every_row() -> None:
         for how in ("awaited one by one", "50 in flight", "pipelined x100 (EVALSHA)"):
             row = re.search(rf"^{re.escape(f'{op}, {how}')} +200 ops +([\d,]+) ops/s", out, re.M)
             assert row is not None and int(row[1].replace(",", "")) > 0, out
+
+
+@pytest.mark.slow
+def test_a_baseline_commit_runs_beside_this_tree(tmp_path: Path) -> None:
+    """``--baseline REF``: that commit's qtraq-live, exported with git archive, gets its own row
+    in the same run (here HEAD, so both rows are this code), with nothing lost."""
+    figures = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fanout.py"), "--servers", "qtraq", "--scenario", "city",
+         "--sockets", "100", "--duration", "2", "--baseline", "HEAD", "--json", str(figures)],
+        capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["server"]: r for r in json.loads(figures.read_text())}
+    assert set(rows) == {"qtraq", "qtraq@HEAD"}
+    for r in rows.values():
+        assert (r["connected"], r["presses"], r["lost"], r["notes"]) == (100, 40, 0, []), r["server"]
+    assert re.search(r"^\s*city\s+100\s+qtraq@HEAD\s+100\s+40\s", done.stdout, re.M), done.stdout

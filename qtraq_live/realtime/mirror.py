@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from ..engine.eta import Estimator, estimate, queue_wait_s
@@ -209,40 +209,58 @@ class Mirror:
         t = self.tickets.get(tid)
         if t is None:
             return None
-        return patient_fields(t, self.rank(tid), self.queues[t["queue"]], self.clinic["name"])
+        q, clinic_name = self.queues[t["queue"]], self.clinic["name"]
+        view = patient_fields(t, self.rank(tid), q, clinic_name)
+        parts = self._parts.get(tid)
+        if parts is None or parts[0] != q["name"] or parts[1] != clinic_name:
+            self._cut(tid, view, q["name"], clinic_name)  # ready for the socket's first update
+        return view
+
+    def _cut(self, tid: int, view: Json, queue_name: str, clinic_name: str) -> tuple[str, str, str, str]:
+        """A view's fields that do not move with every call, serialised around the place where
+        those that do go (``patient_body_maker``), kept while the queue's and clinic's names stay."""
+        head = dumps({k: view[k] for k in ("label", "status")})[:-1]
+        tail = dumps({k: view[k] for k in ("counter", "queue", "clinic")})[1:]
+        parts = self._parts[tid] = (queue_name, clinic_name, head, tail)
+        return parts
 
     def patient_bodies(self, tids: Iterable[int]) -> dict[int, str]:
-        """``dumps(patient_view(tid))`` for those of ``tids`` known here, fast: each queue's
-        ranks are worked out in one pass, and only the numbers that move with every call are
-        formatted per view (a big OPD renders 2,000 views per press)."""
+        """``dumps(patient_view(tid))`` for those of ``tids`` known here."""
+        body = self.patient_body_maker()
+        return {tid: text for tid in tids if (text := body(tid)) is not None}
+
+    def patient_body_maker(self) -> Callable[[int], str | None]:
+        """``body(tid)``: ``dumps(patient_view(tid))``, None if unknown here, fast: a queue's
+        ranks and waits are worked out once, at its first ticket, and only the numbers that
+        move with every call are formatted per view. The fan-out makes each body right before
+        writing it, so the first phones have theirs while the last are still being made (a
+        big OPD renders 2,000 views per press). For the mirror as it is now: a new one per change."""
         ranks: dict[str, dict[int, int]] = {}
         estimators: dict[str, Estimator] = {}
-        out: dict[int, str] = {}
         clinic_name = self.clinic["name"]
-        for tid in tids:
-            t = self.tickets.get(tid)
+        tickets, queues, waiting, cached = self.tickets, self.queues, self.waiting, self._parts
+
+        def body(tid: int) -> str | None:
+            t = tickets.get(tid)
             if t is None:
-                continue
-            q = self.queues[t["queue"]]
-            parts = self._parts.get(tid)
+                return None
+            qid = t["queue"]
+            q = queues[qid]
+            parts = cached.get(tid)
             if parts is None or parts[0] != q["name"] or parts[1] != clinic_name:
-                view = patient_fields(t, -1, q, clinic_name)
-                head = dumps({k: view[k] for k in ("label", "status")})[:-1]
-                tail = dumps({k: view[k] for k in ("counter", "queue", "clinic")})[1:]
-                parts = self._parts[tid] = (q["name"], clinic_name, head, tail)
-            if t["status"] == WAITING:
-                of_queue = ranks.get(t["queue"])
-                if of_queue is None:
-                    of_queue = ranks[t["queue"]] = {i: n for n, (_, i) in enumerate(self.waiting[t["queue"]])}
-                rank = of_queue[tid]
-                waits = estimators.get(t["queue"])
-                if waits is None:
-                    waits = estimators[t["queue"]] = Estimator(q)
-                out[tid] = f"{parts[2]},{waits.fields(rank)},{parts[3]}"
-            else:
-                out[tid] = (f'{parts[2]},"position":null,"ahead":null,"eta_s":null,'
-                            f'"eta_low_s":null,"eta_high_s":null,{parts[3]}')
-        return out
+                parts = self._cut(tid, patient_fields(t, -1, q, clinic_name), q["name"], clinic_name)
+            if t["status"] != WAITING:
+                return (f'{parts[2]},"position":null,"ahead":null,"eta_s":null,'
+                        f'"eta_low_s":null,"eta_high_s":null,{parts[3]}')
+            of_queue = ranks.get(qid)
+            if of_queue is None:
+                of_queue = ranks[qid] = {i: n for n, (_, i) in enumerate(waiting[qid])}
+            waits = estimators.get(qid)
+            if waits is None:
+                waits = estimators[qid] = Estimator(q)
+            return f"{parts[2]},{waits.fields(of_queue[tid])},{parts[3]}"
+
+        return body
 
     def display_snapshot(self, allowed: frozenset[str] | None = None, cleared_before_ms: int = 0) -> Json:
         """A screen's snapshot: every queue, or those of its ``?queues=`` filter; names only
