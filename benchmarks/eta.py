@@ -42,7 +42,6 @@ import random
 import statistics
 import sys
 import tempfile
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta

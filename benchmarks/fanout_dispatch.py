@@ -33,7 +33,7 @@ from fanout_servers import Redis  # noqa: E402
 
 from qtraq_live.config import load_settings  # noqa: E402
 from qtraq_live.hub import Hub  # noqa: E402
-from qtraq_live.queue_engine import QueueEngine, parse_event  # noqa: E402
+from qtraq_live.queue_engine import QueueEngine  # noqa: E402
 from qtraq_live.realtime.hub_send import Subscriber  # noqa: E402
 from qtraq_live.realtime.mirror import Mirror  # noqa: E402
 from qtraq_live.realtime.ws_protocol import text_frame  # noqa: E402
