@@ -229,3 +229,21 @@ def test_static_files_are_served(app_server: LiveServer) -> None:
 
 # The catalogue's own tests (complete, no unused key, plural forms, language choice) are in
 # tests/test_languages.py.
+
+
+def test_a_form_never_takes_a_name_or_address_the_api_refuses() -> None:
+    """Each name and e-mail input is bounded by the constant the API checks, never by a copy."""
+    from pathlib import Path
+
+    from qtraq_live.display import render
+    from qtraq_live.validation import EMAIL_MAX, NAME_MAX
+
+    templates = Path(render.__file__).parent / "templates"
+    uses = 0
+    for path in templates.glob("*.html"):
+        text = path.read_text()
+        assert f'maxlength="{NAME_MAX}"' not in text and f'maxlength="{EMAIL_MAX}"' not in text, path.name
+        uses += text.count('maxlength="{{ name_max }}"') + text.count('maxlength="{{ email_max }}"')
+    assert uses >= 16  # names of patients, nominees, clinics, queues, places; a nominee's address
+    html = render._env.from_string('<input maxlength="{{ name_max }}"><input maxlength="{{ email_max }}">').render()
+    assert html == f'<input maxlength="{NAME_MAX}"><input maxlength="{EMAIL_MAX}">'

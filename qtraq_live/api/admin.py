@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from ..engine import redis_keys as keys
 from ..errors import Invalid, NotFound
 from ..record import access
-from ..validation import SLUG, Field, Schema
+from ..validation import NAME_MAX, SLUG, Field, Schema
 from ..web.auth import require_staff
 from ..web.request import public_base, read_json
 from ..web.responses import JSONResponse
@@ -29,7 +29,7 @@ CREATE_USER = Schema({
     "role": Field("string", required=True, enum=access.ROLES),
     "queues": Field("array", default=[], items=Field("string", pattern=SLUG), description="doctor: queues they act on"),
 })
-CREATE_KEY = Schema({"label": Field("string", default="", max_length=80, description="where the screen hangs")})
+CREATE_KEY = Schema({"label": Field("string", default="", max_length=NAME_MAX, description="where the screen hangs")})
 
 
 async def _clinic(request: Request) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..languages import LANG_COOKIE, LANG_COOKIE_MAX_AGE_S, LANGS, LOCALE_TAGS
+from ..validation import EMAIL_MAX, NAME_MAX
 from . import i18n, page_memo, script_strings
 
 CSP = (
@@ -53,6 +54,8 @@ def _json_block(data: Any) -> str:
 
 
 _env.filters["json_block"] = _json_block
+# the bounds the API checks, for the inputs' maxlength (a form never takes what the API refuses)
+_env.globals.update(name_max=NAME_MAX, email_max=EMAIL_MAX)
 
 
 def request_lang(request: Request, preferred: str | None = None, langs: Sequence[str] = LANGS) -> str:

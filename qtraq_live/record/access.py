@@ -25,6 +25,7 @@ from ..accounts.passwords import common_passwords
 from ..engine import live_reads
 from ..engine import redis_keys as keys
 from ..errors import Conflict, Invalid, NotFound
+from ..validation import NAME_MAX
 
 if TYPE_CHECKING:
     from .store import Store
@@ -151,8 +152,8 @@ async def create_display_key(store: Store, redis: aioredis.Redis, clinic_id: str
     """A key that lets one screen watch one clinic. Returned once; only its hash is kept."""
     if not await live_reads.clinic_exists(redis, clinic_id):
         raise NotFound(f"unknown clinic {clinic_id}")
-    if not isinstance(label, str) or len(label) > 80:
-        raise Invalid("label", "must be at most 80 characters")
+    if not isinstance(label, str) or len(label) > NAME_MAX:
+        raise Invalid("label", f"must be at most {NAME_MAX} characters")
     secret = new_secret()
     digest = keys.secret_hash(secret)
     async with store.transaction() as db:
