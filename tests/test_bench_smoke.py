@@ -136,3 +136,26 @@ def test_a_baseline_commit_runs_beside_this_tree(tmp_path: Path) -> None:
     for r in rows.values():
         assert (r["connected"], r["presses"], r["lost"], r["notes"]) == (100, 40, 0, []), r["server"]
     assert re.search(r"^\s*city\s+100\s+qtraq@HEAD\s+100\s+40\s", done.stdout, re.M), done.stdout
+
+
+def test_the_client_count_runs_the_presses_it_counts(tmp_path: Path) -> None:
+    """``benchmarks/engine_client.py``'s counted child (run here without valgrind): it sets up
+    a clinic on a real redis-server and issues and calls the tickets asked for."""
+    from engine_lua import start_redis
+
+    redis, url = start_redis(tmp_path, callgrind=False)
+    try:
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_client.py"), "--run", "3", "--url", url],
+                       capture_output=True, text=True, timeout=60, check=True)
+        import redis as redis_sync
+
+        from qtraq_live.engine import redis_keys
+
+        client = redis_sync.Redis(unix_socket_path=url.removeprefix("unix://"), decode_responses=True)
+        events = [client.xrange(redis_keys.events("bench"))[i][1]["e"] for i in (-1, -4)]
+        assert client.xlen(redis_keys.events("bench")) == 1 + 10 + 20 + 3 + 3  # clinic, queues, set-up, issues, calls
+        assert '"type":"next"' in events[0] or '"type":"call' in events[0], events[0]
+        assert '"type":"issue' in events[1], events[1]
+    finally:
+        redis.terminate()
+        redis.wait()
