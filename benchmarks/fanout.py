@@ -240,17 +240,19 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> list[
     sockets = sum(p.patients + p.displays for p in sc.plan) + len(sc.screens)
     if sc.anon_rate:
         rows = [Result(name, sc.name + ":off", sockets), Result(name, sc.name + ":on", sockets)]
-        phases = [(rows[i % 2], i % 2 == 1, duration / ANON_PAIRS) for i in range(2 * ANON_PAIRS)]
+        phases = [(i % 2, i % 2 == 1, duration / ANON_PAIRS) for i in range(2 * ANON_PAIRS)]  # row, loaded, s
     else:
         rows = [Result(name, sc.name, sockets)]
-        phases = [(rows[0], False, duration)]
+        phases = [(0, False, duration)]
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-{sc.name}-{sockets}-", dir=base))
     server = SERVERS[name]()
     server.workers = sc.workers
     redis = Redis(workdir / "redis") if server.needs_redis else None
     load: Load | None = None
     anonymous: Anonymous | None = None
-    pressed: dict[int, list[Press]] = {id(r): [] for r in rows}
+    pressed: list[list[Press]] = [[] for _ in rows]
+    # per row: CPU by part of the server; wall, server, Redis and others' CPU s
+    spent: list[tuple[dict[str, float], list[float]]] = [({}, [0.0] * 4) for _ in rows]
     try:
         server.start(redis.url if redis else "", workdir)
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
@@ -263,8 +265,7 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> list[
             say(f"  {rows[0].connected} sockets open in {time.monotonic() - began:.1f} s")
             await load.ask("mark")
             driver = Driver(server, groups, sc, http)
-            spent: dict[int, tuple[dict[str, float], list[float]]] = {}  # per row: CPU by part, figures
-            for row, anon, seconds in phases:
+            for r, anon, seconds in phases:
                 if anon:
                     anonymous = Anonymous(server.base, server.anonymous_paths(groups), sc.anon_rate, workdir)
                     await asyncio.sleep(ANON_WARMUP_S)  # its GETs under way before the first press
@@ -273,24 +274,23 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> list[
                 gc.collect()  # no collector pause between a press's time stamp and its request
                 gc.disable()
                 try:
-                    pressed[id(row)] += await driver.run(seconds)
+                    pressed[r] += await driver.run(seconds)
                 finally:
                     gc.enable()
                 parts_after = group_cpu(server.pid)
                 after = cpu_figures(server.pid, redis.pid if redis else None)
                 if anonymous is not None:
-                    row.notes.append(anonymous.stop())
+                    rows[r].notes.append(anonymous.stop())
                     anonymous = None
-                parts, figures = spent.setdefault(id(row), ({}, [0.0] * 4))
+                parts, figures = spent[r]
                 for part, cpu in parts_after.items():
                     parts[part] = parts.get(part, 0.0) + cpu - parts_before.get(part, 0.0)
                 for i in range(4):
                     figures[i] += after[i] - before[i]
-            presses = sorted((p for ps in pressed.values() for p in ps), key=lambda p: p.sent_ns)
+            presses = sorted((p for ps in pressed for p in ps), key=lambda p: p.sent_ns)
             rows[0].notes += await server.resolve_versions(groups, presses)
-            for row in rows:
-                parts, (wall, server_cpu, redis_cpu, others) = spent[id(row)]
-                row.cpu_ms_per_press = cpu_per_press(parts, redis_cpu, pressed[id(row)])
+            for row, (parts, (wall, server_cpu, redis_cpu, others)), its in zip(rows, spent, pressed):
+                row.cpu_ms_per_press = cpu_per_press(parts, redis_cpu, its)
                 row.cpu_pct, row.redis_cpu_pct, row.others_cpu_pct = (100 * x / wall for x in (server_cpu, redis_cpu, others))
                 row.connected, row.kib_per_socket = rows[0].connected, rows[0].kib_per_socket
             expected = sum(len(group_sockets[p.group]) for p in presses if p.ok)
@@ -307,8 +307,8 @@ async def run_one(name: str, sc: Scenario, duration: float, base: Path) -> list[
         server.stop()
         if redis:
             redis.stop()
-    for row in rows:
-        latencies(row, pressed[id(row)], group_sockets, receipts, int(LOSS_TIMEOUT_S * 1e9))
+    for row, its in zip(rows, pressed):
+        latencies(row, its, group_sockets, receipts, int(LOSS_TIMEOUT_S * 1e9))
     return rows
 
 

@@ -235,7 +235,7 @@ class Hub:
             self._dispatch_screens(m, ev, counts, screens, called, call)
         patients = index.patients_for(queues, [int(t["id"]) for t in ev["tickets"]])
         if patients:
-            self._dispatch_patients(clinic, m, patients, called, call)
+            self._dispatch_patients(m, patients, called, call)
 
     def _dispatch_screens(self, m: Mirror, ev: Json, counts: dict[str, int], subs: list[Subscriber],
                           called: Json | None, call: str | None) -> None:
@@ -260,18 +260,15 @@ class Hub:
             if call and sub.kind == "display" and (sub.allowed is None or called and called["queue"] in sub.allowed):
                 push(sub, m.version, call)
 
-    def _dispatch_patients(self, clinic: str, m: Mirror, subs: list[Subscriber], called: Json | None, call: str | None) -> None:
+    def _dispatch_patients(self, m: Mirror, subs: list[Subscriber], called: Json | None, call: str | None) -> None:
         """A patient gets its own flat view, only when it changed, and the call of its ticket.
-        Each view is made right before its socket is written to (the first phones need not
-        wait for the last view); a socket that keeps up is written to right
-        here (a big OPD sends 2,000 of these per press), the others go through the outbox, and
-        the sends are counted once for all."""
+        Each view is made right before its socket is sent to: the first phones need not wait
+        for the last view (a big OPD makes 2,000 of them per press)."""
         make = m.patient_body_maker()
         called_id = int(called["id"]) if called is not None else None
         version = m.version
-        head = message("update", version, "{}")[:-1] + ","  # each update: this head, then its body's fields
+        head = message("update", version, "{}")[:-1] + ","  # each update: this head, then its view's fields
         push = self.outbox.push
-        written = 0
         for sub in subs:
             tid = sub.ticket_id
             if not sub.active or tid is None:
@@ -281,16 +278,9 @@ class Hub:
                 continue
             if body != sub.last:
                 sub.last = body
-                text = head + body[1:] if body != "{}" else head[:-1] + "}"
-                write = sub.write
-                if write is not None and not sub.busy and not sub.resync and write(text):
-                    written += 1
-                else:
-                    push(sub, version, text)
-            if call and sub.ticket_id == called_id:
+                push(sub, version, head + body[1:])  # a view is never empty
+            if call and tid == called_id:
                 push(sub, version, call)
-        if written:
-            self._sent_many("patient", clinic, written, version)
 
     def display_cleared_before(self) -> int:
         """Epoch ms before which a counter's call has left the TVs (``display.serving_clear_min``;
@@ -312,20 +302,16 @@ class Hub:
         sub.last = dumps(view) if view is not None else sub.last or "{}"
         return m.version, message("snapshot", m.version, sub.last)
 
-    def _sent_many(self, kind: str, clinic: str, n: int, version: int) -> None:
-        """``_sent`` for ``n`` messages of one version to sockets of one kind and clinic."""
-        self._sent_count[kind] += n
-        call = self._calls.get(clinic)
-        if call is not None and version >= call[0]:
-            del self._calls[clinic]
-            if version == call[0]:
-                metrics.observe_press_to_send(call[1])
-
     def _sent(self, sub: Subscriber, version: int) -> None:
         """Count a message (counted into the metric after each read: an increment costs more
         than an inline send's other bookkeeping); the first one of a call's version times press-to-send (a later
         version sent first means no socket got that call: nothing to time)."""
-        self._sent_many(sub.kind, sub.clinic, 1, version)
+        self._sent_count[sub.kind] += 1
+        call = self._calls.get(sub.clinic)
+        if call is not None and version >= call[0]:
+            del self._calls[sub.clinic]
+            if version == call[0]:
+                metrics.observe_press_to_send(call[1])
 
     # -- mirrors -----------------------------------------------------------------------
 

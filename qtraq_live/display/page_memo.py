@@ -64,9 +64,8 @@ Frame = tuple[str, ...]  # text, name, text, name, ..., text
 def frame(render: Callable[[dict[str, Any], dict[str, Any]], str], fills: list[str], data_fills: list[str],
           json_block: Callable[[Any], str]) -> Frame | None:
     """The page ``render(marked, marked_data)`` makes with a marker in place of each fill, cut
-    at the markers; None if a marker did not come through whole, exactly as many times as
-    printed (a fill put through a filter, or a stray marker in another value): such a page is
-    never shared."""
+    at the markers; None if a marker did not come through whole (a fill put through a filter,
+    or a stray marker in another value): such a page is never shared."""
     marked = {name: Markup(f"{MARK}{name}{MARK}") for name in fills}
     marked_data = {name: f"{MARK}{DATA}{name}{MARK}" for name in data_fills}
     html = render(marked, marked_data)

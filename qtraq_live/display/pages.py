@@ -137,8 +137,8 @@ async def ticket_page(request: Request) -> Response:
              "eta_text": _wait_range(t, view["eta_low_s"], view["eta_high_s"])}
     entries = {"ticket": view, "ws_path": f"/ws/t/{token}", "api_path": f"/api/v1/t/{token}",
                "feedback_path": f"/api/v1/feedback/{token}"}
-    return page(request, "ticket.html", lang=lang, data={"leavable": LEAVABLE}, status=200, memo=upi is None,
-                fills=texts, data_fills=entries, ticket_status=view["status"], leavable=list(LEAVABLE), upi=upi)
+    return page(request, "ticket.html", lang=lang, data={"leavable": LEAVABLE}, memo=upi is None,
+                fills=texts, data_fills=entries, ticket_status=view["status"], leavable=LEAVABLE, upi=upi)
 
 
 def _where(t: i18n.Translator, counter: str) -> str:

@@ -8,7 +8,7 @@ block that the browser never executes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urlencode
 
@@ -89,28 +89,29 @@ def page(request: Request, template: str, *, lang: str, status: int = 200, data:
     ``data``. The shared page is rendered once with a marker in each one's place, and each
     request puts its own values, escaped for where they go, into those places."""
     context.setdefault("walkin_days", request.app.state.settings["privacy.walkin_contact_days"])  # _walkin_notice.html
+    fills, data_fills = fills or {}, data_fills or {}
+
+    def render(texts: dict[str, Any], entries: dict[str, Any]) -> str:
+        return _html(request, template, lang, {**(data or {}), **entries}, langs, {**context, **texts})
+
     if not memo:
-        merged = {**(data or {}), **data_fills} if data_fills else data
-        html = _html(request, template, lang, merged, langs, {**context, **fills} if fills else context)
-    elif fills or data_fills:
-        html = _filled(request, template, lang, data, langs, context, fills or {}, data_fills or {})
-    else:  # the text depends on these and on nothing else of the request
-        inputs = (template, lang, list(langs), request.scope["query_string"].decode("latin-1"), data, context)
-        html = page_memo.PAGES.html(inputs, lambda: _html(request, template, lang, data, langs, context))
+        html = render(fills, data_fills)
+    else:  # the text depends on these and on nothing else of the request (but the fills' values)
+        inputs = (template, lang, list(langs), request.scope["query_string"].decode("latin-1"), data, context,
+                  sorted(fills), sorted(data_fills))
+        if fills or data_fills:
+            html = _filled(inputs, render, fills, data_fills)
+        else:
+            html = page_memo.PAGES.html(inputs, lambda: render({}, {}))
     response = HTMLResponse(html, status_code=status, headers=_headers(frameable))
     _remember_lang(request, response)
     return response
 
 
-def _filled(request: Request, template: str, lang: str, data: dict[str, Any] | None, langs: Sequence[str],
-            context: dict[str, Any], fills: dict[str, str], data_fills: dict[str, Any]) -> str:
-    """A memoised page with this request's ``fills`` and ``data_fills`` put in their places."""
-    inputs = (template, lang, list(langs), request.scope["query_string"].decode("latin-1"), data, context,
-              sorted(fills), sorted(data_fills))
-
-    def render(marked: dict[str, Any], marked_data: dict[str, Any]) -> str:
-        return _html(request, template, lang, {**(data or {}), **marked_data}, langs, {**context, **marked})
-
+def _filled(inputs: Any, render: Callable[[dict[str, Any], dict[str, Any]], str], fills: dict[str, str],
+            data_fills: dict[str, Any]) -> str:
+    """The memoised frame of ``inputs`` with this request's ``fills`` and ``data_fills`` put in
+    their places (``render`` makes the page from texts and data entries)."""
     parts = page_memo.PAGES.html(inputs, lambda: page_memo.frame(render, list(fills), list(data_fills), _json_block))
     if parts is None:  # a marker did not come through as it went in: this page is rendered whole
         return render(fills, data_fills)

@@ -224,11 +224,6 @@ class Mirror:
         parts = self._parts[tid] = (queue_name, clinic_name, head, tail)
         return parts
 
-    def patient_bodies(self, tids: Iterable[int]) -> dict[int, str]:
-        """``dumps(patient_view(tid))`` for those of ``tids`` known here."""
-        body = self.patient_body_maker()
-        return {tid: text for tid in tids if (text := body(tid)) is not None}
-
     def patient_body_maker(self) -> Callable[[int], str | None]:
         """``body(tid)``: ``dumps(patient_view(tid))``, None if unknown here, fast: a queue's
         ranks and waits are worked out once, at its first ticket, and only the numbers that
